@@ -1,0 +1,51 @@
+# lsci developer commands. Each target creates or reuses the project's virtual environment
+# (.venv) and installs what it needs, so a fresh clone needs only Python 3.11 and make.
+#   make demo   - the main job on the simulated camera (no camera, no display needed)
+#   make test   - lint, types, the whole test suite with coverage, and a wheel check
+#   make bench  - kernel benchmarks (table on stdout, JSON in bench/results/)
+#   make lint   - ruff (lint + format check) and mypy
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := requirements/constraints.txt
+
+.PHONY: demo test lint format bench system-deps clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lsci needs Python 3.11 or newer, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps record what is installed; they are redone when pyproject.toml or the constraints change.
+$(VENV)/.core: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	@touch $@
+
+$(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[all,test]'
+	@touch $@ $(VENV)/.core
+
+demo: $(VENV)/.core
+	$(BIN)/lsci demo
+
+system-deps:
+	@bash .ci/system-deps.sh
+
+lint: $(VENV)/.all
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.all
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint system-deps
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+bench: $(VENV)/.all
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

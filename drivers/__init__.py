@@ -1,0 +1,1 @@
+"""Camera drivers for lsci: one abstract camera interface, a GenICam driver and a simulator."""
