@@ -44,7 +44,13 @@ format: $(VENV)/.all
 test: lint system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
-bench: $(VENV)/.all
+# pylsci pins numpy~=1.23 but runs on numpy 2: installed without its dependencies so it cannot
+# downgrade numpy. It is only a baseline to compare against.
+$(VENV)/.bench: $(VENV)/.all
+	$(PIP) install -q --no-deps pylsci==1.1.1
+	@touch $@
+
+bench: $(VENV)/.bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

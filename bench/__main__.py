@@ -1,0 +1,44 @@
+"""Run the benchmark suites: ``python -m bench [--quick] [--suite NAME ...] [--json PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from bench.report import Report
+from bench.timing import memory_bandwidth
+
+SUITES = ("contrast",)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1024² only, fewer repeats")
+    parser.add_argument("--suite", action="append", choices=SUITES, help="run only these suites")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args()
+
+    bandwidth = memory_bandwidth()
+    report = Report()
+    report.extra["memory_bandwidth_GBps"] = {
+        "one_thread": bandwidth.one_thread_bps / 1e9,
+        f"{bandwidth.threads}_threads": bandwidth.all_threads_bps / 1e9,
+    }
+    print(
+        f"memory bandwidth (copy, read+write): {bandwidth.one_thread_bps / 1e9:.1f} GB/s on one "
+        f"thread, {bandwidth.all_threads_bps / 1e9:.1f} GB/s on {bandwidth.threads}",
+        flush=True,
+    )
+    for name in args.suite or SUITES:
+        print(f"running {name} ...", flush=True)
+        importlib.import_module(f"bench.{name}").run(report, bandwidth, quick=args.quick)
+    print(report.table())
+    for key, value in report.extra.items():
+        print(f"{key}: {value}")
+    report.write_json(args.json)
+    print(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
