@@ -1,1 +1,48 @@
-"""lsci recordings: one HDF5 file per acquisition (see docs/format.md)."""
+"""lsci recordings: one HDF5 file per acquisition (see docs/format.md).
+
+Write with :class:`RecordingWriter` while the camera acquires, read with
+:func:`open_recording`, add events, calibrations and derived products afterwards, and convert
+from and to TIFF, PNG and CSV with :mod:`lsci.recording.convert`.
+"""
+
+from lsci.recording.calibration import Calibration, save_calibration
+from lsci.recording.derived import DerivedInfo, SavedDerived, find_derived, save_derived
+from lsci.recording.errors import (
+    CorruptRecordingError,
+    DerivedProductExistsError,
+    RecordingError,
+    RecordingExistsError,
+    RecordingFormatError,
+    RecordingStateError,
+    RecordingWriteError,
+)
+from lsci.recording.events import Event, add_event
+from lsci.recording.layout import FORMAT_VERSION
+from lsci.recording.metadata import AcquisitionMetadata
+from lsci.recording.reader import DerivedProduct, FrameStack, Recording, open_recording
+from lsci.recording.writer import RecordingWriter
+
+__all__ = [
+    "FORMAT_VERSION",
+    "AcquisitionMetadata",
+    "Calibration",
+    "CorruptRecordingError",
+    "DerivedInfo",
+    "DerivedProduct",
+    "DerivedProductExistsError",
+    "Event",
+    "FrameStack",
+    "Recording",
+    "RecordingError",
+    "RecordingExistsError",
+    "RecordingFormatError",
+    "RecordingStateError",
+    "RecordingWriteError",
+    "RecordingWriter",
+    "SavedDerived",
+    "add_event",
+    "find_derived",
+    "open_recording",
+    "save_calibration",
+    "save_derived",
+]

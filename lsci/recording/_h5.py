@@ -1,0 +1,217 @@
+"""Opening recording files with h5py and turning its errors into clear lsci errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc filter so compressed files read)
+import numpy as np
+
+from lsci.recording import layout
+from lsci.recording.errors import (
+    RecordingError,
+    RecordingFormatError,
+    RecordingStateError,
+    RecordingWriteError,
+)
+
+_H5_DETAIL = re.compile(r"error message = '([^']*)'")
+_H5_REASON = re.compile(r"\((.*)\)\s*$", re.DOTALL)
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """The cause inside an h5py/OS error message, without HDF5's wrapping.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Usually an :class:`OSError` raised by h5py.
+
+    Returns
+    -------
+    str
+        For example ``"No space left on device"`` or ``"file signature not found"``.
+    """
+    text = str(exc)
+    detail = _H5_DETAIL.search(text)
+    if detail:
+        return detail.group(1)
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code in errno.errorcode:
+        return os.strerror(code)
+    reason = _H5_REASON.search(text)
+    return reason.group(1) if reason else text
+
+
+def open_for_reading(path: str | Path) -> h5py.File:
+    """Open a recording read-only, whether it was closed, is still growing, or its writer crashed.
+
+    The file is always opened in SWMR-read mode: that is the only mode in which a file still being
+    written, or one whose SWMR writer was killed, opens at all, and it reads closed files equally.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    h5py.File
+
+    Raises
+    ------
+    RecordingError
+        When the file is missing, unreadable or not HDF5 (:class:`RecordingFormatError`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(path, "no such file")
+    if path.is_dir():
+        raise RecordingError(path, "is a directory, not a recording file")
+    if path.stat().st_size == 0:
+        raise RecordingFormatError(path, "the file is empty (0 bytes), not an HDF5 recording")
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except BlockingIOError:
+        raise RecordingStateError(
+            path,
+            "the file is locked by another program writing it without SWMR (a recording before "
+            "its first frame, or a file being edited); try again in a moment",
+        ) from None
+    except PermissionError as exc:
+        raise RecordingError(path, f"cannot open: {describe_os_error(exc)}") from None
+    except OSError as exc:
+        cause = describe_os_error(exc)
+        if "signature" in cause:
+            problem = "not an HDF5 file (no HDF5 signature found): not an lsci recording"
+        elif "truncated" in cause:
+            problem = f"truncated HDF5 file ({cause}): the file was cut short, e.g. by a copy"
+        else:
+            problem = f"cannot be opened as HDF5: {cause}"
+        raise RecordingFormatError(path, problem) from None
+
+
+def open_for_editing(path: str | Path) -> h5py.File:
+    """Open a closed recording to add events, calibrations or derived products.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    h5py.File
+        Opened in ``"r+"`` mode, root checked as an lsci recording.
+
+    Raises
+    ------
+    RecordingError
+        When the file is missing, not a recording, still being written, was not closed
+        cleanly (:class:`RecordingStateError`), or cannot be written
+        (:class:`RecordingWriteError`).
+    """
+    path = Path(path)
+    with open_for_reading(path) as probe:
+        check_root(probe, path)
+    try:
+        handle = h5py.File(path, "r+")
+    except BlockingIOError:
+        raise RecordingStateError(
+            path, "the file is open for writing elsewhere; close the writer first"
+        ) from None
+    except OSError as exc:
+        cause = describe_os_error(exc)
+        if "already open for write" in cause or "file is already open" in str(exc):
+            raise RecordingStateError(
+                path,
+                "the recording is still being written, or its writer stopped without closing "
+                "it (crash); it can be read but not modified. Work on a repaired copy "
+                "(lsci.recording.repair_copy)",
+            ) from None
+        raise RecordingWriteError(path, f"cannot open for writing: {cause}") from None
+    return handle
+
+
+def check_root(handle: h5py.File, path: str | Path) -> int:
+    """Check the root attributes that mark an lsci recording and return its format version.
+
+    Parameters
+    ----------
+    handle : h5py.File
+        The open file.
+    path : str or pathlib.Path
+        Its path, for messages.
+
+    Returns
+    -------
+    int
+        The ``format_version`` attribute.
+
+    Raises
+    ------
+    RecordingFormatError
+        When the marker is missing or the version is unknown.
+    """
+    marker = decode(handle.attrs.get("lsci_format"))
+    if marker != layout.FORMAT_NAME:
+        raise RecordingFormatError(
+            path,
+            f"an HDF5 file but not an lsci recording (root attribute lsci_format is "
+            f"{marker!r}, expected {layout.FORMAT_NAME!r})",
+        )
+    version = handle.attrs.get("format_version")
+    if not isinstance(version, np.integer | int) or isinstance(version, bool):
+        raise RecordingFormatError(path, f"invalid format_version attribute {version!r}")
+    version = int(version)
+    if version > layout.FORMAT_VERSION:
+        raise RecordingFormatError(
+            path,
+            f"format version {version} is newer than this lsci reads "
+            f"(up to {layout.FORMAT_VERSION}); update lsci",
+        )
+    if version < 1:
+        raise RecordingFormatError(path, f"invalid format_version {version}")
+    return version
+
+
+def decode(value: Any) -> Any:
+    """An HDF5 attribute value as plain Python: bytes to str, NumPy scalars to int/float/bool."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    """All attributes of an HDF5 object, decoded with :func:`decode`."""
+    return {name: decode(attrs[name]) for name in attrs}
+
+
+def check_name(kind: str, name: object) -> str:
+    """Validate the name of a calibration or derived product (one HDF5 path component).
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``name`` is not a non-empty string without ``/`` or a leading ``.``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a string, got {name!r}")
+    if not name or "/" in name or name.startswith(".") or name != name.strip():
+        raise ValueError(
+            f"{kind} name {name!r} is invalid: use a non-empty name without '/', leading '.' "
+            "or surrounding spaces"
+        )
+    return name
+
+
+def write_error(path: str | Path, exc: OSError, doing: str) -> RecordingWriteError:
+    """A :class:`RecordingWriteError` for an OS error raised while ``doing`` something."""
+    return RecordingWriteError(path, f"{doing} failed: {describe_os_error(exc)}")

@@ -1,0 +1,199 @@
+"""Calibration objects (dark frame, β, gain...) stored as groups under ``/calibrations``.
+
+The API is generic on purpose: a calibration is a name, some arrays and some scalar or string
+attributes, so calibration classes elsewhere in lsci can save and load themselves here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lsci._version import __version__
+from lsci.recording import layout
+from lsci.recording._h5 import check_name, decode_attrs, open_for_editing, write_error
+from lsci.recording.errors import RecordingError
+from lsci.recording.metadata import format_utc
+
+#: Attributes the writer adds to every calibration group.
+_RESERVED_ATTRS = ("created_utc", "lsci_version")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One stored calibration, loaded into memory.
+
+    Attributes
+    ----------
+    name : str
+        Its name (the group name under ``/calibrations``).
+    arrays : dict of str to numpy.ndarray
+        The arrays, by dataset name.
+    attrs : dict
+        The user attributes (str, int, float, bool or 1-D numeric arrays).
+    created_utc : str
+        When it was saved.
+    lsci_version : str
+        The lsci version that saved it.
+    """
+
+    name: str
+    arrays: dict[str, np.ndarray] = field(repr=False)
+    attrs: dict[str, Any]
+    created_utc: str
+    lsci_version: str
+
+
+def check_calibration(
+    name: object, arrays: object, attrs: object
+) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+    """Validate a calibration before anything is written.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When the name, an array or an attribute cannot be stored.
+    """
+    name = check_name("calibration", name)
+    if not isinstance(arrays, Mapping) or not arrays:
+        raise TypeError(f"arrays must be a non-empty dict of name to ndarray, got {arrays!r}")
+    checked: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        check_name("calibration array", key)
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"calibration array {key!r} has dtype {array.dtype}: allowed are bool, integer "
+                "and floating-point arrays"
+            )
+        checked[key] = array
+    attrs = {} if attrs is None else attrs
+    if not isinstance(attrs, Mapping):
+        raise TypeError(f"attrs must be a dict, got {attrs!r}")
+    clean: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if not isinstance(key, str) or not key or key in _RESERVED_ATTRS:
+            raise ValueError(
+                f"calibration attribute name {key!r} is invalid (reserved: {_RESERVED_ATTRS})"
+            )
+        clean[key] = _check_attr_value(key, value)
+    return name, checked, clean
+
+
+def _check_attr_value(key: str, value: object) -> Any:
+    if isinstance(value, str | bool | np.bool_):
+        return value
+    if isinstance(value, Real):
+        return value
+    if isinstance(value, list | tuple | np.ndarray):
+        array = np.asarray(value)
+        if array.ndim == 1 and array.dtype.kind in "biuf":
+            return array
+    raise TypeError(
+        f"calibration attribute {key!r}={value!r} cannot be stored: allowed are str, bool, "
+        "int, float and 1-D numeric sequences"
+    )
+
+
+def write_calibration(
+    parent: h5py.Group,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    *,
+    overwrite: bool,
+    checksum: bool = True,
+) -> None:
+    """Write a validated calibration as a group under ``parent`` (the ``/calibrations`` group).
+
+    Raises
+    ------
+    RecordingError
+        When the name exists and ``overwrite`` is false.
+    """
+    if name in parent:
+        if not overwrite:
+            raise RecordingError(
+                parent.file.filename,
+                f"a calibration named {name!r} exists; pass overwrite=True to replace it",
+            )
+        del parent[name]
+    group = parent.create_group(name)
+    for key, array in arrays.items():
+        # Checksums need a chunked layout; scalars cannot be chunked.
+        filtered = checksum and array.ndim > 0 and array.size > 0
+        group.create_dataset(
+            key, data=array, fletcher32=filtered, chunks=True if filtered else None
+        )
+    for key, value in attrs.items():
+        group.attrs[key] = value
+    group.attrs["created_utc"] = format_utc(datetime.now(UTC))
+    group.attrs["lsci_version"] = __version__
+
+
+def read_calibration(group: h5py.Group) -> Calibration:
+    """Load one calibration group into a :class:`Calibration`."""
+    attrs = decode_attrs(group.attrs)
+    created = str(attrs.pop("created_utc", ""))
+    version = str(attrs.pop("lsci_version", ""))
+    arrays = {
+        key: np.asarray(item[()]) for key, item in group.items() if isinstance(item, h5py.Dataset)
+    }
+    return Calibration(
+        name=group.name.rsplit("/", 1)[-1],
+        arrays=arrays,
+        attrs=attrs,
+        created_utc=created,
+        lsci_version=version,
+    )
+
+
+def save_calibration(
+    path: str | Path,
+    name: str,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Save a calibration into a closed recording.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The recording.
+    name : str
+        Calibration name, e.g. ``"dark_frame"`` or ``"beta"``.
+    arrays : dict of str to numpy.ndarray
+        The arrays to store (bool, integer or float), each as a dataset.
+    attrs : dict, optional
+        Scalar, string or 1-D numeric attributes (units in the names).
+    overwrite : bool
+        Replace an existing calibration of the same name.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When the calibration cannot be stored.
+    RecordingError
+        When the file cannot be modified or the name exists.
+
+    Examples
+    --------
+    >>> save_calibration("run.h5", "dark_frame", {"mean": dark}, {"exposure_s": 0.005})
+    ... # doctest: +SKIP
+    """
+    name, checked, clean = check_calibration(name, arrays, attrs)
+    with open_for_editing(path) as handle:
+        try:
+            parent = handle.require_group(layout.CALIBRATIONS)
+            write_calibration(parent, name, checked, clean, overwrite=overwrite)
+        except OSError as exc:
+            raise write_error(path, exc, f"saving calibration {name!r}") from None
