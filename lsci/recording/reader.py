@@ -241,7 +241,6 @@ class Recording:
         if self._file.swmr_mode:
             for dataset in (self._frames, *self._per_frame):
                 dataset.refresh()
-            self._file[layout.RAW].refresh()
         self._count = self._committed_count()
         return self._count
 

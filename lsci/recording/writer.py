@@ -46,6 +46,8 @@ from lsci.recording.events import Event, check_label, create_event_datasets, wri
 from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
 
 Compression = Literal["blosc-lz4"]
+#: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, readable by MATLAB R2019b+.
+LIBVER = ("v110", "latest")
 _T = TypeVar("_T")
 COMPRESSIONS: tuple[str, ...] = ("blosc-lz4",)
 
@@ -164,7 +166,7 @@ class RecordingWriter:
         self._committed = 0
         self._dropped = 0
         self._last_id: int | None = None
-        self._swmr = False
+        self._calibrations: list[tuple[str, dict[str, np.ndarray], dict[str, Any], bool]] = []
         self._closed = False
         self._failure: RecordingWriteError | None = None
         self._last_flush = time.monotonic()
@@ -181,61 +183,80 @@ class RecordingWriter:
 
     # ----------------------------------------------------------------- creation
     def _create(self, compression_args: Any, checksum: bool, overwrite: bool) -> h5py.File:
+        """Build the complete file under a temporary name, publish it, reopen it in SWMR mode.
+
+        A file open for writing without SWMR cannot be opened at all after a crash, so the
+        file never exists under its real name in that state: it appears complete and closed,
+        and is reopened directly in SWMR-write mode.
+        """
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         try:
-            handle = h5py.File(self.path, "w" if overwrite else "x", libver="latest")
-        except FileExistsError:
-            raise RecordingExistsError(
-                self.path, "the file exists; choose another name or pass overwrite=True"
-            ) from None
+            handle = h5py.File(partial, "w", libver=LIBVER)
         except OSError as exc:
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
         try:
-            handle.attrs["lsci_format"] = layout.FORMAT_NAME
-            handle.attrs["format_version"] = np.int64(layout.FORMAT_VERSION)
-            handle.attrs["lsci_version"] = __version__
-            acquisition = handle.create_group(layout.ACQUISITION)
-            for key, value in self.metadata.to_attrs().items():
-                acquisition.attrs[key] = value
-            acquisition.attrs["start_host_time_ns"] = np.int64(self.start_host_time_ns)
-            raw = handle.create_group(layout.RAW)
-            height, width = self.frame_shape
-            frames = raw.create_dataset(
-                "frames",
-                shape=(0, height, width),
-                maxshape=(None, height, width),
-                chunks=(1, height, width),
-                dtype=self.dtype,
-                compression=compression_args,
+            try:
+                self._build(handle, compression_args, checksum)
+            finally:
+                handle.close()
+            _publish(partial, self.path, overwrite)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise write_error(self.path, exc, "creating the recording") from None
+        except RecordingError:
+            partial.unlink(missing_ok=True)
+            raise
+        try:
+            access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            access.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
+            flags = h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE
+            opened = h5py.File(h5py.h5f.open(os.fsencode(self.path), flags, fapl=access))
+        except OSError as exc:
+            raise write_error(self.path, exc, "opening for SWMR writing") from None
+        self._frames: h5py.Dataset = opened[layout.FRAMES]
+        self._per_frame: list[h5py.Dataset] = [opened[name] for name in layout.PER_FRAME]
+        self._raw_attrs = opened[layout.RAW].attrs
+        return opened
+
+    def _build(self, handle: h5py.File, compression_args: Any, checksum: bool) -> None:
+        handle.attrs["lsci_format"] = layout.FORMAT_NAME
+        handle.attrs["format_version"] = np.int64(layout.FORMAT_VERSION)
+        handle.attrs["lsci_version"] = __version__
+        acquisition = handle.create_group(layout.ACQUISITION)
+        for key, value in self.metadata.to_attrs().items():
+            acquisition.attrs[key] = value
+        acquisition.attrs["start_host_time_ns"] = np.int64(self.start_host_time_ns)
+        raw = handle.create_group(layout.RAW)
+        height, width = self.frame_shape
+        frames = raw.create_dataset(
+            "frames",
+            shape=(0, height, width),
+            maxshape=(None, height, width),
+            chunks=(1, height, width),
+            dtype=self.dtype,
+            compression=compression_args,
+            fletcher32=checksum,
+        )
+        frames.attrs["unit"] = "counts"
+        for name in layout.PER_FRAME:
+            handle.create_dataset(
+                name,
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(layout.INDEX_CHUNK,),
+                dtype=layout.PER_FRAME_DTYPES[name],
                 fletcher32=checksum,
             )
-            frames.attrs["unit"] = "counts"
-            for name in layout.PER_FRAME:
-                handle.create_dataset(
-                    name,
-                    shape=(0,),
-                    maxshape=(None,),
-                    chunks=(layout.INDEX_CHUNK,),
-                    dtype=layout.PER_FRAME_DTYPES[name],
-                    fletcher32=checksum,
-                )
-            handle[layout.CAMERA_TIMESTAMP].attrs["missing_value"] = np.int64(
-                layout.NO_CAMERA_TIMESTAMP
-            )
-            raw.attrs["dropped_frames"] = np.uint64(0)
-            raw.attrs["closed_cleanly"] = np.uint8(0)
-            create_event_datasets(handle)
-            handle.create_group(layout.CALIBRATIONS)
-            handle.create_group(layout.DERIVED)
-            handle.flush()
-        except OSError as exc:
-            handle.close()
-            raise write_error(self.path, exc, "creating the recording") from None
-        self._frames: h5py.Dataset = handle[layout.FRAMES]
-        self._per_frame: list[h5py.Dataset] = [handle[name] for name in layout.PER_FRAME]
-        self._raw_attrs = handle[layout.RAW].attrs
-        return handle
+        handle[layout.CAMERA_TIMESTAMP].attrs["missing_value"] = np.int64(
+            layout.NO_CAMERA_TIMESTAMP
+        )
+        raw.attrs["dropped_frames"] = np.uint64(0)
+        raw.attrs["closed_cleanly"] = np.uint8(0)
+        create_event_datasets(handle)
+        handle.create_group(layout.CALIBRATIONS)
+        handle.create_group(layout.DERIVED)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -362,7 +383,6 @@ class RecordingWriter:
             raise ValueError(f"frame shape {frame.shape} does not match {self.frame_shape}")
 
     def _write_frames(self, index: int, frames: np.ndarray) -> None:
-        self._start_swmr()
         end = index + frames.shape[0]
         if self._frames.shape[0] < end:
             self._frames.resize(end + self._block - 1, axis=0)
@@ -420,7 +440,6 @@ class RecordingWriter:
                 index = int(np.count_nonzero(stamps < moment))
 
             def write() -> Event:
-                self._start_swmr()
                 event = write_event(self._file, encoded, moment, self.start_host_time_ns, index)
                 self._flush_locked()
                 return event
@@ -435,46 +454,43 @@ class RecordingWriter:
         *,
         overwrite: bool = False,
     ) -> None:
-        """Store a calibration (dark frame, β...) in ``/calibrations/<name>``.
+        """Store a calibration (dark frame, β...) in ``/calibrations/<name>`` at close.
 
-        Only possible before the first frame or event: HDF5 cannot create objects once SWMR
-        writing has started. Later, close the writer and use
-        :func:`lsci.recording.save_calibration` on the file.
+        HDF5 cannot add objects to a file in SWMR mode, so the calibration is kept in memory
+        and written when the writer closes; it is lost if the process dies first. For
+        durability at once, save it on the closed file with
+        :func:`lsci.recording.save_calibration`.
 
         Parameters
         ----------
         name : str
             Calibration name.
         arrays : dict of str to numpy.ndarray
-            Arrays (bool, integer or float).
+            Arrays (bool, integer or float); copied now.
         attrs : dict, optional
             Scalar, string or 1-D numeric attributes.
         overwrite : bool
-            Replace a calibration of the same name.
+            Replace a calibration of the same name saved earlier to this writer.
 
         Raises
         ------
         TypeError, ValueError
             When the calibration is invalid.
-        RecordingStateError
-            After the first frame or event.
+        RecordingError
+            When the name was already saved and ``overwrite`` is false, or the writer is
+            closed.
         """
         name, checked, clean = check_calibration(name, arrays, attrs)
+        copies = {key: array.copy() for key, array in checked.items()}
         with self._lock:
             self._ensure_writable()
-            if self._swmr:
-                raise RecordingStateError(
+            queued = [entry for entry in self._calibrations if entry[0] != name]
+            if len(queued) != len(self._calibrations) and not overwrite:
+                raise RecordingError(
                     self.path,
-                    "calibrations can be saved by the writer only before the first frame or "
-                    "event; save it after closing with lsci.recording.save_calibration",
+                    f"a calibration named {name!r} was already saved; pass overwrite=True",
                 )
-
-            def write() -> None:
-                parent = self._file[layout.CALIBRATIONS]
-                write_calibration(parent, name, checked, clean, overwrite=overwrite)
-                self._file.flush()
-
-            self._guarded(write, f"saving calibration {name!r}")
+            self._calibrations = [*queued, (name, copies, clean, overwrite)]
 
     # ----------------------------------------------------------------- flushing
     def flush(self, *, fsync: bool = False) -> None:
@@ -482,11 +498,6 @@ class RecordingWriter:
         with self._lock:
             self._ensure_writable()
             self._guarded(lambda: self._flush_locked(force_fsync=fsync), "flushing")
-
-    def _start_swmr(self) -> None:
-        if not self._swmr:
-            self._file.swmr_mode = True
-            self._swmr = True
 
     def _flush_locked(self, *, force_fsync: bool = False) -> None:
         start, end = self._committed, self._written
@@ -586,6 +597,20 @@ class RecordingWriter:
                         raise write_error(self.path, exc, "closing") from None
         self._flusher.join()
         os.close(self._fd)
+        if self._calibrations and self._failure is None:
+            self._write_calibrations()
+
+    def _write_calibrations(self) -> None:
+        try:
+            with h5py.File(self.path, "r+") as handle:
+                parent = handle[layout.CALIBRATIONS]
+                for name, arrays, attrs, overwrite in self._calibrations:
+                    write_calibration(parent, name, arrays, attrs, overwrite=overwrite)
+                handle.flush()
+                os.fsync(handle.id.get_vfd_handle())
+        except OSError as exc:
+            raise write_error(self.path, exc, "saving calibrations") from None
+        self._calibrations.clear()
 
     def _finish(self) -> None:
         self._flush_locked()
@@ -614,6 +639,30 @@ class RecordingWriter:
             f"RecordingWriter({str(self.path)!r}, {self._written} frames "
             f"{self.frame_shape} {self.dtype}, {state})"
         )
+
+
+def _publish(partial: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished file to its name atomically, never replacing a file unless asked."""
+    if overwrite:
+        os.replace(partial, path)
+        return
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        partial.unlink()
+        raise RecordingExistsError(
+            path, "the file exists; choose another name or pass overwrite=True"
+        ) from None
+    except OSError:
+        # File systems without hard links: check, then rename (not atomic against a race).
+        if path.exists():
+            partial.unlink()
+            raise RecordingExistsError(
+                path, "the file exists; choose another name or pass overwrite=True"
+            ) from None
+        os.rename(partial, path)
+        return
+    partial.unlink()
 
 
 def _check_shape(shape: Any) -> tuple[int, int]:
