@@ -417,9 +417,17 @@ class Camera(abc.ABC):
         ------
         IncompatibleStateError
             When the camera is closed or already acquiring.
+        CameraError
+            When the device is set to a pixel format lsci cannot unpack.
         """
         with self._lock:
             self._require("start", CameraState.OPEN)
+            pixel_format = str(self.get("pixel_format"))
+            if pixel_format not in pixel_formats.PIXEL_FORMATS:
+                raise CameraError(
+                    f"{self.name} is set to pixel format {pixel_format}, which lsci cannot read: "
+                    f"set pixel_format to one of {self.capabilities()['pixel_format'].choices}"
+                )
             layout = (self.frame_shape, self.frame_dtype)
             self._guard(self._do_start)
             self._layout = layout
