@@ -1,0 +1,387 @@
+"""Tests of lsci.simulate against speckle physics computed independently in plain NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import j1
+
+from lsci.simulate import (
+    SpeckleSimulator,
+    skin_flow_map,
+    skin_reflectance_map,
+    speckle_pattern,
+)
+
+
+def visibility_k2(x: np.ndarray | float) -> np.ndarray:
+    """K²/β of Lorentzian dynamics (Bandyopadhyay et al. 2005; Boas & Dunn 2010)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (np.exp(-2.0 * x) - 1.0 + 2.0 * x) / (2.0 * x**2)
+
+
+def mesi_k2(x: float, rho: float) -> float:
+    """K² of the multi-exposure model with β = 1, ν = 0 (Parthasarathy et al. 2008)."""
+    return float(
+        rho**2 * visibility_k2(x)
+        + 4.0 * rho * (1.0 - rho) * (np.exp(-x) - 1.0 + x) / x**2
+        + (1.0 - rho) ** 2
+    )
+
+
+def temporal_k2(stack: np.ndarray) -> np.ndarray:
+    """Per-pixel temporal K² = var/mean² over the first axis (N in the denominator)."""
+    stack = stack.astype(np.float64)
+    return stack.var(axis=0) / stack.mean(axis=0) ** 2
+
+
+def independent_frames(tau_c_s: object, exposure_s: float, longest_tau_s: float, **kwargs):
+    """A noise-free simulator whose frames are 30 τc apart, hence independent."""
+    return SpeckleSimulator(
+        kwargs.pop("shape", (64, 64)),
+        tau_c_s=tau_c_s,
+        exposure_s=exposure_s,
+        frame_interval_s=exposure_s + 30.0 * longest_tau_s,
+        noise=False,
+        **kwargs,
+    )
+
+
+# -- dynamics --------------------------------------------------------------------------------
+
+
+def test_temporal_contrast_follows_visibility_equation() -> None:
+    # Six bands of 16 columns with x = T/τc from 0.5 to 25: τc is exact per pixel.
+    x_values = np.array([0.5, 1.0, 2.0, 5.0, 10.0, 25.0])
+    exposure = 5e-3
+    tau = np.repeat(exposure / x_values, 16)[np.newaxis, :].repeat(48, axis=0)
+    sim = independent_frames(tau, exposure, tau.max(), shape=tau.shape, grain_px=3.0, seed=11)
+    k2 = temporal_k2(sim.intensities(300))
+    measured = k2.reshape(48, 6, 16).mean(axis=(0, 2))
+    np.testing.assert_allclose(measured, visibility_k2(x_values), rtol=0.05)
+
+
+@pytest.mark.parametrize("x", [0.5, 25.0])
+def test_temporal_contrast_uniform_map(x: float) -> None:
+    tau = 1e-3
+    sim = independent_frames(tau, x * tau, tau, shape=(48, 48), seed=3)
+    measured = temporal_k2(sim.intensities(300)).mean()
+    assert measured == pytest.approx(float(visibility_k2(x)), rel=0.05)
+
+
+@pytest.mark.parametrize(("x", "interval_over_exposure"), [(1.0, 1.0), (0.5, 2.0)])
+def test_consecutive_frames_correlate_like_a_camera(
+    x: float, interval_over_exposure: float
+) -> None:
+    # Cov(S_n, S_n+1)/Var(S) for exposure-averaged intensities with |g1|² = e^(−2τ/τc), frame
+    # interval F: (cosh 2x − 1)/(2x²) · e^(−2F/τc) / K²(x).
+    tau = 1e-3
+    exposure = x * tau
+    interval = interval_over_exposure * exposure
+    sim = SpeckleSimulator(
+        (48, 48), tau_c_s=tau, exposure_s=exposure, frame_interval_s=interval, noise=False, seed=5
+    )
+    stack = sim.intensities(500)
+    fluct = stack - stack.mean(axis=0)
+    measured = (fluct[1:] * fluct[:-1]).mean() / (fluct**2).mean()
+    expected = (np.cosh(2 * x) - 1) / (2 * x**2) * np.exp(-2 * interval / tau) / visibility_k2(x)
+    assert measured == pytest.approx(float(expected), abs=0.03)
+
+
+def test_set_tau_c_changes_only_the_masked_region() -> None:
+    exposure = 5e-3
+    background, ischemic = exposure / 5.0, exposure / 0.5
+    patch = np.zeros((64, 64), dtype=bool)
+    patch[16:48, 16:48] = True
+    tau = np.where(patch, ischemic, background)
+
+    def run(recover: bool) -> np.ndarray:
+        sim = independent_frames(tau, exposure, ischemic, seed=8)
+        before = sim.intensities(200)
+        if recover:
+            sim.set_tau_c(background, where=patch)
+            assert sim.tau_c_s.max() == pytest.approx(background)
+        return np.concatenate([before, sim.intensities(300)])
+
+    steady, recovered = run(False), run(True)
+    # Pixels are independent processes: outside the patch the frames are bit for bit the same.
+    np.testing.assert_array_equal(steady[:, ~patch], recovered[:, ~patch])
+    np.testing.assert_array_equal(steady[:200], recovered[:200])
+    inner = patch.copy()
+    inner[:20, :] = inner[44:, :] = False
+    after = temporal_k2(recovered[200:])[inner].mean()
+    still = temporal_k2(steady[200:])[inner].mean()
+    assert after == pytest.approx(float(visibility_k2(5.0)), rel=0.08)
+    assert still == pytest.approx(float(visibility_k2(0.5)), rel=0.08)
+
+
+def test_set_exposure_changes_contrast_and_substeps() -> None:
+    tau = 1e-3
+    sim = independent_frames(tau, 1e-3, tau, seed=4)
+    sim.set_exposure(20e-3, frame_interval_s=60e-3)
+    assert sim.exposure_s == 20e-3
+    assert sim.frame_interval_s == 60e-3
+    assert sim.n_substeps >= 20
+    measured = temporal_k2(sim.intensities(300)).mean()
+    assert measured == pytest.approx(float(visibility_k2(20.0)), rel=0.05)
+    # A longer exposure than the interval widens the interval to the exposure.
+    sim.set_exposure(80e-3)
+    assert sim.frame_interval_s == 80e-3
+
+
+def test_clock_advances_by_frame_interval() -> None:
+    sim = SpeckleSimulator((8, 8), tau_c_s=1e-3, exposure_s=2e-3, frame_interval_s=5e-3, seed=0)
+    sim.frames(3)
+    assert sim.frame_index == 3
+    assert sim.time_s == pytest.approx(15e-3)
+
+
+# -- static speckle ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grain_px", [1.5, 3.0, 8.0])
+def test_grain_size_is_the_airy_first_zero_diameter(grain_px: float) -> None:
+    image = speckle_pattern((512, 512), grain_px, rng=2)
+    fluct = image - image.mean()
+    # The field is periodic: the circular autocovariance is unbiased.
+    spectrum = np.abs(np.fft.fft2(fluct)) ** 2
+    acov = np.fft.ifft2(spectrum).real / fluct.size
+    lags = np.arange(int(np.ceil(grain_px)) + 2)
+    measured = 0.5 * (acov[0, lags] + acov[lags, 0]) / acov[0, 0]
+    u = np.where(lags == 0, 1.0, 2.0 * 3.8317059702 * lags / grain_px)
+    airy = np.where(lags == 0, 1.0, (2.0 * j1(u) / u) ** 2)
+    np.testing.assert_allclose(measured, airy, atol=0.03)
+    if grain_px >= 3.0:
+        # Full width between first zeros = grain_px.
+        half_width = np.argmax(measured < 0.02)
+        assert abs(half_width - grain_px / 2.0) <= 0.5
+
+
+def test_static_speckle_is_fully_developed() -> None:
+    image = speckle_pattern((512, 512), 4.0, rng=6)
+    blocks = image.reshape(8, 64, 8, 64).transpose(0, 2, 1, 3).reshape(64, -1)
+    k = blocks.std(axis=1) / blocks.mean(axis=1)
+    assert k.mean() == pytest.approx(1.0, abs=0.05)
+    assert image.min() >= 0.0
+    assert image.mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_infinite_tau_is_frozen_speckle() -> None:
+    sim = SpeckleSimulator((128, 128), tau_c_s=np.inf, exposure_s=1e-3, noise=False, seed=9)
+    first, second = sim.intensities(2)
+    np.testing.assert_array_equal(first, second)
+    assert first.std() / first.mean() == pytest.approx(1.0, abs=0.08)
+
+
+def test_static_fraction_follows_parthasarathy_model() -> None:
+    rho = 0.6
+    tau = 1e-3
+    for x in (1.0, 10.0):
+        sim = independent_frames(
+            tau, x * tau, tau, shape=(128, 128), static_fraction=1.0 - rho, seed=21
+        )
+        stack = sim.intensities(100)
+        # Ensemble contrast over pixels and frames: the static speckle contributes (1 − ρ)².
+        k2 = stack.var() / stack.mean() ** 2
+        assert np.sqrt(k2) == pytest.approx(np.sqrt(mesi_k2(x, rho)), rel=0.05)
+        # The model is quadratic in ρ: solve it back.
+        f2 = float(visibility_k2(x))
+        f1 = 2.0 * (np.exp(-x) - 1.0 + x) / x**2
+        roots = np.roots([f2 - 2.0 * f1 + 1.0, 2.0 * f1 - 2.0, 1.0 - k2]).real
+        estimate = roots[np.argmin(np.abs(roots - 0.5))]
+        assert estimate == pytest.approx(rho, abs=0.06)
+
+
+# -- camera -----------------------------------------------------------------------------------
+
+
+def test_mean_counts_match_signal_gain_and_offset() -> None:
+    illumination = np.ones((64, 64))
+    illumination[:, 32:] = 0.5
+    sim = SpeckleSimulator(
+        (64, 64),
+        tau_c_s=1e-4,
+        exposure_s=5e-3,
+        frame_interval_s=10e-3,
+        illumination=illumination,
+        mean_signal_e=1000.0,
+        gain_adu_per_e=0.8,
+        read_noise_e=3.0,
+        dark_offset_adu=64.0,
+        seed=1,
+    )
+    mean = sim.frames(100).astype(np.float64).mean(axis=0)
+    assert mean[:, :32].mean() == pytest.approx(64.0 + 0.8 * 1000.0, rel=0.01)
+    assert mean[:, 32:].mean() == pytest.approx(64.0 + 0.8 * 500.0, rel=0.01)
+
+
+def test_shot_and_read_noise_variance() -> None:
+    # Frozen speckle: the temporal variance is gain²·(λ + σ_read²) + 1/12 (rounding).
+    kwargs = {"tau_c_s": np.inf, "exposure_s": 1e-3, "mean_signal_e": 400.0, "seed": 12}
+    gain, read = 1.5, 4.0
+    clean = SpeckleSimulator((32, 32), noise=False, **kwargs).next_intensity()
+    sim = SpeckleSimulator((32, 32), gain_adu_per_e=gain, read_noise_e=read, bit_depth=16, **kwargs)
+    counts = sim.frames(300).astype(np.float64)
+    lam = 400.0 * clean
+    expected = gain**2 * (lam + read**2) + 1.0 / 12.0
+    ratio = counts.var(axis=0, ddof=1) / expected
+    assert ratio.mean() == pytest.approx(1.0, abs=0.03)
+
+
+def test_noise_free_frames_are_rounded_expected_counts() -> None:
+    kwargs = {"tau_c_s": 2e-3, "exposure_s": 1e-3, "seed": 7, "noise": False}
+    intensity = SpeckleSimulator((32, 32), **kwargs).next_intensity()
+    frame = SpeckleSimulator(
+        (32, 32), mean_signal_e=300.0, gain_adu_per_e=2.0, dark_offset_adu=10.0, **kwargs
+    ).next_frame()
+    expected = np.clip(np.rint(2.0 * 300.0 * intensity + 10.0), 0, 4095)
+    np.testing.assert_array_equal(frame, expected)
+
+
+@pytest.mark.parametrize(
+    ("bit_depth", "dtype"),
+    [(8, np.uint8), (10, np.uint16), (12, np.uint16), (16, np.uint16)],
+)
+def test_bit_depth_dtype_and_saturation(bit_depth: int, dtype: type) -> None:
+    full_scale = 2**bit_depth - 1
+    sim = SpeckleSimulator(
+        (64, 64),
+        tau_c_s=np.inf,
+        exposure_s=1e-3,
+        bit_depth=bit_depth,
+        mean_signal_e=float(full_scale),
+        gain_adu_per_e=1.0,
+        dark_offset_adu=0.0,
+        seed=0,
+    )
+    frame = sim.next_frame()
+    assert frame.dtype == dtype
+    assert sim.dtype == dtype
+    assert int(frame.max()) == full_scale
+    # Mean signal at full scale: the speckle brighter than its mean, a fraction 1/e, clips.
+    saturated = np.mean(frame == full_scale)
+    assert 0.3 < saturated < 0.45
+    out = np.empty((64, 64), dtype=dtype)
+    assert sim.next_frame(out=out) is out
+
+
+def test_same_seed_same_frames() -> None:
+    def make(seed: object) -> SpeckleSimulator:
+        return SpeckleSimulator((32, 32), tau_c_s=1e-3, exposure_s=5e-3, seed=seed)
+
+    np.testing.assert_array_equal(make(42).frames(5), make(42).frames(5))
+    np.testing.assert_array_equal(make(np.random.default_rng(42)).frames(5), make(42).frames(5))
+    assert not np.array_equal(make(42).frames(5), make(43).frames(5))
+    np.testing.assert_array_equal(
+        speckle_pattern((16, 16), 3.0, rng=1), speckle_pattern((16, 16), 3.0, rng=1)
+    )
+
+
+# -- validation -------------------------------------------------------------------------------
+
+GOOD = {"tau_c_s": 1e-3, "exposure_s": 5e-3}
+
+
+@pytest.mark.parametrize(
+    ("changes", "name"),
+    [
+        ({"exposure_s": -1e-3}, "exposure_s"),
+        ({"exposure_s": 0.0}, "exposure_s"),
+        ({"tau_c_s": 0.0}, "tau_c_s"),
+        ({"tau_c_s": -1e-3}, "tau_c_s"),
+        ({"tau_c_s": np.nan}, "tau_c_s"),
+        ({"tau_c_s": np.full((8, 8), 1e-3) * np.eye(8)}, "tau_c_s"),
+        ({"tau_c_s": np.ones((4, 4))}, "tau_c_s"),
+        ({"bit_depth": 11}, "bit_depth"),
+        ({"grain_px": 0.5}, "grain_px"),
+        ({"frame_interval_s": 1e-3}, "frame_interval_s"),
+        ({"static_fraction": 1.5}, "static_fraction"),
+        ({"illumination": -1.0}, "illumination"),
+        ({"mean_signal_e": -1.0}, "mean_signal_e"),
+        ({"gain_adu_per_e": 0.0}, "gain_adu_per_e"),
+        ({"read_noise_e": -1.0}, "read_noise_e"),
+        ({"dark_offset_adu": np.inf}, "dark_offset_adu"),
+    ],
+)
+def test_bad_parameters_name_themselves(changes: dict[str, object], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        SpeckleSimulator((8, 8), **{**GOOD, **changes})  # type: ignore[arg-type]
+
+
+def test_bad_stream_calls() -> None:
+    sim = SpeckleSimulator((8, 8), **GOOD)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exposure_s"):
+        sim.set_exposure(-1.0)
+    with pytest.raises(ValueError, match="frame_interval_s"):
+        sim.set_exposure(5e-3, frame_interval_s=1e-3)
+    with pytest.raises(ValueError, match="tau_c_s"):
+        sim.set_tau_c(0.0)
+    with pytest.raises(ValueError, match="where"):
+        sim.set_tau_c(1e-3, where=np.ones((8, 8)))
+    with pytest.raises(ValueError, match="out"):
+        sim.next_frame(out=np.empty((8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="out"):
+        sim.next_intensity(out=np.empty((8, 8), dtype=np.uint16))
+    with pytest.raises(ValueError, match="n must"):
+        sim.frames(-1)
+    with pytest.raises(ValueError, match="shape"):
+        SpeckleSimulator((8,), **GOOD)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="grain_px"):
+        speckle_pattern((8, 8), 0.9)
+
+
+# -- scenes -----------------------------------------------------------------------------------
+
+
+def test_skin_flow_map_regions() -> None:
+    tau = skin_flow_map(
+        (128, 128),
+        baseline_tau_c_s=1e-3,
+        ischemic_center=(80.0, 64.0),
+        ischemic_radius_px=20.0,
+        ischemic_factor=4.0,
+        vessel_factor=0.25,
+        texture=0.0,
+    )
+    assert tau.shape == (128, 128)
+    assert tau.dtype == np.float64
+    assert tau[80, 64] == pytest.approx(4e-3)
+    assert tau[125, 2] == pytest.approx(1e-3, rel=1e-6)
+    # The vessel axis crosses column 0 at row 0.3·128 (centre line y = 0.3 H + 0.08 H sin).
+    assert tau[38, 0] == pytest.approx(0.25e-3, rel=0.05)
+    # Relative flow ∝ 1/τc: textured maps are positive, seeded and reproducible.
+    textured = skin_flow_map((64, 64), rng=3)
+    np.testing.assert_array_equal(textured, skin_flow_map((64, 64), rng=3))
+    assert (textured > 0).all()
+    with pytest.raises(ValueError, match="ischemic_factor"):
+        skin_flow_map((64, 64), ischemic_factor=0.0)
+    with pytest.raises(ValueError, match="baseline_tau_c_s"):
+        skin_flow_map((64, 64), baseline_tau_c_s=-1.0)
+
+
+def test_skin_reflectance_map_is_photo_like() -> None:
+    illumination = skin_reflectance_map((96, 128), rng=1)
+    assert illumination.shape == (96, 128)
+    assert illumination.mean() == pytest.approx(1.0)
+    assert illumination.min() > 0.0
+    # Brighter in the centre of the laser spot than in the corners.
+    assert illumination[40:56, 56:72].mean() > illumination[:8, :8].mean()
+    with pytest.raises(ValueError, match="texture"):
+        skin_reflectance_map((32, 32), texture=1.5)
+    with pytest.raises(ValueError, match="vessel_contrast"):
+        skin_reflectance_map((32, 32), vessel_contrast=-0.1)
+
+
+def test_demo_scene_contrast_is_lower_where_flow_is_faster() -> None:
+    shape = (96, 96)
+    tau = skin_flow_map(shape, baseline_tau_c_s=1e-3, ischemic_factor=8.0, vessel=False, rng=0)
+    sim = SpeckleSimulator(
+        shape,
+        tau_c_s=tau,
+        exposure_s=5e-3,
+        illumination=skin_reflectance_map(shape, rng=0),
+        noise=False,
+        seed=0,
+    )
+    k2 = temporal_k2(sim.intensities(60))
+    assert k2[40:56, 40:56].mean() > 2.0 * k2[:16, :16].mean()
