@@ -1,0 +1,448 @@
+"""Offline processing of recordings: contrast and perfusion in chunks of frames.
+
+A recording can be far larger than memory, so processing is planned as independent *chunks*:
+each chunk reads a contiguous range of raw frames (with the overlap a temporal window needs)
+and yields a contiguous range of output maps. :func:`plan_chunks` makes the plan,
+:func:`process_chunk` computes one chunk from its frames, and :func:`process_recording` runs the
+plan on one machine, reading the next chunk while the current one is computed and storing the
+result as derived products of the recording. :mod:`lsci.distributed` runs the same plan on a Dask
+cluster; both call :func:`process_chunk`, so they give the same numbers.
+
+Output maps
+-----------
+``mode='spatial'``
+    One K map per frame, or the mean K of ``average`` consecutive frames (K is averaged, not K²,
+    as FOIL's speckle software does).
+``mode='temporal'`` / ``'spatiotemporal'``
+    One K map per window of ``frames_window`` frames, windows starting every ``step`` frames
+    (default: non-overlapping), as :func:`lsci.contrast.temporal_contrast` defines them.
+
+Perfusion models
+----------------
+``'1/K2'``
+    Speckle flow index 1/K² (:func:`lsci.perfusion.speckle_flow_index`), no unit.
+``'tau'``
+    Inverse correlation time 1/τc in 1/s from the exact visibility equation
+    (:func:`lsci.perfusion.inverse_correlation_time`; Bandyopadhyay et al. 2005, Boas & Dunn
+    2010); needs the exposure time and β.
+``'none'``
+    Contrast only.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from lsci.contrast import (
+    EDGE_MODES,
+    Edges,
+    spatial_contrast,
+    spatiotemporal_contrast,
+    temporal_contrast,
+)
+from lsci.perfusion import inverse_correlation_time, speckle_flow_index
+
+__all__ = [
+    "MODELS",
+    "MODES",
+    "Chunk",
+    "ChunkResult",
+    "ProcessingResult",
+    "ProcessingSettings",
+    "plan_chunks",
+    "process_chunk",
+    "process_recording",
+]
+
+Mode = Literal["spatial", "temporal", "spatiotemporal"]
+Model = Literal["1/K2", "tau", "none"]
+MODES: tuple[str, ...] = ("spatial", "temporal", "spatiotemporal")
+MODELS: tuple[str, ...] = ("1/K2", "tau", "none")
+
+# Product names in the recording's /derived group.
+CONTRAST_PRODUCT = "contrast"
+PERFUSION_PRODUCT = "perfusion"
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """How to turn raw frames into contrast and perfusion maps.
+
+    Parameters
+    ----------
+    mode : {'spatial', 'temporal', 'spatiotemporal'}
+        Which samples make up one contrast value (see :mod:`lsci.contrast`).
+    window : int
+        Spatial window side in pixels (odd, ≥ 3); unused in temporal mode.
+    frames_window : int
+        Frames per temporal (or spatio-temporal) window, ≥ 2; unused in spatial mode.
+    step : int or None
+        Frames between the starts of consecutive temporal windows; None = ``frames_window``.
+    average : int
+        Spatial mode: consecutive per-frame K maps averaged into one output map, ≥ 1.
+    ddof : {0, 1}
+        Variance divisor n − ddof.
+    edges : str
+        Spatial border handling (:data:`lsci.contrast.EDGE_MODES`).
+    model : {'1/K2', 'tau', 'none'}
+        Perfusion model.
+    exposure_s : float or None
+        Exposure time in seconds, needed by ``model='tau'``.
+    beta : float
+        Coherence factor β in (0, 1], used by ``model='tau'``.
+    """
+
+    mode: Mode = "spatial"
+    window: int = 7
+    frames_window: int = 25
+    step: int | None = None
+    average: int = 1
+    ddof: int = 0
+    edges: Edges = "reflect"
+    model: Model = "1/K2"
+    exposure_s: float | None = None
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+        if self.edges not in EDGE_MODES:
+            raise ValueError(f"edges={self.edges!r} is not one of {', '.join(EDGE_MODES)}")
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r} is not one of {', '.join(MODELS)}")
+        for name in ("window", "frames_window", "average"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive whole number")
+        if self.step is not None and (not isinstance(self.step, int) or self.step < 1):
+            raise ValueError(f"step={self.step!r} must be a positive whole number or None")
+        if self.model == "tau":
+            if self.exposure_s is None or not self.exposure_s > 0:
+                raise ValueError(
+                    f"model='tau' needs the exposure time: exposure_s={self.exposure_s!r} must "
+                    "be > 0 (the recording's metadata gives it when it was recorded)"
+                )
+            if not 0 < self.beta <= 1:
+                raise ValueError(f"beta={self.beta!r} must be in (0, 1]")
+
+    @property
+    def frames_per_map(self) -> int:
+        """Raw frames that one output map is computed from."""
+        return self.average if self.mode == "spatial" else self.frames_window
+
+    @property
+    def frames_between_maps(self) -> int:
+        """Raw frames between the first frames of consecutive output maps."""
+        if self.mode == "spatial":
+            return self.average
+        return self.step if self.step is not None else self.frames_window
+
+    def n_maps(self, n_frames: int) -> int:
+        """Number of output maps from ``n_frames`` raw frames (incomplete windows are dropped)."""
+        if n_frames < self.frames_per_map:
+            return 0
+        return (n_frames - self.frames_per_map) // self.frames_between_maps + 1
+
+    def frames_for(self, first_map: int, stop_map: int) -> tuple[int, int]:
+        """The raw frame range ``[start, stop)`` that output maps ``[first_map, stop_map)`` need."""
+        start = first_map * self.frames_between_maps
+        stop = (stop_map - 1) * self.frames_between_maps + self.frames_per_map
+        return start, stop
+
+    def map_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
+        """Shape of one output map from frames of ``frame_shape`` ('valid' edges crop it)."""
+        height, width = frame_shape[-2:]
+        if self.edges == "valid" and self.mode != "temporal":
+            return height - self.window + 1, width - self.window + 1
+        return height, width
+
+    def parameters(self) -> dict[str, Any]:
+        """Every setting that changes the result: the provenance of the derived products."""
+        params = asdict(self)
+        if self.mode == "spatial":
+            del params["frames_window"], params["step"]
+        else:
+            params["step"] = self.frames_between_maps
+            del params["average"]
+            if self.mode == "temporal":
+                del params["window"], params["edges"]
+        if self.model != "tau":
+            del params["exposure_s"], params["beta"]
+        return params
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work: output maps ``[first_map, stop_map)`` from frames ``[start, stop)``."""
+
+    index: int
+    first_map: int
+    stop_map: int
+    frame_start: int
+    frame_stop: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Contrast and perfusion maps of one :class:`Chunk`; ``perfusion`` is None for 'none'."""
+
+    chunk: Chunk
+    contrast: npt.NDArray[np.float32]
+    perfusion: npt.NDArray[np.float32] | None
+
+
+def plan_chunks(n_frames: int, settings: ProcessingSettings, *, maps_per_chunk: int) -> list[Chunk]:
+    """Split the output maps of a recording of ``n_frames`` frames into chunks.
+
+    Parameters
+    ----------
+    n_frames : int
+        Raw frames in the recording.
+    settings : ProcessingSettings
+        Defines how many frames each map needs.
+    maps_per_chunk : int
+        Output maps per chunk (the last chunk may be shorter), ≥ 1.
+
+    Returns
+    -------
+    list of Chunk
+        In order; empty when the recording is too short for one map.
+
+    Examples
+    --------
+    >>> s = ProcessingSettings(mode="temporal", frames_window=10, step=5)
+    >>> [(c.frame_start, c.frame_stop) for c in plan_chunks(40, s, maps_per_chunk=3)]
+    [(0, 20), (15, 35), (30, 40)]
+    """
+    if maps_per_chunk < 1:
+        raise ValueError(f"maps_per_chunk={maps_per_chunk!r} must be ≥ 1")
+    n_maps = settings.n_maps(n_frames)
+    chunks = []
+    for index, first in enumerate(range(0, n_maps, maps_per_chunk)):
+        stop = min(first + maps_per_chunk, n_maps)
+        start_frame, stop_frame = settings.frames_for(first, stop)
+        chunks.append(Chunk(index, first, stop, start_frame, stop_frame))
+    return chunks
+
+
+def maps_per_chunk_for(
+    frame_shape: tuple[int, int], settings: ProcessingSettings, *, memory_bytes: int
+) -> int:
+    """Output maps per chunk so that its raw frames and float32 results fit ``memory_bytes``."""
+    height, width = frame_shape
+    # Per map: its share of raw frames (as float32 at worst, for the kernels' offsets), a K map
+    # and a perfusion map.
+    frames_per_map = max(settings.frames_between_maps, 1)
+    bytes_per_map = 4 * height * width * (frames_per_map + 2)
+    overlap = 4 * height * width * settings.frames_per_map
+    return max(1, (memory_bytes - overlap) // bytes_per_map)
+
+
+def process_chunk(
+    frames: npt.NDArray[Any], chunk: Chunk, settings: ProcessingSettings
+) -> ChunkResult:
+    """Compute the contrast and perfusion maps of ``chunk`` from its raw ``frames``.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (chunk.frame_stop - chunk.frame_start, H, W)
+        The chunk's raw frames (uint8, uint16 or float).
+    chunk : Chunk
+        From :func:`plan_chunks`.
+    settings : ProcessingSettings
+        The same settings the plan was made with.
+
+    Returns
+    -------
+    ChunkResult
+        ``chunk.stop_map - chunk.first_map`` float32 maps of contrast (and perfusion).
+    """
+    expected = chunk.frame_stop - chunk.frame_start
+    if frames.ndim != 3 or frames.shape[0] != expected:
+        raise ValueError(
+            f"chunk {chunk.index} needs {expected} frames of shape (H, W); got shape {frames.shape}"
+        )
+    if settings.mode == "spatial":
+        k = spatial_contrast(frames, settings.window, ddof=settings.ddof, edges=settings.edges)
+        if settings.average > 1:
+            n_maps = chunk.stop_map - chunk.first_map
+            k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
+    elif settings.mode == "temporal":
+        k = temporal_contrast(
+            frames, settings.frames_window, step=settings.frames_between_maps, ddof=settings.ddof
+        )
+    else:
+        k = spatiotemporal_contrast(
+            frames,
+            settings.window,
+            settings.frames_window,
+            step=settings.frames_between_maps,
+            ddof=settings.ddof,
+            edges=settings.edges,
+        )
+    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings))
+
+
+def perfusion_from_contrast(
+    k: npt.NDArray[np.float32], settings: ProcessingSettings
+) -> npt.NDArray[np.float32] | None:
+    """Apply the settings' perfusion model to contrast maps (None for model 'none')."""
+    if settings.model == "1/K2":
+        return speckle_flow_index(k)
+    if settings.model == "tau":
+        assert settings.exposure_s is not None  # checked in ProcessingSettings
+        return inverse_correlation_time(k, settings.exposure_s, beta=settings.beta)
+    return None
+
+
+@dataclass(frozen=True)
+class ProcessingResult:
+    """What :func:`process_recording` did."""
+
+    path: Path
+    maps: int
+    frames_read: int
+    bytes_read: int
+    seconds: float
+    products: tuple[str, ...]
+    reused: bool
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames_read / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def megabytes_per_s(self) -> float:
+        return self.bytes_read / 1e6 / self.seconds if self.seconds > 0 else math.inf
+
+
+def _prefetched(
+    chunks: list[Chunk], read: Callable[[int, int], npt.NDArray[Any]]
+) -> Iterator[tuple[Chunk, npt.NDArray[Any]]]:
+    """Yield each chunk with its frames, reading the next chunk in a thread meanwhile."""
+    loaded: dict[str, Any] = {}
+
+    def load(chunk: Chunk) -> None:
+        try:
+            loaded["frames"] = read(chunk.frame_start, chunk.frame_stop)
+        except BaseException as exc:  # re-raised in the consuming thread below
+            loaded["error"] = exc
+
+    reader: threading.Thread | None = None
+    for position, chunk in enumerate(chunks):
+        if reader is None:
+            load(chunk)
+        else:
+            reader.join()
+        if "error" in loaded:
+            raise loaded.pop("error")
+        frames = loaded.pop("frames")
+        reader = None
+        if position + 1 < len(chunks):
+            reader = threading.Thread(target=load, args=(chunks[position + 1],), daemon=True)
+            reader.start()
+        try:
+            yield chunk, frames
+        except BaseException:
+            if reader is not None:
+                reader.join()
+            raise
+
+
+def process_recording(
+    path: str | Path,
+    settings: ProcessingSettings,
+    *,
+    memory_bytes: int = 512 << 20,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProcessingResult:
+    """Compute contrast (and perfusion) for a whole recording and store them in the file.
+
+    Frames are read in chunks that fit ``memory_bytes``; the next chunk is read while the
+    current one is computed. The maps are stored as the derived products ``contrast`` and
+    ``perfusion`` with the settings as provenance (:func:`lsci.recording.save_derived`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A closed lsci recording.
+    settings : ProcessingSettings
+        What to compute.
+    memory_bytes : int
+        Rough budget for one chunk's frames and results.
+    overwrite : bool
+        Replace products of the same names computed with different settings.
+    progress : callable, optional
+        Called as ``progress(maps_done, maps_total)`` after each chunk.
+
+    Returns
+    -------
+    ProcessingResult
+
+    Raises
+    ------
+    lsci.recording.DerivedProductExistsError
+        When products of these names exist with other settings and ``overwrite`` is false.
+    lsci.recording.RecordingError
+        When the file cannot be read or written.
+    ValueError
+        When the recording is too short for one map.
+    """
+    from lsci.recording import open_recording
+    from lsci.recording.sink import DerivedSink
+
+    path = Path(path)
+    with open_recording(path) as recording:
+        n_frames = len(recording.frames)
+        frame_shape = recording.frames.shape[1:]
+        itemsize = recording.frames.dtype.itemsize
+        n_maps = settings.n_maps(n_frames)
+        if n_maps == 0:
+            raise ValueError(
+                f"{path}: {n_frames} frames are too few for one map "
+                f"({settings.frames_per_map} frames per map)"
+            )
+        per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=memory_bytes)
+        chunks = plan_chunks(n_frames, settings, maps_per_chunk=per_chunk)
+    params = settings.parameters()
+    names = [CONTRAST_PRODUCT] + ([PERFUSION_PRODUCT] if settings.model != "none" else [])
+    start = time.perf_counter()
+    frames_read = 0
+    with DerivedSink(
+        path,
+        dict.fromkeys(names, (n_maps, *settings.map_shape(frame_shape))),
+        algorithm=f"lsci.process {settings.mode}",
+        parameters=params,
+        overwrite=overwrite,
+    ) as sink:
+        if sink.complete:
+            return ProcessingResult(path, n_maps, 0, 0, 0.0, tuple(names), reused=True)
+        for chunk, frames in _prefetched(chunks, sink.read_frames):
+            result = process_chunk(frames, chunk, settings)
+            frames_read += frames.shape[0]
+            sink.write(CONTRAST_PRODUCT, chunk.first_map, result.contrast)
+            if result.perfusion is not None:
+                sink.write(PERFUSION_PRODUCT, chunk.first_map, result.perfusion)
+            if progress is not None:
+                progress(chunk.stop_map, n_maps)
+    seconds = time.perf_counter() - start
+    height, width = frame_shape
+    return ProcessingResult(
+        path,
+        n_maps,
+        frames_read,
+        frames_read * height * width * itemsize,
+        seconds,
+        tuple(names),
+        reused=False,
+    )

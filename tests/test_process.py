@@ -1,0 +1,150 @@
+"""Offline processing: chunk plans, chunked results equal whole-stack results, provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lsci.contrast import spatial_contrast, spatiotemporal_contrast, temporal_contrast
+from lsci.perfusion import inverse_correlation_time, speckle_flow_index
+from lsci.process import ProcessingSettings, plan_chunks, process_recording
+from lsci.recording import (
+    AcquisitionMetadata,
+    DerivedProductExistsError,
+    RecordingWriter,
+    open_recording,
+)
+from lsci.recording.sink import COMPLETE_ATTR
+
+FRAME_SHAPE = (24, 20)
+
+
+def write_recording(path: Path, n_frames: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frames = np.clip(rng.exponential(40, size=(n_frames, *FRAME_SHAPE)), 1, 255).astype(np.uint8)
+    meta = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, bit_depth=8)
+    with RecordingWriter(path, meta, frame_shape=FRAME_SHAPE, dtype=np.uint8) as writer:
+        for i, frame in enumerate(frames):
+            writer.append(frame, frame_id=i)
+    return frames
+
+
+@given(
+    n_frames=st.integers(0, 200),
+    frames_window=st.integers(2, 30),
+    step=st.integers(1, 30),
+    per_chunk=st.integers(1, 20),
+)
+def test_plan_covers_every_map_once_with_the_frames_it_needs(
+    n_frames: int, frames_window: int, step: int, per_chunk: int
+) -> None:
+    settings = ProcessingSettings(mode="temporal", frames_window=frames_window, step=step)
+    chunks = plan_chunks(n_frames, settings, maps_per_chunk=per_chunk)
+    expected_maps = max(0, (n_frames - frames_window) // step + 1)
+    maps = [m for c in chunks for m in range(c.first_map, c.stop_map)]
+    assert maps == list(range(expected_maps))
+    for c in chunks:
+        assert c.frame_start == c.first_map * step
+        assert c.frame_stop == (c.stop_map - 1) * step + frames_window <= n_frames
+
+
+@pytest.mark.parametrize(
+    ("settings", "reference"),
+    [
+        (
+            ProcessingSettings(mode="spatial", window=5),
+            lambda f: spatial_contrast(f, 5),
+        ),
+        (
+            ProcessingSettings(mode="spatial", window=7, average=4, edges="valid", ddof=1),
+            lambda f: (
+                spatial_contrast(f, 7, edges="valid", ddof=1).reshape(-1, 4, 18, 14).mean(axis=1)
+            ),
+        ),
+        (
+            ProcessingSettings(mode="temporal", frames_window=10, step=3),
+            lambda f: temporal_contrast(f, 10, step=3),
+        ),
+        (
+            ProcessingSettings(mode="spatiotemporal", window=3, frames_window=5),
+            lambda f: spatiotemporal_contrast(f, 3, 5),
+        ),
+    ],
+)
+def test_chunked_processing_equals_whole_stack(
+    tmp_path: Path, settings: ProcessingSettings, reference: object
+) -> None:
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path)
+    # A budget of a few frames forces many chunks (and overlapping temporal windows).
+    result = process_recording(path, settings, memory_bytes=8 * frames[0].nbytes * 4)
+    expected_k = reference(frames)  # type: ignore[operator]
+    with open_recording(path) as rec:
+        k = rec.derived["contrast"][...]
+        sfi = rec.derived["perfusion"][...]
+    assert result.maps == len(expected_k)
+    np.testing.assert_allclose(k, expected_k, rtol=1e-6)
+    np.testing.assert_allclose(sfi, speckle_flow_index(expected_k), rtol=1e-5)
+
+
+def test_tau_model_uses_exposure_and_beta(tmp_path: Path) -> None:
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=12)
+    settings = ProcessingSettings(model="tau", exposure_s=0.005, beta=0.8)
+    process_recording(path, settings)
+    with open_recording(path) as rec:
+        rate = rec.derived["perfusion"][...]
+    expected = inverse_correlation_time(spatial_contrast(frames, 7), 0.005, beta=0.8)
+    np.testing.assert_allclose(rate, expected, rtol=1e-6)
+
+
+def test_rerun_is_recognised_and_different_settings_never_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "rec.h5"
+    write_recording(path, n_frames=10)
+    first = process_recording(path, ProcessingSettings(window=5))
+    again = process_recording(path, ProcessingSettings(window=5))
+    assert not first.reused
+    assert again.reused
+    with pytest.raises(DerivedProductExistsError, match="different provenance"):
+        process_recording(path, ProcessingSettings(window=7))
+    replaced = process_recording(path, ProcessingSettings(window=7), overwrite=True)
+    assert not replaced.reused
+    with open_recording(path) as rec:
+        assert rec.derived["contrast"].info.parameters["window"] == 7
+
+
+def test_interrupted_run_is_marked_incomplete_and_redone(tmp_path: Path) -> None:
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=30)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    settings = ProcessingSettings(window=5)
+    with pytest.raises(KeyboardInterrupt):
+        process_recording(path, settings, memory_bytes=4 * frames[0].nbytes * 4, progress=interrupt)
+    with h5py.File(path, "r") as handle:
+        assert handle["derived/contrast"].attrs[COMPLETE_ATTR] == 0
+    result = process_recording(path, settings)
+    assert not result.reused
+    with h5py.File(path, "r") as handle:
+        assert handle["derived/contrast"].attrs[COMPLETE_ATTR] == 1
+        np.testing.assert_allclose(handle["derived/contrast"][...], spatial_contrast(frames, 5))
+
+
+def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mode='fourier'"):
+        ProcessingSettings(mode="fourier")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs the exposure time"):
+        ProcessingSettings(model="tau")
+    with pytest.raises(ValueError, match=r"beta=1\.5"):
+        ProcessingSettings(model="tau", exposure_s=0.01, beta=1.5)
+    path = tmp_path / "short.h5"
+    write_recording(path, n_frames=3)
+    with pytest.raises(ValueError, match="too few for one map"):
+        process_recording(path, ProcessingSettings(mode="temporal", frames_window=25))
