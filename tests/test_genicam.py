@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from lsci.drivers.base import (
     CameraDisconnectedError,
@@ -31,7 +32,8 @@ from lsci.drivers.base import (
 genicam = pytest.importorskip("genicam", reason="the camera extra (genicam) is not installed")
 pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
 
-from lsci.drivers import genicam as driver  # noqa: E402  (after the skip above)
+from lsci.cli.cameras import cameras  # noqa: E402  (after the skips above)
+from lsci.drivers import genicam as driver  # noqa: E402
 from lsci.drivers.genicam import GenICamCamera  # noqa: E402
 
 pytestmark = pytest.mark.camera
@@ -322,3 +324,67 @@ def test_ctrl_c_reaches_the_main_thread_and_the_camera_stops_cleanly() -> None:
     assert int(drained) > 0  # the last frames came out of the buffers instead of being lost
     assert later == "True"
     assert state == "open"
+
+
+# -- lsci cameras -------------------------------------------------------------------------------
+
+
+def assert_lists_viky(output: str) -> None:
+    assert f"GenTL producer {VIKY}" in output
+    lines = output.splitlines()
+    header = next(line for line in lines if "vendor" in line)
+    assert header.split() == ["index", "vendor", "model", "serial", "id", "interface"]
+    for index, device_id in enumerate(["VikyTL_DEV_red", "VikyTL_DEV_green", "VikyTL_DEV_blue"]):
+        row = next(line for line in lines if device_id in line)
+        assert row.split()[0] == str(index)
+        assert "Machine Vision Games Ltd." in row
+        assert f" {index} " in row  # the serial number
+        assert row.rstrip().endswith("VikyTL_ITF_UnivIF")
+
+
+def test_cameras_lists_an_explicit_producer() -> None:
+    result = CliRunner().invoke(cameras, ["--cti", str(VIKY)])
+    assert result.exit_code == 0, result.output
+    assert_lists_viky(result.output)
+
+
+def test_cameras_finds_producers_on_the_gentl_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(driver.ENV_VAR, str(VIKY.parent))
+    result = CliRunner().invoke(cameras, [])
+    assert result.exit_code == 0, result.output
+    assert_lists_viky(result.output)
+
+
+def test_cameras_reports_a_broken_producer_and_goes_on(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.cti"
+    broken.write_bytes(b"not a shared library")
+    result = CliRunner().invoke(cameras, ["--cti", str(broken), "--cti", str(VIKY)])
+    assert result.exit_code == 0, result.output
+    assert "cannot use it" in result.output
+    assert_lists_viky(result.output)
+
+
+def test_cameras_without_producers_explains_the_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(driver.ENV_VAR, str(tmp_path))
+    result = CliRunner().invoke(cameras, [])
+    assert result.exit_code == 1
+    assert "No GenTL producer found" in result.output
+    assert f"export {driver.ENV_VAR}=" in result.output
+    assert "--cti" in result.output
+
+
+def test_cameras_rejects_a_missing_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cameras, ["--cti", str(tmp_path / "absent.cti")])
+    assert result.exit_code == 2
+    assert "absent.cti" in result.output
+
+
+def test_cameras_without_the_camera_extra_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "harvesters.core", None)  # makes the import fail
+    result = CliRunner().invoke(cameras, ["--cti", str(VIKY)])
+    assert result.exit_code == 1
+    assert 'pip install "lsci[camera]"' in result.output
