@@ -392,10 +392,10 @@ class SpeckleSimulator:
         self._noise = bool(noise)
         self._rng = np.random.default_rng(seed)
 
-        self._static_amp = np.sqrt(static)
-        self._dynamic_amp = np.sqrt(1.0 - static)
-        self._illumination = illum
-
+        # Amplitudes of the static and of the moving field, and the illumination (see kernel).
+        self._mixing = np.stack([np.sqrt(static), np.sqrt(1.0 - static), illum])
+        self._steps = np.empty((4, *self._shape))
+        self._first_step_s = math.nan
         amplitude = _pupil_amplitude(self._shape, self._grain_px)
         self._static_field = _gaussian_field(amplitude, self._rng)
         self._state = _gaussian_field(amplitude, self._rng)
@@ -410,9 +410,10 @@ class SpeckleSimulator:
         self._exposure_s = 0.0
         self._frame_interval_s = 0.0
         self.set_exposure(exposure_s, frame_interval_s=frame_interval_s)
-        # The initial state is the stationary field at the first sample of the first frame.
+        # The initial state is the stationary field at the first sample of the first frame;
+        # afterwards the time from the last sample to the start of the next exposure.
+        self._gap_s: float | None = None
         self._time_s = 0.0
-        self._last_sample_s = 0.5 * self._exposure_s / self._n_sub
         self._frame_index = 0
 
     # -- read-only state -------------------------------------------------------------------
@@ -531,9 +532,15 @@ class SpeckleSimulator:
         with np.errstate(divide="ignore"):
             self._rate = 1.0 / self._tau_c_s
         self._n_sub = _substeps(self._exposure_s, float(self._rate.max()))
-        self._field_gain, self._intensity_gain = _moment_gains(
-            self._exposure_s * self._rate, self._n_sub
-        )
+        self._gains = np.stack(_moment_gains(self._exposure_s * self._rate, self._n_sub))
+        self._set_steps(2, self._exposure_s / self._n_sub)
+        self._first_step_s = math.nan
+
+    def _set_steps(self, index: int, step_s: float) -> None:
+        """AR(1) coefficients ``a = exp(−h/τc)`` and ``sqrt(1 − a²)`` of a step ``h``."""
+        self._steps[index] = np.exp(-step_s * self._rate)
+        # expm1 keeps the innovation exact for steps ≪ τc.
+        self._steps[index + 1] = np.sqrt(-np.expm1(-2.0 * step_s * self._rate))
 
     # -- frames ----------------------------------------------------------------------------
 
@@ -563,7 +570,10 @@ class SpeckleSimulator:
             )
         n_sub = self._n_sub
         step = self._exposure_s / n_sub
-        first_sample = self._time_s + 0.5 * step
+        first_step = 0.0 if self._gap_s is None else self._gap_s + 0.5 * step
+        if first_step != self._first_step_s:
+            self._set_steps(0, first_step)
+            self._first_step_s = first_step
         rows, cols = self._shape
         rng = self._rng
         args = (
@@ -573,22 +583,17 @@ class SpeckleSimulator:
             rng.integers(0, rows, n_sub),
             rng.integers(0, cols, n_sub),
             np.exp(2j * np.pi * rng.random(n_sub)),
-            self._rate,
-            first_sample - self._last_sample_s,
-            step,
-            self._field_gain,
-            self._intensity_gain,
+            self._steps,
+            self._gains,
+            self._mixing,
             self._static_field,
-            self._static_amp,
-            self._dynamic_amp,
-            self._illumination,
             out,
         )
         if rows * cols * n_sub < _PARALLEL_MIN_WORK:
             expose_serial(*args)
         else:
             expose(*args, min(numba.get_num_threads(), rows))
-        self._last_sample_s = first_sample + (n_sub - 1) * step
+        self._gap_s = self._frame_interval_s - self._exposure_s + 0.5 * step
         self._time_s += self._frame_interval_s
         self._frame_index += 1
         return out
