@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -123,6 +124,7 @@ SETTING_NAMES: Final[tuple[str, ...]] = (
 """Every setting a :class:`Camera` knows, in a stable order."""
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 _NUMERIC_SETTINGS: Final = frozenset({"exposure_s", "gain", "frame_rate_hz"})
 _CHOICE_SETTINGS: Final = frozenset({"pixel_format", "trigger_mode"})
@@ -386,7 +388,8 @@ class Camera(abc.ABC):
         """Stop acquiring if needed and release the device; closing twice is harmless.
 
         Frames not yet read when closing while acquiring are discarded; call :meth:`stop`
-        first to keep them.
+        first to keep them. A failure to stop is logged, not raised: closing is cleanup (it
+        runs when a ``with`` block exits on an error, which it must not mask).
         """
         with self._lock:
             if self._state is CameraState.CLOSED:
@@ -394,6 +397,8 @@ class Camera(abc.ABC):
             try:
                 if self._state is CameraState.ACQUIRING:
                     self._do_stop()
+            except CameraError as error:
+                _log.warning("stopping %s before closing failed: %s", self.name, error)
             finally:
                 self._state = CameraState.CLOSED
                 self._do_close()

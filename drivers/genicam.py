@@ -354,9 +354,17 @@ class GenICamCamera(Camera):
                 f"list its folder in {ENV_VAR}, or pass producer=PATH"
             )
         with _HUB_LOCK:
-            candidates = [
-                (_producer(path), info) for path in paths for info in _producer(path).device_infos()
-            ]
+            candidates: list[tuple[_Producer, Any]] = []
+            problems: list[str] = []
+            for path in paths:
+                try:
+                    infos = _producer(path).device_infos()
+                except CameraError as error:  # one broken producer must not hide the others
+                    problems.append(str(error))
+                    continue
+                candidates += [(_producer(path), info) for info in infos]
+            if not candidates and problems:
+                raise CameraError("; ".join(problems))
             producer, info, index = self._select(candidates)
             description = _describe(producer.path, index, info)
             if description.device_id in producer.open_ids:

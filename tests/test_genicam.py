@@ -388,3 +388,19 @@ def test_cameras_without_the_camera_extra_says_how_to_install(
     result = CliRunner().invoke(cameras, ["--cti", str(VIKY)])
     assert result.exit_code == 1
     assert 'pip install "lsci[camera]"' in result.output
+
+
+def test_close_after_the_device_vanished_while_acquiring_is_clean(camera: GenICamCamera) -> None:
+    camera.start()
+    camera._acquirer.destroy()
+    camera.close()
+    assert camera.state is CameraState.CLOSED
+
+
+def test_a_broken_producer_beside_a_good_one_does_not_block_opening(tmp_path: Path) -> None:
+    (tmp_path / "broken.cti").write_bytes(b"not a shared library")
+    with pytest.raises(CameraError, match=r"broken\.cti"):
+        GenICamCamera(0, producer=tmp_path).open()
+    (tmp_path / "viky.cti").symlink_to(VIKY)
+    with GenICamCamera("VikyTL_DEV_blue", producer=tmp_path) as cam:
+        assert cam.state is CameraState.OPEN
