@@ -127,7 +127,6 @@ _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 _NUMERIC_SETTINGS: Final = frozenset({"exposure_s", "gain", "frame_rate_hz"})
-_CHOICE_SETTINGS: Final = frozenset({"pixel_format", "trigger_mode"})
 # Changing these changes the frame layout, which a running stream's buffers cannot follow.
 _LAYOUT_SETTINGS: Final = frozenset({"roi", "pixel_format"})
 
