@@ -50,6 +50,8 @@ from lsci.contrast import (
     temporal_contrast,
 )
 from lsci.perfusion import inverse_correlation_time, speckle_flow_index
+from lsci.recording import open_recording
+from lsci.recording.sink import DerivedSink
 
 __all__ = [
     "MODELS",
@@ -58,9 +60,12 @@ __all__ = [
     "ChunkResult",
     "ProcessingResult",
     "ProcessingSettings",
+    "RecordingPlan",
     "plan_chunks",
+    "plan_recording",
     "process_chunk",
     "process_recording",
+    "store_chunk",
 ]
 
 Mode = Literal["spatial", "temporal", "spatiotemporal"]
@@ -358,6 +363,84 @@ def _prefetched(
             raise
 
 
+@dataclass(frozen=True)
+class RecordingPlan:
+    """Everything both runners need to know before computing a recording."""
+
+    path: Path
+    settings: ProcessingSettings
+    chunks: list[Chunk]
+    shapes: dict[str, tuple[int, int, int]]
+    bytes_per_frame: int
+
+    @property
+    def n_maps(self) -> int:
+        return self.chunks[-1].stop_map
+
+    def sink(self, *, overwrite: bool) -> DerivedSink:
+        """The derived-product sink these maps are written into, with their provenance."""
+        return DerivedSink(
+            self.path,
+            self.shapes,
+            algorithm=f"lsci.process {self.settings.mode}",
+            parameters=self.settings.parameters(),
+            overwrite=overwrite,
+        )
+
+    def result(self, frames_read: int, seconds: float, *, reused: bool) -> ProcessingResult:
+        return ProcessingResult(
+            self.path,
+            self.n_maps,
+            frames_read,
+            frames_read * self.bytes_per_frame,
+            seconds,
+            tuple(self.shapes),
+            reused=reused,
+        )
+
+
+def plan_recording(
+    path: str | Path, settings: ProcessingSettings, *, memory_bytes: int
+) -> RecordingPlan:
+    """Plan the chunks and products of one recording.
+
+    Raises
+    ------
+    lsci.recording.RecordingError
+        When the file cannot be read as a recording.
+    ValueError
+        When the recording is too short for one map.
+    """
+    path = Path(path)
+    with open_recording(path) as recording:
+        n_frames = len(recording.frames)
+        frame_shape = recording.frame_shape
+        bytes_per_frame = recording.dtype.itemsize * frame_shape[0] * frame_shape[1]
+    n_maps = settings.n_maps(n_frames)
+    if n_maps == 0:
+        raise ValueError(
+            f"{path}: {n_frames} frames are too few for one map "
+            f"({settings.frames_per_map} frames per map)"
+        )
+    per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=memory_bytes)
+    names = [CONTRAST_PRODUCT] + ([PERFUSION_PRODUCT] if settings.model != "none" else [])
+    shape = (n_maps, *settings.map_shape(frame_shape))
+    return RecordingPlan(
+        path,
+        settings,
+        plan_chunks(n_frames, settings, maps_per_chunk=per_chunk),
+        dict.fromkeys(names, shape),
+        bytes_per_frame,
+    )
+
+
+def store_chunk(sink: DerivedSink, result: ChunkResult) -> None:
+    """Write one chunk's maps into the recording's derived products."""
+    sink.write(CONTRAST_PRODUCT, result.chunk.first_map, result.contrast)
+    if result.perfusion is not None:
+        sink.write(PERFUSION_PRODUCT, result.chunk.first_map, result.perfusion)
+
+
 def process_recording(
     path: str | Path,
     settings: ProcessingSettings,
@@ -370,7 +453,7 @@ def process_recording(
 
     Frames are read in chunks that fit ``memory_bytes``; the next chunk is read while the
     current one is computed. The maps are stored as the derived products ``contrast`` and
-    ``perfusion`` with the settings as provenance (:func:`lsci.recording.save_derived`).
+    ``perfusion`` with the settings as provenance (see :class:`lsci.recording.sink.DerivedSink`).
 
     Parameters
     ----------
@@ -397,52 +480,20 @@ def process_recording(
         When the file cannot be read or written.
     ValueError
         When the recording is too short for one map.
-    """
-    from lsci.recording import open_recording
-    from lsci.recording.sink import DerivedSink
 
-    path = Path(path)
-    with open_recording(path) as recording:
-        n_frames = len(recording.frames)
-        frame_shape = recording.frames.shape[1:]
-        itemsize = recording.frames.dtype.itemsize
-        n_maps = settings.n_maps(n_frames)
-        if n_maps == 0:
-            raise ValueError(
-                f"{path}: {n_frames} frames are too few for one map "
-                f"({settings.frames_per_map} frames per map)"
-            )
-        per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=memory_bytes)
-        chunks = plan_chunks(n_frames, settings, maps_per_chunk=per_chunk)
-    params = settings.parameters()
-    names = [CONTRAST_PRODUCT] + ([PERFUSION_PRODUCT] if settings.model != "none" else [])
+    Examples
+    --------
+    >>> process_recording("run.h5", ProcessingSettings(mode="spatial", window=7))  # doctest: +SKIP
+    """
+    plan = plan_recording(path, settings, memory_bytes=memory_bytes)
     start = time.perf_counter()
     frames_read = 0
-    with DerivedSink(
-        path,
-        dict.fromkeys(names, (n_maps, *settings.map_shape(frame_shape))),
-        algorithm=f"lsci.process {settings.mode}",
-        parameters=params,
-        overwrite=overwrite,
-    ) as sink:
+    with plan.sink(overwrite=overwrite) as sink:
         if sink.complete:
-            return ProcessingResult(path, n_maps, 0, 0, 0.0, tuple(names), reused=True)
-        for chunk, frames in _prefetched(chunks, sink.read_frames):
-            result = process_chunk(frames, chunk, settings)
+            return plan.result(0, 0.0, reused=True)
+        for chunk, frames in _prefetched(plan.chunks, sink.read_frames):
+            store_chunk(sink, process_chunk(frames, chunk, settings))
             frames_read += frames.shape[0]
-            sink.write(CONTRAST_PRODUCT, chunk.first_map, result.contrast)
-            if result.perfusion is not None:
-                sink.write(PERFUSION_PRODUCT, chunk.first_map, result.perfusion)
             if progress is not None:
-                progress(chunk.stop_map, n_maps)
-    seconds = time.perf_counter() - start
-    height, width = frame_shape
-    return ProcessingResult(
-        path,
-        n_maps,
-        frames_read,
-        frames_read * height * width * itemsize,
-        seconds,
-        tuple(names),
-        reused=False,
-    )
+                progress(chunk.stop_map, plan.n_maps)
+    return plan.result(frames_read, time.perf_counter() - start, reused=False)

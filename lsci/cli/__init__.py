@@ -1,11 +1,41 @@
-"""The ``lsci`` command."""
+"""The ``lsci`` command.
+
+Each subcommand lives in its own module of this package and is registered here. lsci's own
+errors (:class:`lsci.errors.LsciError`) are shown as one clear message without a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from lsci._version import __version__
+from lsci.errors import LsciError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LsciGroup(click.Group):
+    """A command group that turns lsci's errors into a message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LsciError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LsciGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lsci")
 def main() -> None:
     """Laser speckle contrast imaging: capture, process, store and compare perfusion maps."""
+
+
+def _register() -> None:
+    from lsci.cli.cameras import cameras
+    from lsci.cli.process import process
+
+    for command in (cameras, process):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,74 @@
+"""The Dask path gives the same maps as the single-machine path, on a real local cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsci.process import ProcessingSettings, process_recording
+from lsci.recording import open_recording
+from tests.test_process import write_recording
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+from lsci.distributed import process_recording_distributed  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[distributed.Client]:
+    # Two worker processes, as a small cluster has; no dashboard (no port to collide on).
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ProcessingSettings(mode="spatial", window=5, average=2),
+        ProcessingSettings(mode="temporal", frames_window=8, step=3, model="tau", exposure_s=0.005),
+    ],
+)
+def test_cluster_results_equal_single_machine(
+    tmp_path: Path, client: distributed.Client, settings: ProcessingSettings
+) -> None:
+    local, remote = tmp_path / "local.h5", tmp_path / "remote.h5"
+    write_recording(local, n_frames=40)
+    write_recording(remote, n_frames=40)
+    budget = 6 * 24 * 20 * 4  # a few frames per chunk: many tasks, some overlapping
+    expected = process_recording(local, settings, memory_bytes=budget)
+    seen: list[int] = []
+    result = process_recording_distributed(
+        remote,
+        settings,
+        scheduler=client,
+        memory_bytes=budget,
+        in_flight=3,
+        progress=lambda done, total: seen.append(done),
+    )
+    assert result.maps == expected.maps
+    assert seen[-1] == result.maps
+    assert seen == sorted(seen)
+    with open_recording(local) as a, open_recording(remote) as b:
+        for name in ("contrast", "perfusion"):
+            np.testing.assert_allclose(b.derived[name][...], a.derived[name][...], rtol=1e-6)
+            assert b.derived[name].info.parameters == a.derived[name].info.parameters
+    again = process_recording_distributed(remote, settings, scheduler=client)
+    assert again.reused
+
+
+@pytest.mark.slow
+def test_scheduler_address_is_accepted(tmp_path: Path, client: distributed.Client) -> None:
+    path = tmp_path / "rec.h5"
+    write_recording(path, n_frames=6)
+    result = process_recording_distributed(
+        path, ProcessingSettings(window=3), scheduler=client.scheduler.address
+    )
+    assert result.maps == 6
