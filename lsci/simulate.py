@@ -77,8 +77,8 @@ _BANK_MAX_LAYERS: Final = 256
 # milliseconds of CPU (idle OpenMP workers spin after it), more than it saves on small frames.
 _PARALLEL_MIN_WORK: Final = 2**20
 
-# Below this x = T/τc the moment gains are 1 to double precision.
-_X_NEGLIGIBLE: Final = 1e-12
+# Below this n·δ the sampled average of e^(−δ|j−k|) uses its series (see _sampled_average).
+_SERIES_X: Final = 1e-4
 
 SeedLike = int | np.random.Generator | None
 Shape2D = tuple[int, int]
@@ -126,6 +126,21 @@ def _check_tau_c(tau_c_s: ArrayLike, shape: Shape2D) -> NDArray[np.float64]:
             f"got minimum {float(tau.min())!r}"
         )
     return tau
+
+
+def _check_timing(
+    exposure_s: float, frame_interval_s: float | None, current_interval_s: float
+) -> tuple[float, float]:
+    """Validated (exposure, interval); the interval defaults to ``max(current, exposure)``."""
+    exposure = _check_positive("exposure_s", exposure_s)
+    if frame_interval_s is None:
+        return exposure, max(current_interval_s, exposure)
+    interval = _check_positive("frame_interval_s", frame_interval_s)
+    if interval < exposure:
+        raise ValueError(
+            f"frame_interval_s must be >= exposure_s ({exposure!r} s), got {frame_interval_s!r}"
+        )
+    return exposure, interval
 
 
 def _pupil_amplitude(shape: Shape2D, grain_px: float) -> NDArray[np.float64]:
@@ -228,14 +243,19 @@ def _g(u: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _sampled_average(decay: NDArray[np.float64], n: int) -> NDArray[np.float64]:
-    """``(1/n²) Σ_{j,k<n} r^|j−k|`` with ``r = e^(−decay)``: the discrete counterpart of ``2g``."""
-    tiny = decay * n < _X_NEGLIGIBLE
-    d = np.where(tiny, 1.0, decay)
+    """``(1/n²) Σ_{j,k<n} r^|j−k|`` with ``r = e^(−decay)``: the discrete counterpart of ``2g``.
+
+    The closed form loses ``eps/(n·decay)``; below ``n·decay = 1e-4`` the second-order series
+    in ``decay`` (moments of ``|j − k|``: ``(n² − 1)/(3n)`` and ``(n² − 1)/6``) is used.
+    """
+    small = decay * n < _SERIES_X
+    d = np.where(small, 1.0, decay)
     r = np.exp(-d)
     one_minus_r = -np.expm1(-d)
     one_minus_rn = -np.expm1(-n * d)
     tail = r * (n * one_minus_r - one_minus_rn) / one_minus_r**2
-    result: NDArray[np.float64] = np.where(tiny, 1.0, (n + 2.0 * tail) / n**2)
+    series = 1.0 - decay * (n * n - 1.0) / (3.0 * n) + decay**2 * (n * n - 1.0) / 12.0
+    result: NDArray[np.float64] = np.where(small, series, (n + 2.0 * tail) / n**2)
     return result
 
 
@@ -373,6 +393,8 @@ class SpeckleSimulator:
     ) -> None:
         self._shape = _check_shape(shape)
         self._grain_px = _check_grain(grain_px)
+        self._tau_c_s = _check_tau_c(tau_c_s, self._shape)
+        self._exposure_s, self._frame_interval_s = _check_timing(exposure_s, frame_interval_s, 0.0)
         static = _as_map("static_fraction", static_fraction, self._shape)
         if not ((static >= 0.0) & (static <= 1.0)).all():
             raise ValueError("static_fraction must lie in [0, 1] everywhere")
@@ -406,10 +428,7 @@ class SpeckleSimulator:
             # Exact unit power per layer: the innovations then carry exactly unit variance.
             layer[...] = field / math.sqrt(float(np.mean(field.real**2 + field.imag**2)))
 
-        self._tau_c_s = _check_tau_c(tau_c_s, self._shape)
-        self._exposure_s = 0.0
-        self._frame_interval_s = 0.0
-        self.set_exposure(exposure_s, frame_interval_s=frame_interval_s)
+        self._update_dynamics()
         # The initial state is the stationary field at the first sample of the first frame;
         # afterwards the time from the last sample to the start of the next exposure.
         self._gap_s: float | None = None
@@ -514,18 +533,9 @@ class SpeckleSimulator:
         ValueError
             If ``exposure_s`` <= 0 or ``frame_interval_s`` < ``exposure_s``.
         """
-        exposure = _check_positive("exposure_s", exposure_s)
-        if frame_interval_s is None:
-            interval = max(self._frame_interval_s, exposure)
-        else:
-            interval = _check_positive("frame_interval_s", frame_interval_s)
-            if interval < exposure:
-                raise ValueError(
-                    f"frame_interval_s must be >= exposure_s ({exposure!r} s), "
-                    f"got {frame_interval_s!r}"
-                )
-        self._exposure_s = exposure
-        self._frame_interval_s = interval
+        self._exposure_s, self._frame_interval_s = _check_timing(
+            exposure_s, frame_interval_s, self._frame_interval_s
+        )
         self._update_dynamics()
 
     def _update_dynamics(self) -> None:

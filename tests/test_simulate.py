@@ -350,6 +350,9 @@ def test_skin_flow_map_regions() -> None:
     # The vessel axis crosses column 0 at row 0.3·128 (centre line y = 0.3 H + 0.08 H sin).
     assert tau[38, 0] == pytest.approx(0.25e-3, rel=0.05)
     # Relative flow ∝ 1/τc: textured maps are positive, seeded and reproducible.
+    plain = skin_flow_map((64, 64), ischemic_radius_px=10.0, edge_px=0.0, vessel=False, texture=0.0)
+    assert plain[32, 32] == pytest.approx(5e-3)
+    assert plain[32, 43] == pytest.approx(1e-3)
     textured = skin_flow_map((64, 64), rng=3)
     np.testing.assert_array_equal(textured, skin_flow_map((64, 64), rng=3))
     assert (textured > 0).all()
@@ -385,3 +388,26 @@ def test_demo_scene_contrast_is_lower_where_flow_is_faster() -> None:
     )
     k2 = temporal_k2(sim.intensities(60))
     assert k2[40:56, 40:56].mean() > 2.0 * k2[:16, :16].mean()
+
+
+def test_sampled_average_matches_direct_sum() -> None:
+    from lsci.simulate import _sampled_average
+
+    decay = np.array([0.0, 1e-9, 1e-3, 0.3, 2.0, 40.0])
+    for n in (1, 8, 57):
+        lags = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+        direct = np.array([np.exp(-d * lags).mean() for d in decay])
+        np.testing.assert_allclose(_sampled_average(decay, n), direct, rtol=1e-11)
+
+
+def test_float32_intensity_and_static_pixels() -> None:
+    tau = np.full((32, 32), 1e-3)
+    tau[:, :16] = np.inf
+    sim = SpeckleSimulator((32, 32), tau_c_s=tau, exposure_s=5e-3, noise=False, seed=2)
+    out = np.empty((32, 32), dtype=np.float32)
+    first = sim.next_intensity(out=out).copy()
+    assert sim.next_intensity(out=out) is out
+    assert out.dtype == np.float32
+    # τc = inf: the left half is frozen; the right half moves.
+    np.testing.assert_array_equal(first[:, :16], out[:, :16])
+    assert not np.allclose(first[:, 16:], out[:, 16:])
