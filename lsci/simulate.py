@@ -334,7 +334,9 @@ class SpeckleSimulator:
     ``a = exp(−h/τc)``, so ``g1(τ) = exp(−τ/τc)``. The innovation ``W`` is a pupil-filtered
     complex Gaussian field, which keeps the speckle grain; it is one of a bank of independent
     fields under a random circular shift and a random phase, which makes innovations of
-    different sub-steps uncorrelated at the cost of one array read (no FFT per sub-step).
+    different sub-steps uncorrelated at the cost of one array read (no FFT per sub-step); the
+    step across the dead time between frames mixes two such fields, so that no frame is a
+    translated copy of another.
     Because the process is defined pixel by pixel, τc is exactly the correlation time of each
     pixel; where τc changes within a grain the field loses a little spatial coherence.
 
@@ -586,13 +588,17 @@ class SpeckleSimulator:
             self._first_step_s = first_step
         rows, cols = self._shape
         rng = self._rng
+        n_layers = self._bank.shape[0]
+        layers = rng.integers(0, n_layers, n_sub + 1)
+        # The first sample's second innovation comes from another layer (see the kernel).
+        layers[n_sub] = (layers[0] + rng.integers(1, n_layers)) % n_layers
         args = (
             self._state,
             self._bank,
-            rng.integers(0, self._bank.shape[0], n_sub),
-            rng.integers(0, rows, n_sub),
-            rng.integers(0, cols, n_sub),
-            np.exp(2j * np.pi * rng.random(n_sub)),
+            layers,
+            rng.integers(0, rows, n_sub + 1),
+            rng.integers(0, cols, n_sub + 1),
+            np.exp(2j * np.pi * rng.random(n_sub + 1)),
             self._steps,
             self._gains,
             self._mixing,

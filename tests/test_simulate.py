@@ -411,3 +411,19 @@ def test_float32_intensity_and_static_pixels() -> None:
     # τc = inf: the left half is frozen; the right half moves.
     np.testing.assert_array_equal(first[:, :16], out[:, :16])
     assert not np.allclose(first[:, 16:], out[:, 16:])
+
+
+def test_frames_are_not_translated_copies() -> None:
+    # Slow dynamics and a long dead time: each frame is a fresh speckle pattern, and none may be
+    # a circularly shifted copy of another (the maximal cross-correlation stays far below 1).
+    sim = independent_frames(1.0, 0.1, 1.0, shape=(64, 64), seed=13)
+    stack = sim.intensities(20)
+    fluct = stack - stack.mean(axis=(1, 2), keepdims=True)
+    fluct /= np.sqrt((fluct**2).mean(axis=(1, 2), keepdims=True))
+    spectra = np.fft.fft2(fluct)
+    peaks = [
+        np.fft.ifft2(spectra[i] * np.conj(spectra[j])).real.max() / fluct[0].size
+        for i in range(20)
+        for j in range(i + 1, 20)
+    ]
+    assert max(peaks) < 0.6

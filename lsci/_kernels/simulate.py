@@ -11,8 +11,11 @@ Arguments shared by the kernels:
 ``bank``
     complex64 (L, H, W): the innovation fields.
 ``layers``, ``shifts_y``, ``shifts_x``, ``phases``
-    one entry per sample of the exposure: sample ``j`` draws the innovation
-    ``phases[j] · bank[layers[j], (y + shifts_y[j]) mod H, (x + shifts_x[j]) mod W]``.
+    one entry per sample of the exposure, plus one: sample ``j`` draws the innovation
+    ``W_j = phases[j] · bank[layers[j], (y + shifts_y[j]) mod H, (x + shifts_x[j]) mod W]``.
+    The first sample, which follows the dead time between frames, draws ``(W_0 + W_n)/√2``
+    from two different layers: after a dead time ≫ τc the field is that innovation alone, and
+    a single layer would make the frame a translated copy of a bank field.
 ``steps``
     float64 (4, H, W): ``a``, ``sqrt(1 − a²)`` of the first step (from the previous sample to
     the first of this exposure), then of the steps between samples.
@@ -29,8 +32,12 @@ Arguments shared by the kernels:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
+
+_SQRT_HALF = math.sqrt(0.5)
 
 
 @njit(cache=True, parallel=True)
@@ -146,18 +153,29 @@ def expose_row(
     static field, ``s`` and ``d`` the static and moving amplitudes, times the illumination.
     """
     height, width = state.shape
-    n_sub = layers.shape[0]
+    n_sub = layers.shape[0] - 1
     inv_n = 1.0 / n_sub
     field = state[y]
-    sum_field = np.zeros(width, dtype=np.complex128)
-    sum_intensity = np.zeros(width)
-    for j in range(n_sub):
+    sum_field = np.empty(width, dtype=np.complex128)
+    sum_intensity = np.empty(width)
+    first = bank[layers[0], (y + shifts_y[0]) % height]
+    second = bank[layers[n_sub], (y + shifts_y[n_sub]) % height]
+    phase_first = _SQRT_HALF * phases[0]
+    phase_second = _SQRT_HALF * phases[n_sub]
+    for x in range(width):
+        column_first = (x + shifts_x[0]) % width
+        column_second = (x + shifts_x[n_sub]) % width
+        w = phase_first * first[column_first] + phase_second * second[column_second]
+        e = steps[0, y, x] * field[x] + steps[1, y, x] * w
+        field[x] = e
+        sum_field[x] = e
+        sum_intensity[x] = e.real * e.real + e.imag * e.imag
+    a = steps[2, y]
+    b = steps[3, y]
+    for j in range(1, n_sub):
         innovation = bank[layers[j], (y + shifts_y[j]) % height]
         sx = shifts_x[j]
         # Two spans instead of a modulo per pixel: the circular shift wraps once per row.
-        k = 0 if j == 0 else 2
-        a = steps[k, y]
-        b = steps[k + 1, y]
         _advance_span(
             field, innovation, sx, 0, width - sx, phases[j], a, b, sum_field, sum_intensity
         )
