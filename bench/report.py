@@ -43,6 +43,11 @@ class Target:
         return self.measured <= self.goal
 
 
+def _rate(per_second: float) -> str:
+    """Whole numbers for ordinary rates, three significant digits for slow ones."""
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.3g}"
+
+
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
@@ -50,14 +55,14 @@ class Report:
     extra: dict[str, object] = field(default_factory=dict)
 
     def table(self) -> str:
-        header = f"{'suite':<10} {'case':<34} {'implementation':<34} {'ms':>9} {'rate':>12}"
-        lines = [header + f"  {'of BW':>6}", "-" * 112]
+        header = f"{'suite':<10} {'case':<42} {'implementation':<30} {'ms':>10} {'rate':>10}"
+        lines = [header + f"  {'of BW':>6}", "-" * 114]
         for r in self.rows:
-            rate = f"{r.per_second:,.0f}" if r.per_second is not None else ""
+            rate = "" if r.per_second is None else _rate(r.per_second)
             frac = f"{100 * r.fraction_of_bandwidth:.1f}%" if r.fraction_of_bandwidth else ""
             lines.append(
-                f"{r.suite:<10} {r.case:<34} {r.implementation:<34} {r.median_ms:>9.3f} "
-                f"{rate:>12}  {frac:>6}" + (f"  {r.note}" if r.note else "")
+                f"{r.suite:<10} {r.case:<42} {r.implementation:<30} {r.median_ms:>10.3f} "
+                f"{rate:>10}  {frac:>6}" + (f"  {r.note}" if r.note else "")
             )
         if self.targets:
             lines += ["", "targets:"]
