@@ -62,8 +62,8 @@ def window_mean(
     window_s : tuple of float
         ``(start_s, stop_s)``; the maps with ``start_s <= t < stop_s`` are averaged.
     mask : array_like of bool, optional
-        True where a value must be ignored (NumPy masked-array convention), broadcastable to
-        ``maps`` (for example an (M, N) mask of saturated pixels, or (T, M, N)).
+        True where a value is valid (the :mod:`lsci.contrast` convention), broadcastable to
+        ``maps``: an (M, N) mask (for example without the saturated pixels) or (T, M, N).
     out : (M, N) ndarray, optional
         Output array of the result dtype.
 
@@ -105,10 +105,10 @@ def window_mean(
             f"{times.min() if times.size else float('nan'):g} to "
             f"{times.max() if times.size else float('nan'):g} s"
         )
-    ignore = None
+    valid = None
     if mask is not None:
         try:
-            ignore = np.broadcast_to(np.asarray(mask, dtype=bool), stack.shape)
+            valid = np.broadcast_to(np.asarray(mask, dtype=bool), stack.shape)
         except ValueError:
             raise ValueError(
                 f"mask of shape {np.shape(mask)} does not broadcast to maps {stack.shape}"
@@ -116,7 +116,7 @@ def window_mean(
     total = np.zeros(stack.shape[1:], dtype=np.float64)
     count = np.zeros(stack.shape[1:], dtype=np.int64)
     for index in selected:
-        _accumulate(total, count, stack[index], None if ignore is None else ignore[index])
+        _accumulate(total, count, stack[index], None if valid is None else valid[index])
     return _finish(total, count, dtype, out)
 
 
@@ -232,7 +232,7 @@ def recording_window_mean(
     batch_frames : int, optional
         Frames read at once (bounds memory). The last batch of the window may be shorter.
     mask : (M, N) array_like of bool, optional
-        True at pixels to ignore.
+        True at valid pixels (the :mod:`lsci.contrast` convention); the others are ignored.
 
     Returns
     -------
@@ -256,7 +256,7 @@ def recording_window_mean(
             f"no frame lies in the window [{start:g}, {stop:g}) s of the recording"
             + (f" (frames span {times[0]:g} to {times[-1]:g} s)" if times.size else " (empty)")
         )
-    ignore = None if mask is None else np.asarray(mask, dtype=bool)
+    valid = None if mask is None else np.asarray(mask, dtype=bool)
     first, end = int(selected[0]), int(selected[-1]) + 1
     # Frames of a window are contiguous (host timestamps increase), so the frames are read as
     # consecutive slices.
@@ -264,15 +264,15 @@ def recording_window_mean(
     total = np.zeros(produced.shape[1:], dtype=np.float64)
     count = np.zeros(produced.shape[1:], dtype=np.int64)
     dtype = _result_dtype(produced.dtype)
-    if ignore is not None and ignore.shape != total.shape:
-        raise ValueError(f"mask must have shape {total.shape}, got {ignore.shape}")
+    if valid is not None and valid.shape != total.shape:
+        raise ValueError(f"mask must have shape {total.shape}, got {valid.shape}")
     for start_frame in range(first, end, batch_frames):
         if start_frame != first:
             produced = _batch_maps(
                 recording, start_frame, min(start_frame + batch_frames, end), to_maps
             )
         for single in produced:
-            _accumulate(total, count, single, ignore)
+            _accumulate(total, count, single, valid)
     return _finish(total, count, dtype, None)
 
 
@@ -298,12 +298,12 @@ def _accumulate(
     total: npt.NDArray[np.float64],
     count: npt.NDArray[np.int64],
     values: npt.NDArray[Any],
-    ignore: npt.NDArray[np.bool_] | None,
+    mask: npt.NDArray[np.bool_] | None,
 ) -> None:
     values64 = values.astype(np.float64, copy=False)
     valid = np.isfinite(values64)
-    if ignore is not None:
-        valid &= ~ignore
+    if mask is not None:
+        valid &= mask
     total += np.where(valid, values64, 0.0)
     count += valid
 

@@ -17,8 +17,8 @@ def test_window_mean_against_numpy() -> None:
     maps[rng.random(maps.shape) < 0.1] = np.nan
     maps[:, 0, 0] = np.nan  # a pixel never valid
     times = np.arange(40) * 0.5
-    mask = np.zeros((6, 7), bool)
-    mask[2, 3] = True
+    mask = np.ones((6, 7), bool)
+    mask[2, 3] = False
     result = window_mean(maps, times, (5.0, 15.0), mask=mask)
     assert result.dtype == np.float32
     chosen = maps[(times >= 5.0) & (times < 15.0)].astype(np.float64)
@@ -28,7 +28,7 @@ def test_window_mean_against_numpy() -> None:
         for c in range(7):
             values = chosen[:, r, c]
             values = values[np.isfinite(values)]
-            if values.size and not mask[r, c]:
+            if values.size and mask[r, c]:
                 expected[r, c] = values.mean()
     np.testing.assert_allclose(result, expected, rtol=1e-6)
     assert np.isnan(result[0, 0])
@@ -37,8 +37,8 @@ def test_window_mean_against_numpy() -> None:
 
 def test_window_mean_per_frame_mask_and_out() -> None:
     maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 3.0)])
-    mask = np.zeros((2, 2, 2), bool)
-    mask[1, 0, 0] = True
+    mask = np.ones((2, 2, 2), bool)
+    mask[1, 0, 0] = False
     out = np.empty((2, 2))
     result = window_mean(maps, [0.0, 1.0], (0.0, 2.0), mask=mask, out=out)
     assert result is out
@@ -132,8 +132,8 @@ def test_frame_times_and_recording_window_mean() -> None:
     expected = (chosen[:8].mean(axis=0) + chosen[8:].mean(axis=0)) / 2
     np.testing.assert_allclose(per_batch, expected, rtol=1e-12)
 
-    mask = np.zeros((5, 6), bool)
-    mask[0, 0] = True
+    mask = np.ones((5, 6), bool)
+    mask[0, 0] = False
     assert np.isnan(recording_window_mean(rec, (0, 1), to_maps, mask=mask)[0, 0])
 
 

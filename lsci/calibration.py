@@ -1,0 +1,646 @@
+"""Calibrations: the coherence factor β, the dark frame and the camera's noise parameters.
+
+Each calibration is a frozen dataclass that stores itself in an HDF5 group with plain datasets
+and attributes (no pickle): :meth:`to_hdf5` / :meth:`from_hdf5` on any ``h5py.Group``, and
+:meth:`save_to_recording` / :meth:`from_recording` on an lsci recording's calibration store
+(``recording.calibrations["beta"]``). Every group carries an attribute ``lsci_calibration``
+naming its class, so a group of another kind is refused with a clear error.
+
+β policy
+--------
+β must lie in (0, 1]. A measured ⟨K²⟩ of a static target may come out slightly above 1 from
+sampling noise of the estimate or a little fixed-pattern or illumination non-uniformity; values up
+to ``1 + BETA_TOLERANCE`` (1.05) are clipped to 1 with a :class:`CalibrationWarning`. A larger
+value, or β ≤ 0, means the recording is not one of fully developed static speckle (non-uniform
+illumination, a structured target, saturation) and raises :class:`CalibrationError`. A
+:class:`BetaCalibration` constructed directly with β outside (0, 1] raises ValueError.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from lsci.contrast import spatial_contrast, temporal_contrast
+from lsci.errors import LsciError
+from lsci.noise import fundamental_k2, subtract_dark
+
+if TYPE_CHECKING:
+    from lsci.recording import Calibration, Recording
+
+__all__ = [
+    "BETA_TOLERANCE",
+    "BetaCalibration",
+    "CalibrationError",
+    "CalibrationMismatchError",
+    "CalibrationWarning",
+    "CameraNoise",
+    "DarkFrame",
+    "calibrate_beta",
+]
+
+#: Measured β up to 1 + this is clipped to 1 with a warning; above it is an error.
+BETA_TOLERANCE = 0.05
+
+ContrastMode = Literal["spatial", "temporal"]
+_MODES = ("spatial", "temporal")
+_KIND_ATTR = "lsci_calibration"
+
+
+class CalibrationError(LsciError):
+    """A calibration cannot be made or loaded from the data given."""
+
+
+class CalibrationMismatchError(CalibrationError):
+    """A calibration is used with other contrast settings than it was measured with."""
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration was adjusted (for example β clipped to 1); the message says how."""
+
+
+class _Stored(ABC):
+    """HDF5 round trip shared by the calibration dataclasses.
+
+    A subclass lists its arrays and attributes in :meth:`_payload` and rebuilds itself from
+    them in :meth:`_from_payload`.
+    """
+
+    _kind: ClassVar[str]
+    default_name: ClassVar[str]
+
+    @abstractmethod
+    def _payload(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        """The arrays and attributes (without the kind attribute)."""
+
+    @classmethod
+    @abstractmethod
+    def _from_payload(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], attrs: Mapping[str, Any]
+    ) -> Self:
+        """Rebuild from :meth:`_payload` output; KeyError/TypeError/ValueError when invalid."""
+
+    def to_arrays_attrs(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        """The arrays and attributes that represent this calibration (for a calibration store).
+
+        Returns
+        -------
+        arrays : dict of str to ndarray
+        attrs : dict of str to str, int, float or bool
+        """
+        arrays, attrs = self._payload()
+        return arrays, {_KIND_ATTR: self._kind, **attrs}
+
+    def to_hdf5(self, group: h5py.Group) -> None:
+        """Write this calibration into ``group`` (datasets and attributes; nothing else changes).
+
+        Raises
+        ------
+        ValueError
+            If ``group`` already holds a dataset of the same name.
+        """
+        arrays, attrs = self.to_arrays_attrs()
+        for name, array in arrays.items():
+            if name in group:
+                raise ValueError(f"group {group.name!r} already holds {name!r}")
+            group.create_dataset(name, data=array)
+        for name, value in attrs.items():
+            group.attrs[name] = value
+
+    @classmethod
+    def from_hdf5(cls, group: h5py.Group) -> Self:
+        """Read a calibration written by :meth:`to_hdf5` (or stored in a recording).
+
+        Raises
+        ------
+        CalibrationError
+            If the group holds another kind of calibration or misses a field.
+        """
+        arrays = {
+            name: np.asarray(item[()])
+            for name, item in group.items()
+            if isinstance(item, h5py.Dataset)
+        }
+        return cls.from_arrays_attrs(arrays, dict(group.attrs), source=str(group.name))
+
+    @classmethod
+    def from_arrays_attrs(
+        cls,
+        arrays: Mapping[str, npt.NDArray[Any]],
+        attrs: Mapping[str, Any],
+        *,
+        source: str = "calibration",
+    ) -> Self:
+        """Rebuild a calibration from :meth:`to_arrays_attrs` output.
+
+        Raises
+        ------
+        CalibrationError
+            If the attributes name another kind of calibration or a field is missing or invalid.
+        """
+        kind = _decode(attrs.get(_KIND_ATTR))
+        if kind != cls._kind:
+            raise CalibrationError(
+                f"{source} holds {'no lsci calibration' if kind is None else repr(kind)}, "
+                f"not a {cls._kind}"
+            )
+        clean = {name: _decode(value) for name, value in attrs.items()}
+        try:
+            return cls._from_payload(arrays, clean)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CalibrationError(f"{source} is not a valid {cls._kind}: {exc}") from None
+
+    @classmethod
+    def from_calibration(cls, calibration: Calibration) -> Self:
+        """Rebuild from a calibration loaded by :mod:`lsci.recording` (``rec.calibrations[n]``)."""
+        return cls.from_arrays_attrs(
+            calibration.arrays, calibration.attrs, source=f"calibration {calibration.name!r}"
+        )
+
+    @classmethod
+    def from_recording(cls, recording: Recording, name: str | None = None) -> Self:
+        """Load from an open recording's calibration store.
+
+        Parameters
+        ----------
+        recording : lsci.recording.Recording
+            The recording.
+        name : str, optional
+            Calibration name; default the class's ``default_name`` (``"beta"``,
+            ``"dark_frame"``, ``"camera_noise"``).
+
+        Raises
+        ------
+        CalibrationError
+            If the recording holds no calibration of that name, or one of another kind.
+        """
+        key = cls.default_name if name is None else name
+        stored = recording.calibrations
+        if key not in stored:
+            raise CalibrationError(
+                f"the recording has no calibration named {key!r} (it has {sorted(stored)})"
+            )
+        return cls.from_calibration(stored[key])
+
+    def save_to_recording(
+        self, path: str | Path, name: str | None = None, *, overwrite: bool = False
+    ) -> None:
+        """Store this calibration in a (closed) recording file under ``/calibrations/<name>``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The recording file.
+        name : str, optional
+            Calibration name; default the class's ``default_name``.
+        overwrite : bool, optional
+            Replace an existing calibration of that name.
+        """
+        from lsci.recording import save_calibration
+
+        arrays, attrs = self.to_arrays_attrs()
+        save_calibration(
+            path, self.default_name if name is None else name, arrays, attrs, overwrite=overwrite
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class BetaCalibration(_Stored):
+    """The coherence factor β measured on a static target, with the settings it is valid for.
+
+    Attributes
+    ----------
+    beta : float
+        β = ⟨K²⟩ over the pixels and frames of the static target, in (0, 1].
+    mode : {'spatial', 'temporal'}
+        Contrast used.
+    window : int
+        Window: side w of the w × w spatial window, or number of frames N of the temporal one.
+    ddof : int
+        Variance divisor n − ddof used.
+    beta_median : float
+        Median over pixels of the per-pixel β map (robust check on ``beta``).
+    k2_spread : float
+        Standard deviation over pixels of the per-pixel β map (how uniform the target is).
+    n_frames : int
+        Frames of the calibration recording.
+    beta_map : ndarray or None
+        Per-pixel ⟨K²⟩ over the frames (float32); None when not kept.
+    exposure_s : float or None
+        Exposure of the calibration recording, for the record (β does not depend on it).
+    """
+
+    beta: float
+    mode: ContrastMode
+    window: int
+    ddof: int
+    beta_median: float
+    k2_spread: float
+    n_frames: int
+    beta_map: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    exposure_s: float | None = None
+
+    _kind: ClassVar[str] = "BetaCalibration"
+    default_name: ClassVar[str] = "beta"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.beta) and 0.0 < self.beta <= 1.0):
+            raise ValueError(f"beta must lie in (0, 1], got {self.beta}")
+        if self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
+        _check_window(self.mode, self.window)
+        if self.ddof not in (0, 1):
+            raise ValueError(f"ddof must be 0 or 1, got {self.ddof!r}")
+        if self.n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
+        if self.exposure_s is not None and not self.exposure_s > 0:
+            raise ValueError(f"exposure_s must be > 0 seconds or None, got {self.exposure_s}")
+        if self.beta_map is not None and np.asarray(self.beta_map).ndim != 2:
+            raise ValueError(f"beta_map must be 2-D, got shape {np.shape(self.beta_map)}")
+
+    def check_settings(self, *, mode: str, window: int, ddof: int = 0) -> None:
+        """Raise unless the contrast settings are those this β was measured with.
+
+        β depends on the window through the finite-window bias of the variance estimate, so a β
+        from a 7 × 7 spatial window is wrong for a 5 × 5 one, and a spatial β is wrong for
+        temporal contrast.
+
+        Raises
+        ------
+        CalibrationMismatchError
+            Naming every setting that differs.
+        """
+        wanted = {"mode": self.mode, "window": self.window, "ddof": self.ddof}
+        given = {"mode": mode, "window": window, "ddof": ddof}
+        differ = [f"{k}={given[k]!r} (calibrated: {wanted[k]!r})" for k in wanted
+                  if given[k] != wanted[k]]  # fmt: skip
+        if differ:
+            raise CalibrationMismatchError(
+                "the β calibration was measured with other contrast settings: "
+                + ", ".join(differ)
+                + "; recalibrate on a static target with the measurement's settings"
+            )
+
+    def beta_for(self, *, mode: str, window: int, ddof: int = 0) -> float:
+        """β, after checking the settings (:meth:`check_settings`)."""
+        self.check_settings(mode=mode, window=window, ddof=ddof)
+        return self.beta
+
+    def _payload(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        arrays: dict[str, npt.NDArray[Any]] = {"beta": np.asarray(self.beta, dtype=np.float64)}
+        if self.beta_map is not None:
+            arrays["beta_map"] = np.asarray(self.beta_map, dtype=np.float32)
+        attrs: dict[str, Any] = {
+            "mode": self.mode,
+            "window": int(self.window),
+            "ddof": int(self.ddof),
+            "beta_median": float(self.beta_median),
+            "k2_spread": float(self.k2_spread),
+            "n_frames": int(self.n_frames),
+        }
+        if self.exposure_s is not None:
+            attrs["exposure_s"] = float(self.exposure_s)
+        return arrays, attrs
+
+    @classmethod
+    def _from_payload(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], attrs: Mapping[str, Any]
+    ) -> BetaCalibration:
+        beta_map = arrays.get("beta_map")
+        exposure = attrs.get("exposure_s")
+        return cls(
+            beta=float(arrays["beta"]),
+            mode=str(attrs["mode"]),  # type: ignore[arg-type]  # validated in __post_init__
+            window=int(attrs["window"]),
+            ddof=int(attrs["ddof"]),
+            beta_median=float(attrs["beta_median"]),
+            k2_spread=float(attrs["k2_spread"]),
+            n_frames=int(attrs["n_frames"]),
+            beta_map=None if beta_map is None else np.asarray(beta_map, dtype=np.float32),
+            exposure_s=None if exposure is None else float(exposure),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DarkFrame(_Stored):
+    """Per-pixel mean and variance of frames taken with the laser off (or the lens capped).
+
+    Attributes
+    ----------
+    mean : (M, N) ndarray of float32
+        Dark level per pixel, ADU (offset, dark current).
+    variance : (M, N) ndarray of float32
+        Temporal variance per pixel (ddof = 1), ADU²: read noise, dark-current shot noise and
+        the quantisation noise of the dark signal.
+    n_frames : int
+        Frames averaged (≥ 2).
+    exposure_s : float or None
+        Exposure of the dark frames (dark current scales with it).
+    """
+
+    mean: npt.NDArray[np.float32] = field(repr=False)
+    variance: npt.NDArray[np.float32] = field(repr=False)
+    n_frames: int
+    exposure_s: float | None = None
+
+    _kind: ClassVar[str] = "DarkFrame"
+    default_name: ClassVar[str] = "dark_frame"
+
+    def __post_init__(self) -> None:
+        mean = np.asarray(self.mean)
+        variance = np.asarray(self.variance)
+        if mean.ndim != 2 or mean.shape != variance.shape:
+            raise ValueError(
+                f"mean and variance must be 2-D maps of one shape, got {mean.shape} and "
+                f"{variance.shape}"
+            )
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance))):
+            raise ValueError("mean and variance must be finite")
+        if np.any(variance < 0):
+            raise ValueError("variance must be >= 0")
+        if self.n_frames < 2:
+            raise ValueError(f"n_frames must be >= 2, got {self.n_frames}")
+        if self.exposure_s is not None and not self.exposure_s > 0:
+            raise ValueError(f"exposure_s must be > 0 seconds or None, got {self.exposure_s}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the maps."""
+        rows, cols = np.shape(self.mean)
+        return int(rows), int(cols)
+
+    @classmethod
+    def from_frames(cls, frames: npt.ArrayLike, *, exposure_s: float | None = None) -> DarkFrame:
+        """Measure a dark frame from a stack of dark frames.
+
+        Parameters
+        ----------
+        frames : (T, M, N) array_like
+            T ≥ 2 raw dark frames (any real dtype), taken with the measurement's exposure and
+            gain.
+        exposure_s : float, optional
+            Their exposure time, seconds.
+
+        Returns
+        -------
+        DarkFrame
+            Mean and variance (ddof = 1) per pixel, accumulated in float64, stored as float32.
+
+        Raises
+        ------
+        ValueError
+            If ``frames`` is not a stack of at least 2 frames of real numbers.
+
+        Examples
+        --------
+        >>> dark = DarkFrame.from_frames(np.array([[[100, 102]], [[102, 102]]], np.uint16))
+        >>> dark.mean, dark.variance
+        (array([[101., 102.]], dtype=float32), array([[2., 0.]], dtype=float32))
+        """
+        stack = np.asarray(frames)
+        if stack.ndim != 3 or stack.shape[0] < 2:
+            raise ValueError(f"frames must be a (T, M, N) stack with T >= 2, got {stack.shape}")
+        if not (np.issubdtype(stack.dtype, np.integer) or np.issubdtype(stack.dtype, np.floating)):
+            raise ValueError(f"frames must hold real numbers, got dtype {stack.dtype}")
+        values = stack.astype(np.float64)
+        return cls(
+            mean=values.mean(axis=0).astype(np.float32),
+            variance=values.var(axis=0, ddof=1).astype(np.float32),
+            n_frames=int(stack.shape[0]),
+            exposure_s=exposure_s,
+        )
+
+    def _payload(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        attrs: dict[str, Any] = {"n_frames": int(self.n_frames)}
+        if self.exposure_s is not None:
+            attrs["exposure_s"] = float(self.exposure_s)
+        arrays = {
+            "mean": np.asarray(self.mean, dtype=np.float32),
+            "variance": np.asarray(self.variance, dtype=np.float32),
+        }
+        return arrays, attrs
+
+    @classmethod
+    def _from_payload(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], attrs: Mapping[str, Any]
+    ) -> DarkFrame:
+        exposure = attrs.get("exposure_s")
+        return cls(
+            mean=np.asarray(arrays["mean"], dtype=np.float32),
+            variance=np.asarray(arrays["variance"], dtype=np.float32),
+            n_frames=int(attrs["n_frames"]),
+            exposure_s=None if exposure is None else float(exposure),
+        )
+
+
+@dataclass(frozen=True)
+class CameraNoise(_Stored):
+    """Camera conversion gain and read noise (from the data sheet or a photon-transfer curve).
+
+    Attributes
+    ----------
+    gain_adu_per_e : float
+        Conversion gain, ADU per photoelectron (> 0). The inverse of the "e⁻/ADU" that data
+        sheets often quote.
+    read_noise_e : float
+        Read noise, electrons RMS (≥ 0).
+    """
+
+    gain_adu_per_e: float
+    read_noise_e: float
+
+    _kind: ClassVar[str] = "CameraNoise"
+    default_name: ClassVar[str] = "camera_noise"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.gain_adu_per_e) and self.gain_adu_per_e > 0):
+            raise ValueError(f"gain_adu_per_e must be > 0, got {self.gain_adu_per_e}")
+        if not (math.isfinite(self.read_noise_e) and self.read_noise_e >= 0):
+            raise ValueError(f"read_noise_e must be >= 0, got {self.read_noise_e}")
+
+    @property
+    def read_noise_adu(self) -> float:
+        """Read noise in ADU RMS: ``gain_adu_per_e · read_noise_e``."""
+        return self.gain_adu_per_e * self.read_noise_e
+
+    def _payload(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        # Stored as scalar datasets: a calibration store wants at least one array.
+        return {
+            "gain_adu_per_e": np.asarray(self.gain_adu_per_e, dtype=np.float64),
+            "read_noise_e": np.asarray(self.read_noise_e, dtype=np.float64),
+        }, {}
+
+    @classmethod
+    def _from_payload(
+        cls, arrays: Mapping[str, npt.NDArray[Any]], attrs: Mapping[str, Any]
+    ) -> CameraNoise:
+        return cls(
+            gain_adu_per_e=float(arrays["gain_adu_per_e"]),
+            read_noise_e=float(arrays["read_noise_e"]),
+        )
+
+
+def calibrate_beta(
+    frames: npt.ArrayLike,
+    *,
+    mode: ContrastMode = "spatial",
+    window: int = 7,
+    ddof: int = 0,
+    edges: Literal["reflect", "mirror", "nearest", "wrap", "valid"] = "valid",
+    mask: npt.ArrayLike | None = None,
+    dark: DarkFrame | None = None,
+    camera: CameraNoise | None = None,
+    exposure_s: float | None = None,
+    keep_map: bool = True,
+) -> BetaCalibration:
+    """Measure β = ⟨K²⟩ on a recording of a static scatterer (a teflon block).
+
+    Parameters
+    ----------
+    frames : (T, M, N) array_like
+        Raw frames of the target. ``mode='spatial'``: a static scatterer (any T ≥ 1).
+        ``mode='temporal'``: a scatterer frozen during each exposure but decorrelated from frame
+        to frame (a slowly moved diffuser, frames far apart): the temporal contrast of a truly
+        static target is 0, which cannot calibrate anything.
+    mode : {'spatial', 'temporal'}
+        The contrast the measurements use.
+    window : int
+        The measurement's window: odd spatial side w, or temporal frame count N (T ≥ N; the
+        frames are cut in consecutive blocks of N).
+    ddof : {0, 1}
+        The measurement's variance divisor.
+    edges : str, optional
+        Spatial border mode (:func:`lsci.contrast.spatial_contrast`); ``'valid'`` (default)
+        keeps only full windows, so the border does not bias β.
+    mask : (M, N) array_like of bool, optional
+        True at valid pixels (for example without saturated ones).
+    dark : DarkFrame, optional
+        Subtracted from the frames before anything else.
+    camera : CameraNoise, optional
+        If given, the camera-noise bias of K² is removed (:func:`lsci.noise.correct_k2`) before
+        averaging, so β is the fundamental speckle contrast.
+    exposure_s : float, optional
+        Recorded in the result, for the record.
+    keep_map : bool, optional
+        Keep the per-pixel β map in the result.
+
+    Returns
+    -------
+    BetaCalibration
+
+    Raises
+    ------
+    ValueError
+        If the frames or a parameter are invalid.
+    CalibrationError
+        If ⟨K²⟩ is not in (0, 1 + BETA_TOLERANCE] (see the module's β policy), or no pixel is
+        valid.
+
+    Warns
+    -----
+    CalibrationWarning
+        When ⟨K²⟩ is in (1, 1 + BETA_TOLERANCE] and is clipped to 1.
+
+    Notes
+    -----
+    For a static target x = T/τc → 0 and the visibility equation gives K² = β (Boas & Dunn
+    2010, eq. 12). β is the mean of K² (not of K, whose mean is lower) over all windows and
+    frames; ``beta_median`` and ``k2_spread`` describe the per-pixel map, averaged over frames
+    (spatial) or blocks (temporal).
+
+    References
+    ----------
+    .. [1] D. A. Boas and A. K. Dunn, "Laser speckle contrast imaging in biomedical optics",
+           J. Biomed. Opt. 15, 011109 (2010). :doi:`10.1117/1.3285504`
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    stack = np.asarray(frames)
+    if stack.ndim != 3 or stack.shape[0] < 1:
+        raise ValueError(f"frames must be a (T, M, N) stack, got shape {stack.shape}")
+    _check_window(mode, window)
+    if mode == "temporal" and stack.shape[0] < window:
+        raise ValueError(
+            f"temporal calibration needs at least window={window} frames, got {stack.shape[0]}"
+        )
+    if exposure_s is not None and not exposure_s > 0:
+        raise ValueError(f"exposure_s must be > 0 seconds, got {exposure_s}")
+    valid = None if mask is None else np.asarray(mask, dtype=bool)
+    if camera is not None:
+        k2 = fundamental_k2(
+            stack, camera, dark=dark, mode=mode, window=window, ddof=ddof, edges=edges, mask=valid
+        )[0].astype(np.float64)
+    else:
+        data = subtract_dark(stack, dark) if dark is not None else stack
+        if mode == "spatial":
+            k = spatial_contrast(data, window, ddof=ddof, edges=edges, mask=valid)
+        else:
+            k = temporal_contrast(data, window, ddof=ddof, mask=valid)
+        k2 = k.astype(np.float64) ** 2
+    finite = np.isfinite(k2)
+    if not finite.any():
+        raise CalibrationError("no valid pixel in the calibration frames")
+    measured = float(k2[finite].mean())
+    counts = finite.sum(axis=0)
+    per_pixel = np.full(k2.shape[1:], np.nan)
+    np.divide(np.where(finite, k2, 0.0).sum(axis=0), counts, out=per_pixel, where=counts > 0)
+    good = per_pixel[np.isfinite(per_pixel)]
+    beta = _accept_beta(measured)
+    return BetaCalibration(
+        beta=beta,
+        mode=mode,
+        window=int(window),
+        ddof=int(ddof),
+        beta_median=float(np.median(good)),
+        k2_spread=float(good.std()),
+        n_frames=int(stack.shape[0]),
+        beta_map=per_pixel.astype(np.float32) if keep_map else None,
+        exposure_s=exposure_s,
+    )
+
+
+def _accept_beta(measured: float) -> float:
+    if not measured > 0:
+        raise CalibrationError(
+            f"measured β = ⟨K²⟩ = {measured:.3g}: no speckle contrast. For temporal contrast the "
+            "target must decorrelate between frames (a truly static target gives K = 0)."
+        )
+    if measured > 1.0 + BETA_TOLERANCE:
+        raise CalibrationError(
+            f"measured β = ⟨K²⟩ = {measured:.3f} > 1 + {BETA_TOLERANCE}: not fully developed "
+            "static speckle (non-uniform illumination, a structured target, saturation?)"
+        )
+    if measured > 1.0:
+        warnings.warn(
+            f"measured β = ⟨K²⟩ = {measured:.4f} slightly above 1; clipped to 1",
+            CalibrationWarning,
+            stacklevel=3,
+        )
+        return 1.0
+    return measured
+
+
+def _check_window(mode: str, window: int) -> None:
+    if isinstance(window, bool) or not isinstance(window, int | np.integer):
+        raise TypeError(f"window must be an int, got {type(window).__name__}")
+    if mode == "spatial" and (window < 3 or window % 2 == 0):
+        raise ValueError(f"spatial window must be odd and >= 3, got {window}")
+    if mode == "temporal" and window < 2:
+        raise ValueError(f"temporal window must be >= 2 frames, got {window}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
