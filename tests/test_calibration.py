@@ -174,7 +174,7 @@ def test_settings_mismatch_raises() -> None:
     with pytest.raises(CalibrationMismatchError, match=r"window=5 \(calibrated: 7\)") as info:
         cal.check_settings(mode="spatial", window=5)
     assert isinstance(info.value, LsciError)
-    with pytest.raises(CalibrationMismatchError, match="mode='temporal'.*ddof=1"):
+    with pytest.raises(CalibrationMismatchError, match=r"mode='temporal'.*ddof=1"):
         cal.beta_for(mode="temporal", window=7, ddof=1)
 
 
@@ -268,7 +268,7 @@ def test_hdf5_wrong_kind_and_missing_field(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="already holds"):
             CameraNoise(0.5, 1.0).to_hdf5(handle["noise"])
     with h5py.File(path, "r") as handle:
-        with pytest.raises(CalibrationError, match="CameraNoise.*not a DarkFrame"):
+        with pytest.raises(CalibrationError, match=r"CameraNoise.*not a DarkFrame"):
             DarkFrame.from_hdf5(handle["noise"])
         with pytest.raises(CalibrationError, match="no lsci calibration"):
             BetaCalibration.from_hdf5(handle["empty"])
