@@ -354,8 +354,8 @@ class SpeckleSimulator:
     frames of pixels with ``τc`` shorter than the sub-step keep a discretisation error.
 
     Photoelectrons are Poisson distributed around ``mean_signal_e · illumination · intensity``;
-    ``ADU = round(gain_adu_per_e · (electrons + read noise) + dark_offset_adu)``, clipped to
-    ``[0, 2**bit_depth − 1]``.
+    ``ADU = round(gain_adu_per_e · (electrons + read noise) + dark_offset_adu)`` (to the nearest
+    integer), clipped to ``[0, 2**bit_depth − 1]``.
 
     References
     ----------
@@ -419,6 +419,7 @@ class SpeckleSimulator:
         # Amplitudes of the static and of the moving field, and the illumination (see kernel).
         self._mixing = np.stack([np.sqrt(static), np.sqrt(1.0 - static), illum])
         self._steps = np.empty((4, *self._shape))
+        self._scratch = np.empty(self._shape)
         self._first_step_s = math.nan
         amplitude = _pupil_amplitude(self._shape, self._grain_px)
         self._static_field = _gaussian_field(amplitude, self._rng)
@@ -567,8 +568,13 @@ class SpeckleSimulator:
         Returns
         -------
         numpy.ndarray
-            Intensity relative to ``illumination`` (expected value ``illumination``), float64
-            unless ``out`` is given.
+            Exposure-averaged intensity in units of the mean intensity where ``illumination``
+            is 1 (its expected value is ``illumination``); float64 unless ``out`` is given.
+
+        Raises
+        ------
+        ValueError
+            If ``out`` has the wrong shape or dtype or is not C-contiguous.
         """
         if out is None:
             out = np.empty(self._shape, dtype=np.float64)
@@ -628,12 +634,17 @@ class SpeckleSimulator:
         -------
         numpy.ndarray of uint8 or uint16
             Raw counts in ``[0, 2**bit_depth − 1]``.
+
+        Raises
+        ------
+        ValueError
+            If ``out`` has the wrong shape or dtype.
         """
         if out is None:
             out = np.empty(self._shape, dtype=self._dtype)
         elif out.shape != self._shape or out.dtype != self._dtype:
             raise ValueError(f"out must be a {self._dtype} array of shape {self._shape}")
-        electrons = self.next_intensity()
+        electrons = self.next_intensity(out=self._scratch)
         electrons *= self._mean_signal_e
         if self._noise:
             electrons = self._rng.poisson(electrons).astype(np.float64)
