@@ -351,7 +351,7 @@ class SpeckleSimulator:
     ``K² = 2g(2x)`` without static scatterers (Bandyopadhyay et al. 2005) and
     ``K² = ρ² 2g(2x) + 4ρ(1 − ρ) g(x) + (1 − ρ)²`` over the ensemble with them (Parthasarathy
     et al. 2008), with β = 1. Only the higher moments and the correlation between consecutive
-    frames of pixels with ``τc`` shorter than the sub-step keep a discretisation error.
+    frames keep a discretisation error, which shrinks with ``δ`` (``δ <= 1`` up to x = 256).
 
     Photoelectrons are Poisson distributed around ``mean_signal_e · illumination · intensity``;
     ``ADU = round(gain_adu_per_e · (electrons + read noise) + dark_offset_adu)`` (to the nearest
