@@ -267,6 +267,10 @@ class AcquisitionPipeline:
         """
         if self._state is not PipelineState.IDLE:
             raise PipelineStateError(f"the pipeline is {self._state.value}; it runs only once")
+        if self.live_settings is not None:
+            # Compiling (or loading) the kernels holds the interpreter for a while: do it now,
+            # not while the camera thread must keep up with the camera.
+            live_map(self._ring.spare, self.live_settings)
         self._epoch_offset_ns = time.time_ns() - time.monotonic_ns()
         self.camera.start()
         self._start_s = time.monotonic()
