@@ -253,6 +253,17 @@ def _frame_chunks(x: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         yield slice(a, b), buf[: b - a]
 
 
+def _accumulator(dtype: np.dtype[Any], n: int) -> tuple[Any, bool]:
+    """Accumulator type of the fast kernels for n samples, and whether values get an offset.
+
+    uint8: int32 (exact while n·255² < 2³¹, i.e. n ≤ 33025 = 181²); uint16 and larger uint8
+    windows: float64 (integer sums exact below 2⁵³); float input: float64 with an offset.
+    """
+    if dtype == np.uint8 and n * 255 * 255 < 2**31:
+        return np.int32, False
+    return np.float64, dtype.kind == "f"
+
+
 def _offsets_zero(x: np.ndarray) -> tuple[Any, Any]:
     """Accumulator zero and whether values get an offset, by input dtype (not uint8)."""
     if x.dtype.kind == "f":
@@ -338,18 +349,13 @@ def spatial_contrast(
         return o
     left = 0 if mode == "valid" else w // 2
     for sl, xc in _frame_chunks(x3):
-        nb = _bands(ho, w, xc.shape[0])
-        if xc.dtype == np.uint8:
-            _kernel("spatial_u8", xc.size)(xc, o3[sl], w, rowmap, colmap, left, ddof, nb)
-        else:
-            zero, use_off = _offsets_zero(xc)
-            if use_off:
-                offsets = xc[:, h // 2, wd // 2].astype(np.float64)
-            else:
-                offsets = np.zeros(xc.shape[0], np.int64)
-            _kernel("spatial_generic", xc.size)(
-                xc, o3[sl], w, rowmap, colmap, left, ddof, nb, offsets, zero
-            )
+        acc, use_off = _accumulator(xc.dtype, w * w)
+        offsets = np.zeros(xc.shape[0], acc)
+        if use_off:
+            offsets[:] = xc[:, h // 2, wd // 2]
+        _kernel("spatial_box", xc.size)(
+            xc, o3[sl], w, rowmap, colmap, left, ddof, _bands(ho, w, xc.shape[0]), offsets, acc
+        )
     return o
 
 
@@ -447,12 +453,9 @@ def temporal_contrast(
 
 
 def _temporal_slab(x2: np.ndarray, o2: np.ndarray, win: int, st: int, ddof: int) -> None:
+    acc, use_off = _accumulator(x2.dtype, win)
     chunk = _pixel_chunk(x2.shape[1])
-    if x2.dtype == np.uint8:
-        _kernel("temporal_u8", x2.size)(x2, o2, win, st, ddof, chunk)
-    else:
-        zero, use_off = _offsets_zero(x2)
-        _kernel("temporal_generic", x2.size)(x2, o2, win, st, ddof, chunk, zero, use_off)
+    _kernel("temporal_box", x2.size)(x2, o2, win, st, ddof, chunk, use_off, acc)
 
 
 def spatiotemporal_contrast(
@@ -582,10 +585,10 @@ class RollingTemporalContrast:
         self._ddof = _check_ddof(ddof)
         p = hw[0] * hw[1]
         self._ring = np.zeros((win, p), dt)
-        acc = {"u1": np.int32, "u2": np.int64}.get(dt.str[1:], np.float64)
-        self._s1 = np.zeros(p, acc)
-        self._s2 = np.zeros(p, acc)
-        self._off = np.zeros(p, np.float64 if dt.kind == "f" else np.int64)
+        self._acc, self._use_off = _accumulator(dt, win)
+        self._s1 = np.zeros(p, self._acc)
+        self._s2 = np.zeros(p, self._acc)
+        self._off = np.zeros(p, self._acc)
         self._chunk = _pixel_chunk(p)
         self._pos = 0
         self._count = 0
@@ -643,18 +646,12 @@ class RollingTemporalContrast:
         o1 = o.reshape(-1)
         evict = self._count >= self._window
         emit = self._count + 1 >= self._window
-        if self._dtype == np.uint8:
-            _kernel("rolling_u8", f1.size)(
-                f1, self._ring, self._pos, evict, emit, self._s1, self._s2, o1, self._window,
-                self._ddof, self._chunk,
-            )  # fmt: skip
-        else:
-            if self._count == 0 and self._dtype.kind == "f":
-                self._off[:] = f1
-            _kernel("rolling_generic", f1.size)(
-                f1, self._ring, self._pos, evict, emit, self._s1, self._s2, self._off, o1,
-                self._window, self._ddof, self._chunk,
-            )  # fmt: skip
+        if self._count == 0 and self._use_off:
+            self._off[:] = f1
+        _kernel("rolling_update", f1.size)(
+            f1, self._ring, self._pos, evict, emit, self._s1, self._s2, self._off, o1,
+            self._window, self._ddof, self._chunk, self._use_off, self._acc,
+        )  # fmt: skip
         self._pos = (self._pos + 1) % self._window
         self._count = min(self._count + 1, self._window)
         self._updates += 1

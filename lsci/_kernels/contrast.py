@@ -40,86 +40,46 @@ _MASK32 = np.int64(0xFFFFFFFF)
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def spatial_u8(x, out, w, rowmap, colmap, left, ddof, nbands):  # type: ignore[no-untyped-def]
-    """K over w×w windows of uint8 frames x (T, H, W) into out (T, Ho, Wo).
+def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, acc):  # type: ignore[no-untyped-def]
+    """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
 
-    ``rowmap``/``colmap`` give the source row/column of each padded row/column (length
-    Ho + w − 1 / Wo + w − 1); columns ``left .. left + W − 1`` of the padded row are the
-    unpadded columns in order (``left`` = r for same-shape modes, 0 for 'valid').
+    ``acc`` is the accumulator type (np.int32 for uint8, np.float64 otherwise); values are
+    taken minus ``offsets[t]`` (acc dtype; zero for integer input). ``rowmap``/``colmap`` give
+    the source row/column of each padded row/column (lengths Ho + w − 1, Wo + w − 1); padded
+    columns ``left .. left + W − 1`` are the frame's columns in order.
+
+    Each job is a band of output rows of one frame. Per output row: the column sums of the
+    window's rows are updated (add the row entering, subtract the row leaving), the padded row
+    of column sums is summed horizontally by doubling (level b holds sums of 2^b neighbours;
+    the w-sum is the top level plus one lower level per further set bit of w), and K is formed
+    from the two sums. Every inner loop runs over contiguous columns and vectorises; the cost
+    per pixel grows only with log2(w).
     """
     T, _, W = x.shape
     Ho = out.shape[1]
     Wo = out.shape[2]
     n = w * w
+    nf = np.float64(n)
     scale = np.float32(math.sqrt(n / (n - ddof)))
     band = (Ho + nbands - 1) // nbands
     ne = Wo + w - 1
     mid_end = min(left + W, ne)
-    for job in prange(T * nbands):
-        t = job // nbands
-        i0 = (job % nbands) * band
-        i1 = min(Ho, i0 + band)
-        if i0 >= i1:
-            continue
-        c1 = np.zeros(W, np.int32)
-        c2 = np.zeros(W, np.int32)
-        e = np.empty(ne, np.int64)
-        h = np.empty(Wo, np.int64)
-        for k in range(w):
-            row = x[t, rowmap[i0 + k]]
-            for j in range(W):
-                v = np.int32(row[j])
-                c1[j] += v
-                c2[j] += v * v
-        for i in range(i0, i1):
-            if i > i0:
-                ra = x[t, rowmap[i + w - 1]]
-                rs = x[t, rowmap[i - 1]]
-                for j in range(W):
-                    va = np.int32(ra[j])
-                    vs = np.int32(rs[j])
-                    c1[j] += va - vs
-                    c2[j] += va * va - vs * vs
-            # Packed padded row: S2 in the high 32 bits, S1 in the low 32 bits. Every partial
-            # sum below is a true (non-negative, < 2³¹) window sum, so the packing is exact.
-            for k in range(left):
-                s = colmap[k]
-                e[k] = (np.int64(c2[s]) << 32) + c1[s]
-            for k in range(left, mid_end):
-                e[k] = (np.int64(c2[k - left]) << 32) + c1[k - left]
-            for k in range(mid_end, ne):
-                s = colmap[k]
-                e[k] = (np.int64(c2[s]) << 32) + c1[s]
-            a = np.int64(0)
-            for k in range(w - 1):
-                a += e[k]
-            for j in range(Wo):
-                a += e[j + w - 1]
-                h[j] = a
-                a -= e[j]
-            orow = out[t, i]
-            for j in range(Wo):
-                s1 = h[j] & _MASK32
-                s2 = h[j] >> 32
-                d = n * s2 - s1 * s1
-                orow[j] = np.sqrt(np.float32(d)) * scale / np.float32(s1)
-
-
-@njit(parallel=True, **_OPTS)
-def spatial_generic(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, zero):  # type: ignore[no-untyped-def]
-    """K over w×w windows for uint16 (int64 sums) or float (float64 sums minus offsets[t]).
-
-    ``zero`` is a scalar of the accumulator type (np.int64(0) or np.float64(0)); ``offsets``
-    (T,) has the accumulator dtype (all zero for integer input).
-    """
-    T, _, W = x.shape
-    Ho = out.shape[1]
-    Wo = out.shape[2]
-    n = w * w
-    scale = math.sqrt(n / (n - ddof))
-    band = (Ho + nbands - 1) // nbands
-    ne = Wo + w - 1
-    mid_end = min(left + W, ne)
+    nm = mid_end - left
+    nlev = 0
+    while (1 << (nlev + 1)) <= w:
+        nlev += 1
+    # Terms of the window sum: (level, offset); the first is the top level at offset 0.
+    tl = np.zeros(8, np.int64)
+    to = np.zeros(8, np.int64)
+    nterm = 1
+    tl[0] = nlev
+    o = 1 << nlev
+    for b in range(nlev - 1, -1, -1):
+        if w & (1 << b):
+            tl[nterm] = b
+            to[nterm] = o
+            nterm += 1
+            o += 1 << b
     for job in prange(T * nbands):
         t = job // nbands
         i0 = (job % nbands) * band
@@ -127,51 +87,93 @@ def spatial_generic(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, zero
         if i0 >= i1:
             continue
         off = offsets[t]
-        c1 = np.full(W, zero)
-        c2 = np.full(W, zero)
-        e1 = np.full(ne, zero)
-        e2 = np.full(ne, zero)
-        h1 = np.full(Wo, zero)
-        h2 = np.full(Wo, zero)
+        lv1 = np.zeros((nlev + 1, ne), acc)
+        lv2 = np.zeros((nlev + 1, ne), acc)
+        h1 = np.zeros(Wo, acc)
+        h2 = np.zeros(Wo, acc)
+        e1 = lv1[0]
+        e2 = lv2[0]
+        c1 = e1[left:mid_end]
+        c2 = e2[left:mid_end]
         for k in range(w):
             row = x[t, rowmap[i0 + k]]
-            for j in range(W):
-                v = row[j] - off
+            for j in range(nm):
+                v = acc(row[j]) - off
                 c1[j] += v
                 c2[j] += v * v
         for i in range(i0, i1):
             if i > i0:
                 ra = x[t, rowmap[i + w - 1]]
                 rs = x[t, rowmap[i - 1]]
-                for j in range(W):
-                    va = ra[j] - off
-                    vs = rs[j] - off
+                for j in range(nm):
+                    va = acc(ra[j]) - off
+                    vs = acc(rs[j]) - off
                     c1[j] += va - vs
                     c2[j] += va * va - vs * vs
             for k in range(left):
-                e1[k] = c1[colmap[k]]
-                e2[k] = c2[colmap[k]]
-            for k in range(left, mid_end):
-                e1[k] = c1[k - left]
-                e2[k] = c2[k - left]
+                e1[k] = e1[left + colmap[k]]
+                e2[k] = e2[left + colmap[k]]
             for k in range(mid_end, ne):
-                e1[k] = c1[colmap[k]]
-                e2[k] = c2[colmap[k]]
-            a1 = zero
-            a2 = zero
-            for k in range(w - 1):
-                a1 += e1[k]
-                a2 += e2[k]
-            for j in range(Wo):
-                a1 += e1[j + w - 1]
-                a2 += e2[j + w - 1]
-                h1[j] = a1
-                h2[j] = a2
-                a1 -= e1[j]
-                a2 -= e2[j]
+                e1[k] = e1[left + colmap[k]]
+                e2[k] = e2[left + colmap[k]]
+            span = 1
+            for b in range(1, nlev + 1):
+                p1 = lv1[b - 1]
+                p2 = lv2[b - 1]
+                q1 = p1[span:]
+                q2 = p2[span:]
+                r1 = lv1[b]
+                r2 = lv2[b]
+                for j in range(ne - 2 * span + 1):
+                    r1[j] = p1[j] + q1[j]
+                    r2[j] = p2[j] + q2[j]
+                span *= 2
             orow = out[t, i]
-            for j in range(Wo):
-                orow[j] = _k_from_sums(np.float64(h1[j]), np.float64(h2[j]), n, off, scale)
+            a1 = lv1[nlev]
+            a2 = lv2[nlev]
+            if nterm == 1:
+                for j in range(Wo):
+                    orow[j] = _k32(acc(a1[j]), acc(a2[j]), nf, off, scale)
+            elif nterm == 2:
+                b1 = lv1[tl[1], to[1] :]
+                b2 = lv2[tl[1], to[1] :]
+                for j in range(Wo):
+                    orow[j] = _k32(acc(a1[j] + b1[j]), acc(a2[j] + b2[j]), nf, off, scale)
+            elif nterm == 3:
+                b1 = lv1[tl[1], to[1] :]
+                b2 = lv2[tl[1], to[1] :]
+                d1 = lv1[tl[2], to[2] :]
+                d2 = lv2[tl[2], to[2] :]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + b1[j] + d1[j])
+                    s2 = acc(a2[j] + b2[j] + d2[j])
+                    orow[j] = _k32(s1, s2, nf, off, scale)
+            else:
+                for j in range(Wo):
+                    h1[j] = a1[j]
+                    h2[j] = a2[j]
+                for q in range(1, nterm):
+                    b1 = lv1[tl[q], to[q] :]
+                    b2 = lv2[tl[q], to[q] :]
+                    for j in range(Wo):
+                        h1[j] += b1[j]
+                        h2[j] += b2[j]
+                for j in range(Wo):
+                    orow[j] = _k32(h1[j], h2[j], nf, off, scale)
+
+
+@njit(inline="always", fastmath=_FAST, **_OPTS)
+def _k32(s1, s2, nf, off, scale):  # type: ignore[no-untyped-def]
+    """K in float32 from sums of (I − off) and (I − off)² over nf samples; NaN where ⟨I⟩ = 0.
+
+    n·S2 − S1² is formed in float64 (exact for integer sums below 2⁵³), then one float32 square
+    root and division: ≈1e-7 relative.
+    """
+    s1f = np.float64(s1)
+    d = max(nf * np.float64(s2) - s1f * s1f, 0.0)
+    total = np.float32(s1f + nf * off)
+    k = np.sqrt(np.float32(d)) * scale / total
+    return k if total != 0 else np.float32(np.nan)
 
 
 @njit(inline="always", **_OPTS)
@@ -189,85 +191,65 @@ def _k_from_sums(s1, s2, n, off, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def temporal_u8(x2, out2, wt, step, ddof, chunk):  # type: ignore[no-untyped-def]
-    """Temporal K for uint8 with int32 sums; block b covers frames b·step .. b·step + wt − 1."""
+def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore[no-untyped-def]
+    """Temporal K; block b covers frames b·step .. b·step + wt − 1 of each pixel (column).
+
+    ``acc``: np.int32 (uint8) or np.float64 (uint16: exact; float input: values taken minus the
+    pixel's first frame when ``use_off``). Jobs are chunks of pixels; sums run
+    over frames, added and subtracted when consecutive blocks overlap (step < wt).
+    """
     P = x2.shape[1]
     nout = out2.shape[0]
+    nf = np.float64(wt)
     scale = np.float32(math.sqrt(wt / (wt - ddof)))
     nchunks = (P + chunk - 1) // chunk
     for c in prange(nchunks):
         p0 = c * chunk
-        L = min(P, p0 + chunk) - p0
-        s1 = np.zeros(L, np.int32)
-        s2 = np.zeros(L, np.int32)
+        p1 = min(P, p0 + chunk)
+        L = p1 - p0
+        s1 = np.zeros(L, acc)
+        s2 = np.zeros(L, acc)
+        off = np.zeros(L, acc)
+        if use_off:
+            first = x2[0][p0:p1]
+            for k in range(L):
+                off[k] = first[k]
         for b in range(nout):
             start = b * step
             if b == 0 or step >= wt:
                 s1[:] = 0
                 s2[:] = 0
                 for t in range(start, start + wt):
-                    row = x2[t, p0 : p0 + L]
-                    for k in range(L):
-                        v = np.int32(row[k])
-                        s1[k] += v
-                        s2[k] += v * v
+                    row = x2[t][p0:p1]
+                    if use_off:
+                        for k in range(L):
+                            v = acc(row[k]) - off[k]
+                            s1[k] += v
+                            s2[k] += v * v
+                    else:
+                        for k in range(L):
+                            v = acc(row[k])
+                            s1[k] += v
+                            s2[k] += v * v
             else:
                 for t in range(start - step, start):
-                    ra = x2[t + wt, p0 : p0 + L]
-                    rs = x2[t, p0 : p0 + L]
-                    for k in range(L):
-                        va = np.int32(ra[k])
-                        vs = np.int32(rs[k])
-                        s1[k] += va - vs
-                        s2[k] += va * va - vs * vs
-            orow = out2[b, p0 : p0 + L]
+                    ra = x2[t + wt][p0:p1]
+                    rs = x2[t][p0:p1]
+                    if use_off:
+                        for k in range(L):
+                            va = acc(ra[k]) - off[k]
+                            vs = acc(rs[k]) - off[k]
+                            s1[k] += va - vs
+                            s2[k] += va * va - vs * vs
+                    else:
+                        for k in range(L):
+                            va = acc(ra[k])
+                            vs = acc(rs[k])
+                            s1[k] += va - vs
+                            s2[k] += va * va - vs * vs
+            orow = out2[b][p0:p1]
             for k in range(L):
-                d = np.int64(wt) * s2[k] - np.int64(s1[k]) * s1[k]
-                orow[k] = np.sqrt(np.float32(d)) * scale / np.float32(s1[k])
-
-
-@njit(parallel=True, **_OPTS)
-def temporal_generic(x2, out2, wt, step, ddof, chunk, zero, use_offset):  # type: ignore[no-untyped-def]
-    """Temporal K for uint16 (int64 sums) or float (float64 sums minus the first frame).
-
-    With ``use_offset`` (float input) each pixel's values are taken minus its first frame.
-    """
-    P = x2.shape[1]
-    nout = out2.shape[0]
-    scale = math.sqrt(wt / (wt - ddof))
-    nchunks = (P + chunk - 1) // chunk
-    for c in prange(nchunks):
-        p0 = c * chunk
-        L = min(P, p0 + chunk) - p0
-        s1 = np.full(L, zero)
-        s2 = np.full(L, zero)
-        off = np.full(L, zero)
-        if use_offset:
-            for k in range(L):
-                off[k] = x2[0, p0 + k]
-        for b in range(nout):
-            start = b * step
-            if b == 0 or step >= wt:
-                s1[:] = 0
-                s2[:] = 0
-                for t in range(start, start + wt):
-                    row = x2[t, p0 : p0 + L]
-                    for k in range(L):
-                        v = row[k] - off[k]
-                        s1[k] += v
-                        s2[k] += v * v
-            else:
-                for t in range(start - step, start):
-                    ra = x2[t + wt, p0 : p0 + L]
-                    rs = x2[t, p0 : p0 + L]
-                    for k in range(L):
-                        va = ra[k] - off[k]
-                        vs = rs[k] - off[k]
-                        s1[k] += va - vs
-                        s2[k] += va * va - vs * vs
-            orow = out2[b, p0 : p0 + L]
-            for k in range(L):
-                orow[k] = _k_from_sums(np.float64(s1[k]), np.float64(s2[k]), wt, off[k], scale)
+                orow[k] = _k32(s1[k], s2[k], nf, off[k], scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,66 +258,59 @@ def temporal_generic(x2, out2, wt, step, ddof, chunk, zero, use_offset):  # type
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def rolling_u8(frame, ring, pos, evict, emit, s1, s2, out, wt, ddof, chunk):  # type: ignore[no-untyped-def]
-    """Put frame (P,) into ring[pos] and update int32 sums; with ``evict`` the frame it replaces
-    leaves the sums first. Writes K if ``emit`` (the window is full after this frame), else NaN.
+def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, chunk, use_off, acc):  # type: ignore[no-untyped-def]
+    """Put frame (P,) into ring[pos] and update the running sums s1, s2 (P,).
+
+    With ``evict`` the frame it replaces leaves the sums first. Writes K to out (P,) if ``emit``
+    (the window is full after this frame), else NaN. Values are taken minus ``off`` (P,) when
+    ``use_off`` (float input); ``acc`` is the sums' dtype (np.int32 or np.float64).
     """
     P = frame.shape[0]
+    nf = np.float64(wt)
     scale = np.float32(math.sqrt(wt / (wt - ddof)))
     nchunks = (P + chunk - 1) // chunk
+    old = ring[pos]
     for c in prange(nchunks):
         p0 = c * chunk
         p1 = min(P, p0 + chunk)
-        if evict:
-            for p in range(p0, p1):
-                va = np.int32(frame[p])
-                vs = np.int32(ring[pos, p])
-                ring[pos, p] = frame[p]
-                a = s1[p] + va - vs
-                b = s2[p] + va * va - vs * vs
-                s1[p] = a
-                s2[p] = b
-                d = np.int64(wt) * b - np.int64(a) * a
-                out[p] = np.sqrt(np.float32(d)) * scale / np.float32(a)
-        else:
-            for p in range(p0, p1):
-                va = np.int32(frame[p])
-                ring[pos, p] = frame[p]
-                a = s1[p] + va
-                b = s2[p] + va * va
-                s1[p] = a
-                s2[p] = b
-                if emit:
-                    d = np.int64(wt) * b - np.int64(a) * a
-                    out[p] = np.sqrt(np.float32(d)) * scale / np.float32(a)
-                else:
-                    out[p] = np.nan
-
-
-@njit(parallel=True, **_OPTS)
-def rolling_generic(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, chunk):  # type: ignore[no-untyped-def]
-    """As :func:`rolling_u8` with int64 (uint16) or float64 (float, minus off) sums."""
-    P = frame.shape[0]
-    scale = math.sqrt(wt / (wt - ddof))
-    nchunks = (P + chunk - 1) // chunk
-    for c in prange(nchunks):
-        p0 = c * chunk
-        p1 = min(P, p0 + chunk)
-        for p in range(p0, p1):
-            va = frame[p] - off[p]
-            a = s1[p] + va
-            b = s2[p] + va * va
+        L = p1 - p0
+        f = frame[p0:p1]
+        r = old[p0:p1]
+        a = s1[p0:p1]
+        b = s2[p0:p1]
+        o = out[p0:p1]
+        of = off[p0:p1]
+        if use_off:
             if evict:
-                vs = ring[pos, p] - off[p]
-                a -= vs
-                b -= vs * vs
-            ring[pos, p] = frame[p]
-            s1[p] = a
-            s2[p] = b
-            if emit:
-                out[p] = _k_from_sums(np.float64(a), np.float64(b), wt, off[p], scale)
+                for k in range(L):
+                    va = f[k] - of[k]
+                    vs = r[k] - of[k]
+                    a[k] += va - vs
+                    b[k] += va * va - vs * vs
             else:
-                out[p] = np.nan
+                for k in range(L):
+                    va = f[k] - of[k]
+                    a[k] += va
+                    b[k] += va * va
+        elif evict:
+            for k in range(L):
+                va = acc(f[k])
+                vs = acc(r[k])
+                a[k] += va - vs
+                b[k] += va * va - vs * vs
+        else:
+            for k in range(L):
+                va = acc(f[k])
+                a[k] += va
+                b[k] += va * va
+        for k in range(L):
+            r[k] = f[k]
+        if emit:
+            for k in range(L):
+                o[k] = _k32(a[k], b[k], nf, of[k], scale)
+        else:
+            for k in range(L):
+                o[k] = np.nan
 
 
 @njit(parallel=True, **_OPTS)
@@ -481,10 +456,7 @@ def _serial_twin(dispatcher: Any, fast: bool) -> Any:
     return njit(**_OPTS)(g)
 
 
-spatial_u8_serial = _serial_twin(spatial_u8, fast=True)
-spatial_generic_serial = _serial_twin(spatial_generic, fast=False)
-temporal_u8_serial = _serial_twin(temporal_u8, fast=True)
-temporal_generic_serial = _serial_twin(temporal_generic, fast=False)
-rolling_u8_serial = _serial_twin(rolling_u8, fast=True)
-rolling_generic_serial = _serial_twin(rolling_generic, fast=False)
+spatial_box_serial = _serial_twin(spatial_box, fast=True)
+temporal_box_serial = _serial_twin(temporal_box, fast=True)
+rolling_update_serial = _serial_twin(rolling_update, fast=True)
 box3d_serial = _serial_twin(box3d, fast=False)
