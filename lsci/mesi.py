@@ -63,7 +63,7 @@ _NU_BOUND = 1.0
 _TAU_GRID_SIZE = 12
 _TAU_GRID_WIDEN = 30.0
 _RHO_GRID = np.array([0.1, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0])
-_RHO_SPLIT = 4  # the second start searches ρ < 0.8
+_RHO_SPLIT = 4  # with two starts, the first searches ρ >= 0.85, the second ρ < 0.85
 
 
 def _exposures(exposures_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -219,6 +219,7 @@ def fit_mesi(
     initial: Mapping[str, npt.ArrayLike] | None = None,
     max_iter: int = 100,
     xtol: float = 1e-10,
+    n_starts: int | None = None,
 ) -> MesiFit:
     """Fit the multi-exposure speckle model to every pixel.
 
@@ -243,6 +244,11 @@ def fit_mesi(
     xtol : float, optional
         Convergence when no parameter (ln τc, ρ, β, ν) moves more than ``xtol·(|p| + xtol)``
         in an accepted step, or the cost falls by less than 1e-14 relative.
+    n_starts : {1, 2} or None, optional
+        Fits per pixel, keeping the best: 1 starts from the best point of the whole grid; 2
+        starts once from the grid with ρ >= 0.85 and once from ρ < 0.85 with ν starting at 0,
+        which escapes the local minimum where a free ν absorbs the static plateau.
+        None (default) uses 1 when ν is fixed and 2 when it is fitted.
 
     Returns
     -------
@@ -255,7 +261,8 @@ def fit_mesi(
     ValueError
         If ``k`` and ``exposures_s`` disagree in length, an exposure is not ``> 0``, there are
         fewer distinct exposures than fitted parameters (2 + β free + ν free), a fixed or
-        initial value is outside its range, or ``max_iter``/``xtol`` are invalid.
+        initial value is outside its range, or ``max_iter``, ``xtol`` or ``n_starts`` are
+        invalid.
     TypeError
         If ``k`` is not real-valued.
 
@@ -265,7 +272,7 @@ def fit_mesi(
     and steps are relative), ρ in ``[0, 1]``, β and ν; they are bounded to their physical
     ranges (τc within 1e4 of the exposure range) by projection with an active set, so ρ = 1
     (no static scattering) is reached exactly. The Jacobian is analytic. Each pixel starts at
-    the best point of a grid of 12 τc (spanning the exposure range widened 30× each way) × 6 ρ,
+    the best point of a grid of 12 τc (spanning the exposure range widened 30× each way) × 7 ρ,
     where √β and ν, entering linearly, are solved by least squares; this makes the fit robust
     without user starting values.
 
@@ -307,6 +314,10 @@ def fit_mesi(
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if not (math.isfinite(xtol) and xtol > 0.0):
         raise ValueError(f"xtol must be finite and > 0, got {xtol!r}")
+    if n_starts is None:
+        n_starts = 2 if nu is None else 1
+    if n_starts not in (1, 2):
+        raise ValueError(f"n_starts must be 1, 2 or None, got {n_starts!r}")
 
     shape = arr.shape[1:]
     n_pix = int(np.prod(shape))
@@ -363,6 +374,7 @@ def fit_mesi(
         tau_grid,
         _RHO_GRID,
         _RHO_SPLIT,
+        n_starts,
         beta_values,
         nu_values,
         free,

@@ -225,6 +225,21 @@ def test_fit_is_unbiased_under_noise() -> None:
         assert np.median(fit.rms) == pytest.approx(0.002 * math.sqrt(5 / 8), rel=0.15)
 
 
+def test_two_starts_escape_the_free_nu_trap() -> None:
+    # Mostly static light and τc below the shortest exposure: from the best grid point a free ν
+    # absorbs the static plateau (a local minimum with τc far too short); the second start,
+    # from ρ < 0.85 with ν = 0, finds the exact solution.
+    tau, rho, beta, nu = 3.45e-5, 0.302, 0.584, 0.0067
+    k = mesi_model(EXPOSURES_S, tau, rho=rho, beta=beta, nu=nu)
+    one = fit_mesi(k, EXPOSURES_S, beta=beta, nu=None, n_starts=1)
+    two = fit_mesi(k, EXPOSURES_S, beta=beta, nu=None)
+    assert float(one.rms) > 1e-3
+    assert float(one.tau_c_s) < 0.2 * tau
+    assert float(two.rms) < 1e-9
+    assert float(two.tau_c_s) == pytest.approx(tau, rel=1e-6)
+    assert float(two.nu) == pytest.approx(nu, abs=1e-8)
+
+
 def test_fit_agrees_with_scipy_least_squares() -> None:
     rng = np.random.default_rng(6)
     k = mesi_model(EXPOSURES_S, 7e-4, rho=0.7, beta=0.6) + rng.normal(0, 0.003, 8)
@@ -317,6 +332,8 @@ def test_fit_rejects_bad_inputs() -> None:
         fit_mesi(k, EXPOSURES_S, max_iter=0)
     with pytest.raises(TypeError, match="max_iter"):
         fit_mesi(k, EXPOSURES_S, max_iter=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_starts"):
+        fit_mesi(k, EXPOSURES_S, n_starts=3)
     with pytest.raises(ValueError, match="xtol"):
         fit_mesi(k, EXPOSURES_S, xtol=-1.0)
     with pytest.raises(TypeError, match="k must be real"):

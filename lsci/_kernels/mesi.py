@@ -27,6 +27,23 @@ _SQRT_V_MIN = 1e-150
 
 
 @njit(cache=True)
+def _g_pair(x: float) -> tuple[float, float, float, float]:
+    """``g(x), g'(x), g(2x), g'(2x)`` sharing one ``expm1``: e^(−2x) − 1 = em1·(em1 + 2)."""
+    if x < 1.0:
+        g1, dg1 = g_and_dg(x)
+        g2, dg2 = g_and_dg(2.0 * x)
+        return g1, dg1, g2, dg2
+    em1 = math.expm1(-x)
+    em2 = em1 * (em1 + 2.0)
+    u = 2.0 * x
+    g1 = ((em1 + x) / x) / x
+    dg1 = (((-(x + 2.0) * em1 - 2.0 * x) / x) / x) / x
+    g2 = ((em2 + u) / u) / u
+    dg2 = (((-(u + 2.0) * em2 - 2.0 * u) / u) / u) / u
+    return g1, dg1, g2, dg2
+
+
+@njit(cache=True)
 def _model_and_jacobian(
     k: np.ndarray, exposures: np.ndarray, p: np.ndarray, r: np.ndarray, jac: np.ndarray
 ) -> float:
@@ -41,8 +58,7 @@ def _model_and_jacobian(
     cost = 0.0
     for e in range(exposures.shape[0]):
         x = exposures[e] * inv_tau
-        g1, dg1 = g_and_dg(x)
-        g2, dg2 = g_and_dg(2.0 * x)
+        g1, dg1, g2, dg2 = _g_pair(x)
         f2 = 2.0 * g2
         v = a * f2 + b * g1 + c
         sv = max(math.sqrt(v), _SQRT_V_MIN)
@@ -321,6 +337,7 @@ def fit_pixels(
     tau_grid: np.ndarray,
     rho_grid: np.ndarray,
     rho_split: int,
+    n_starts: int,
     fixed_beta: np.ndarray,
     fixed_nu: np.ndarray,
     free: np.ndarray,
@@ -369,13 +386,19 @@ def fit_pixels(
                 out_iterations[px] = 0
                 continue
             best_cost = np.inf
-            for start in range(2):
-                # Two starts, from the best grid points with mostly dynamic light (ρ >= split)
-                # and with much static light, the second with ν kept at its fixed value or 0:
-                # a free ν can otherwise absorb the static plateau and trap the fit.
+            for start in range(n_starts):
+                # One start searches the whole grid. Two start from the best grid points with
+                # mostly dynamic light (ρ >= split) and with much static light, the second with
+                # ν kept at its fixed value or 0: a free ν can otherwise absorb the static
+                # plateau and trap the fit.
                 p[2] = fixed_beta[px]
                 p[3] = fixed_nu[px]
-                rhos = rho_grid[rho_split:] if start == 0 else rho_grid[:rho_split]
+                if n_starts == 1:
+                    rhos = rho_grid
+                elif start == 0:
+                    rhos = rho_grid[rho_split:]
+                else:
+                    rhos = rho_grid[:rho_split]
                 solve_nu = free[3] and start == 0
                 _grid_start(kk, f_basis, g_basis, tau_grid, rhos, free, solve_nu, lower, upper, p)
                 for a in range(N_PARAMS):
