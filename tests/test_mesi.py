@@ -301,6 +301,22 @@ def test_fit_single_point_nan_pixels_and_initial_values() -> None:
     assert int(limited.iterations) == 1
 
 
+def test_degenerate_contrast_stays_in_bounds() -> None:
+    # No decay over the exposures (a static scatterer, or K > 1 from bad data): the fit stays
+    # in its box and reports what it can: β = K² for constant K, β = 1 with a residual above 1.
+    k = np.stack([np.zeros(8), np.full(8, 0.5), np.full(8, 1.3)], axis=1)
+    fit = fit_mesi(k, EXPOSURES_S)
+    assert fit.converged.all()
+    assert np.all((fit.rho >= 0) & (fit.rho <= 1))
+    assert np.all((fit.beta > 0) & (fit.beta <= 1))
+    assert np.all(fit.tau_c_s > 0)
+    assert float(fit.rms[0]) < 1e-4
+    assert float(fit.beta[1]) == pytest.approx(0.25, abs=1e-6)
+    assert float(fit.rms[1]) < 1e-6
+    assert float(fit.beta[2]) == 1.0
+    assert float(fit.rms[2]) == pytest.approx(0.3, abs=1e-6)
+
+
 def test_fit_rejects_bad_inputs() -> None:
     k = mesi_model(EXPOSURES_S, 1e-3, rho=0.6, beta=0.7)
     with pytest.raises(ValueError, match="at least 3 distinct exposures"):
