@@ -1,0 +1,439 @@
+"""``lsci acquire``: record raw speckle from a camera, with live statistics and event marks.
+
+Behaviour worth knowing:
+
+- Ctrl-C (SIGINT) and SIGTERM stop the acquisition like the end of ``--duration``: the camera
+  stops, the frames it still delivers are recorded, the file is closed complete, and the
+  command exits with status 0. A second signal while stopping only repeats that it is closing.
+- A setting the camera does not have (for example ``--exposure-ms`` on a camera without
+  ``ExposureTime``) is an error before anything is recorded, not a warning: speckle contrast
+  depends on the exposure, and a recording at an unknown exposure cannot be analysed as asked.
+  Leave the option out to record at the camera's own setting.
+- With ``--event-key``, every key pressed on the terminal marks an event ``key 1``, ``key
+  2``, ...; when standard input is not a terminal (a pipe), every line read marks an event
+  labelled with the line's text.
+- The status line on standard error shows the achieved frame rate, frames recorded, frames
+  dropped by the camera (gaps in its ids) and by the pipeline (the disk fell behind), the ring
+  buffer's fill, the disk write rate and the median of the latest live map (K, or 1/K²).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+import numpy as np
+
+from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.errors import LsciError
+from lsci.pipeline import (
+    AcquisitionPipeline,
+    LiveSettings,
+    PipelineStats,
+    PipelineSummary,
+    recording_metadata,
+)
+from lsci.recording import RecordingWriter
+
+__all__ = ["acquire"]
+
+# Status updates per second on a terminal; elsewhere (logs, pipes) one line per second.
+_STATUS_PERIOD_S = 0.25
+_LOG_PERIOD_S = 1.0
+_LIVE_RATE_HZ = 4.0
+
+
+def _parse_mark(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[tuple[float, str]]:
+    marks = []
+    for value in values:
+        seconds, sep, label = value.partition(":")
+        try:
+            when = float(seconds)
+        except ValueError:
+            when = math.nan
+        if not sep or not label.strip() or not math.isfinite(when) or when < 0:
+            raise click.BadParameter(
+                f"{value!r} must be SECONDS:LABEL with SECONDS >= 0, e.g. '20:needling start'",
+                ctx,
+                param,
+            )
+        marks.append((when, label.strip()))
+    return sorted(marks)
+
+
+def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    height, sep, width = value.lower().partition("x")
+    if not (
+        sep and height.isdigit() and width.isdigit() and int(height) >= 16 and int(width) >= 16
+    ):
+        raise click.BadParameter(
+            f"{value!r} must be HEIGHTxWIDTH, each >= 16, e.g. 512x512", ctx, param
+        )
+    return int(height), int(width)
+
+
+def _open_camera(
+    kind: str, cti: Path | None, device: str, sim_mode: str, sim_shape: tuple[int, int]
+) -> Camera:
+    if kind == "sim":
+        from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
+
+        camera: Camera = SimulatedCamera(
+            SpeckleScene.skin(sim_shape), mode="replay" if sim_mode == "replay" else "physical"
+        )
+    else:
+        # Imported here: the driver needs the optional camera extra (harvesters, genicam).
+        from lsci.drivers.genicam import GenICamCamera
+
+        selector: int | str = int(device) if device.isdigit() else device
+        camera = GenICamCamera(selector, producer=cti)
+    camera.open()
+    return camera
+
+
+def _apply(camera: Camera, name: str, value: Any, option: str) -> None:
+    """Set one setting, turning a refusal into a message that names the option."""
+    capability: Capability = camera.capabilities()[name]
+    if not (capability.available and capability.writable):
+        why = f": {capability.reason}" if capability.reason else ""
+        state = "not available" if not capability.available else "read-only"
+        raise click.UsageError(
+            f"{option} cannot be applied: {name} is {state} on {camera.name}{why}. "
+            f"Leave {option} out to record at the camera's own setting."
+        )
+    try:
+        camera.set(name, value)
+    except (ValueError, TypeError) as error:
+        raise click.UsageError(f"{option}: {error}") from None
+
+
+class _StopRequests:
+    """SIGINT and SIGTERM set a flag instead of interrupting whatever runs at that moment."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.reason is None:
+            self.reason = name
+        else:
+            click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopRequests]:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+
+
+class _EventInput:
+    """Marks events from key presses on a terminal, or from lines on a pipe, in a thread."""
+
+    def __init__(self, pipeline: AcquisitionPipeline, stream: TextIO) -> None:
+        self._pipeline = pipeline
+        self._stream = stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lsci-event-keys", daemon=True)
+        self._presses = 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        fd = self._stream.fileno()
+        restore: Any = None
+        if self._stream.isatty():
+            import termios
+            import tty
+
+            restore = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+            if restore is not None:
+                import termios
+
+                termios.tcsetattr(fd, termios.TCSADRAIN, restore)
+
+    def _run(self) -> None:
+        fd = self._stream.fileno()
+        terminal = self._stream.isatty()
+        pending = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            data = os.read(fd, 1 if terminal else 4096)
+            if not data:
+                return  # end of the pipe
+            if terminal:
+                self._mark("")
+                continue
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self._mark(line.decode("utf-8", errors="replace").strip())
+
+    def _mark(self, label: str) -> None:
+        self._presses += 1
+        try:
+            self._pipeline.mark_event(label or f"key {self._presses}")
+        except (LsciError, ValueError, TypeError) as error:
+            click.echo(f"\nevent not marked: {error}", err=True)
+
+
+class _Status:
+    """The status line, from the pipeline's signals."""
+
+    def __init__(self, pipeline: AcquisitionPipeline, quantity: str) -> None:
+        self._terminal = sys.stderr.isatty()
+        self._period_s = _STATUS_PERIOD_S if self._terminal else _LOG_PERIOD_S
+        self._last_s = 0.0
+        self._live: float | None = None
+        self._symbol = "K" if quantity == "contrast" else "1/K²"
+        pipeline.events.live_map_ready.connect(self._on_live)
+        pipeline.events.event_marked.connect(
+            lambda event: self._line(
+                f"event {event.label!r} at {event.time_s:.2f} s (frame {event.frame_index})"
+            )
+        )
+        pipeline.events.frames_dropped.connect(
+            lambda drop: self._line(f"warning: {drop.label}: the disk is not keeping up")
+        )
+
+    def _on_live(self, image: np.ndarray, info: FrameInfo) -> None:
+        finite = image[np.isfinite(image)]
+        self._live = float(np.median(finite)) if finite.size else None
+
+    def _line(self, text: str) -> None:
+        click.echo(("\r\x1b[K" if self._terminal else "") + text, err=True)
+
+    def show(self, stats: PipelineStats, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_s < self._period_s:
+            return
+        self._last_s = now
+        live = "" if self._live is None else f"  {self._symbol} {self._live:.3g}"
+        text = (
+            f"{stats.elapsed_s:7.1f} s  {stats.frame_rate_hz:6.1f} fps  "
+            f"recorded {stats.frames_recorded}  dropped camera {stats.frames_dropped_camera} "
+            f"pipeline {stats.frames_dropped_pipeline}  queue {stats.queue_depth}/"
+            f"{stats.ring_capacity}  disk {stats.disk_write_bytes_per_s / 1e6:.1f} MB/s{live}"
+        )
+        if self._terminal:
+            click.echo("\r\x1b[K" + text, err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+
+    def end(self) -> None:
+        if self._terminal:
+            click.echo("", err=True)
+
+
+def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
+    s = summary.stats
+    lines = [
+        f"stopped by {stopped_by}: recorded {s.frames_recorded} frames in "
+        f"{summary.duration_s:.1f} s ({summary.mean_frame_rate_hz:.1f} fps) to {path}",
+        f"dropped: {s.frames_dropped_camera} by the camera, {s.frames_dropped_pipeline} by the "
+        "pipeline",
+    ]
+    lines += [
+        f"event {e.label!r} at {e.time_s:.2f} s, frame {e.frame_index}" for e in summary.events
+    ]
+    return "\n".join(lines)
+
+
+@click.command("acquire")
+@click.option(
+    "--camera",
+    "camera_kind",
+    type=click.Choice(["sim", "genicam"]),
+    required=True,
+    help="The simulated speckle camera, or a GenICam camera (GigE Vision, USB3 Vision).",
+)
+@click.option(
+    "--cti",
+    type=click.Path(exists=True, path_type=Path),
+    help="GenTL producer (.cti) or a folder of them; default: GENICAM_GENTL64_PATH.",
+)
+@click.option("--device", default="0", show_default=True, help="Camera index, serial number or id.")
+@click.option("--exposure-ms", type=float, help="Exposure time in milliseconds.")
+@click.option("--fps", type=float, help="Frame rate in frames per second.")
+@click.option("--pixel-format", help="Pixel format, e.g. Mono8 or Mono12.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to record; default: until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The recording to write (.h5).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--mark-at",
+    "marks",
+    multiple=True,
+    callback=_parse_mark,
+    metavar="SECONDS:LABEL",
+    help="Mark an event SECONDS after the start, e.g. '20:needling start'; repeatable.",
+)
+@click.option(
+    "--event-key",
+    is_flag=True,
+    help="Mark an event at every key press (or every line when stdin is a pipe).",
+)
+@click.option(
+    "--live",
+    type=click.Choice(["contrast", "flow_index"]),
+    default="contrast",
+    show_default=True,
+    help="Live map shown in the status line: K, or the flow index 1/K².",
+)
+@click.option("--notes", default="", help="Free text stored with the recording.")
+@click.option(
+    "--sim-mode",
+    type=click.Choice(["replay", "physical"]),
+    default="replay",
+    show_default=True,
+    help="Simulated camera: loop a few simulated frames, or simulate every frame (slow).",
+)
+@click.option(
+    "--sim-shape",
+    default="512x512",
+    show_default=True,
+    callback=_parse_shape,
+    help="Simulated camera: sensor HEIGHTxWIDTH.",
+)
+def acquire(
+    camera_kind: str,
+    cti: Path | None,
+    device: str,
+    exposure_ms: float | None,
+    fps: float | None,
+    pixel_format: str | None,
+    duration: float | None,
+    out: Path,
+    overwrite: bool,
+    marks: list[tuple[float, str]],
+    event_key: bool,
+    live: str,
+    notes: str,
+    sim_mode: str,
+    sim_shape: tuple[int, int],
+) -> None:
+    """Record raw speckle frames to an HDF5 recording while showing live statistics.
+
+    The simulated camera (--camera sim) looks at a skin patch whose ischemic centre recovers
+    its perfusion 20 s after the start.
+    """
+    if out.exists() and not overwrite:
+        raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
+    try:
+        camera = _open_camera(camera_kind, cti, device, sim_mode, sim_shape)
+    except (LsciError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        if pixel_format is not None:
+            _apply(camera, "pixel_format", pixel_format, "--pixel-format")
+        if exposure_ms is not None:
+            _apply(camera, "exposure_s", exposure_ms / 1e3, "--exposure-ms")
+        if fps is not None:
+            _apply(camera, "frame_rate_hz", fps, "--fps")
+        producer = None if camera_kind == "sim" or cti is None else str(cti)
+        try:
+            writer = RecordingWriter(
+                out,
+                recording_metadata(camera, producer=producer, notes=notes),
+                frame_shape=camera.frame_shape,
+                dtype=camera.frame_dtype,
+                overwrite=overwrite,
+            )
+        except LsciError as error:
+            raise click.ClickException(str(error)) from None
+        settings = LiveSettings(
+            quantity="contrast" if live == "contrast" else "flow_index", max_rate_hz=_LIVE_RATE_HZ
+        )
+        pipeline = AcquisitionPipeline(camera, writer, live=settings)
+        _record(pipeline, out, duration, marks, event_key)
+    finally:
+        camera.close()
+
+
+def _record(
+    pipeline: AcquisitionPipeline,
+    out: Path,
+    duration: float | None,
+    marks: list[tuple[float, str]],
+    event_key: bool,
+) -> None:
+    status = _Status(
+        pipeline, pipeline.live_settings.quantity if pipeline.live_settings else "contrast"
+    )
+    stops = _StopRequests()
+    keys = _EventInput(pipeline, sys.stdin) if event_key else None
+    with stops.installed():
+        try:
+            pipeline.start()
+        except LsciError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(
+            f"recording to {out}"
+            + ("" if duration is None else f" for {duration:g} s")
+            + "; Ctrl-C stops",
+            err=True,
+        )
+        started = time.monotonic()
+        schedule = list(marks)
+        stopped_by = "the end of --duration"
+        with keys.running() if keys is not None else contextlib.nullcontext():
+            while True:
+                if stops.reason is not None:
+                    stopped_by = stops.reason
+                    break
+                if pipeline.wait(0.05):
+                    stopped_by = "an error"
+                    break
+                elapsed = time.monotonic() - started
+                if duration is not None and elapsed >= duration:
+                    break
+                while schedule and schedule[0][0] <= elapsed:
+                    pipeline.mark_event(schedule.pop(0)[1])
+                status.show(pipeline.stats())
+        summary = pipeline.stop(raise_on_error=False)
+    status.show(summary.stats, force=True)
+    status.end()
+    for when, label in schedule:
+        click.echo(
+            f"warning: {label!r} at {when:g} s was not marked: the recording ended first", err=True
+        )
+    click.echo(_summary_text(summary, out, stopped_by), err=True)
+    if summary.error is not None:
+        raise click.ClickException(
+            f"acquisition stopped early: {summary.error} (the {summary.stats.frames_recorded} "
+            f"frames before it are in {out})"
+        )

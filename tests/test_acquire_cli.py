@@ -1,0 +1,148 @@
+"""``lsci acquire`` run for real, as a separate process, with the simulated camera and viky."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lsci.cli.acquire import acquire
+from lsci.recording import open_recording
+
+
+def command() -> list[str]:
+    """``lsci acquire`` through the ``lsci`` group once it is registered there."""
+    from lsci.cli import main
+
+    if "acquire" in getattr(main, "commands", {}):
+        return [sys.executable, "-c", "from lsci.cli import main; main()", "acquire"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from lsci.cli.acquire import acquire; "
+        "acquire(sys.argv[1:], prog_name='lsci acquire')",
+    ]
+
+
+def viky() -> str:
+    genicam = pytest.importorskip("genicam", reason="the camera extra (genicam) is not installed")
+    pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
+    return str(Path(genicam.__file__).resolve().parent / "viky.cti")
+
+
+def stop_mid_run(args: list[str], signum: signal.Signals) -> tuple[int, str]:
+    """Start ``lsci acquire``, let it record for a second, send ``signum``; exit code, stderr."""
+    process = subprocess.Popen(
+        [*command(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("recording to"):
+            break
+    else:
+        process.wait()
+        pytest.fail("lsci acquire never started recording:\n" + "".join(lines))
+    time.sleep(1.0)
+    process.send_signal(signum)
+    try:
+        _, rest = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return process.returncode, "".join(lines) + rest
+
+
+def test_sim_records_its_duration_with_scheduled_and_piped_events(tmp_path: Path) -> None:
+    out = tmp_path / "sim.h5"
+    args = [
+        "--camera", "sim", "--sim-shape", "64x64", "--fps", "100", "--exposure-ms", "2",
+        "--duration", "2", "--out", str(out), "--mark-at", "1:needling start", "--event-key",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [*command(), *args], input="from stdin\n", capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "dropped: 0 by the camera, 0 by the pipeline" in done.stderr
+    with open_recording(out) as rec:
+        assert rec.closed_cleanly
+        assert rec.frame_shape == (64, 64)
+        assert 150 < len(rec) < 260
+        np.testing.assert_array_equal(rec.frame_ids, np.arange(len(rec)))
+        assert rec.metadata.exposure_s == pytest.approx(0.002)
+        assert rec.metadata.frame_rate_hz == 100.0
+        events = {e.label: e for e in rec.events}
+    assert set(events) == {"needling start", "from stdin"}
+    # One second into a 100 frames/s run.
+    assert 70 <= events["needling start"].frame_index <= 130
+
+
+def test_sigint_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
+    out = tmp_path / "interrupted.h5"
+    args = ["--camera", "sim", "--sim-shape", "64x64", "--fps", "100", "--out", str(out)]
+    code, stderr = stop_mid_run(args, signal.SIGINT)
+    assert code == 0, stderr
+    assert "stopped by SIGINT" in stderr
+    assert "Traceback" not in stderr
+    with open_recording(out) as rec:
+        assert rec.closed_cleanly
+        assert len(rec) > 50
+        np.testing.assert_array_equal(rec.frame_ids, np.arange(len(rec)))
+
+
+@pytest.mark.camera
+def test_viky_sigterm_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
+    out = tmp_path / "viky.h5"
+    args = ["--camera", "genicam", "--cti", viky(), "--fps", "100", "--out", str(out)]
+    code, stderr = stop_mid_run(args, signal.SIGTERM)
+    assert code == 0, stderr
+    assert "stopped by SIGTERM" in stderr
+    assert "dropped: 0 by the camera, 0 by the pipeline" in stderr
+    with open_recording(out) as rec:
+        assert rec.closed_cleanly
+        assert len(rec) > 50
+        assert np.all(np.diff(rec.frame_ids.astype(np.int64)) == 1)
+        assert rec.metadata.producer == viky()
+        assert rec.metadata.frame_rate_hz == 100.0
+
+
+@pytest.mark.camera
+def test_viky_exposure_is_a_clear_error_before_recording(tmp_path: Path) -> None:
+    out = tmp_path / "never.h5"
+    args = ["--camera", "genicam", "--cti", viky(), "--exposure-ms", "5", "--out", str(out)]
+    done = subprocess.run([*command(), *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--exposure-ms cannot be applied" in done.stderr
+    assert "ExposureTime" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "x.h5"
+    result = runner.invoke(acquire, ["--camera", "sim", "--out", str(out), "--mark-at", "soon"])
+    assert result.exit_code == 2
+    assert "SECONDS:LABEL" in result.output
+    out.write_bytes(b"")
+    result = runner.invoke(acquire, ["--camera", "sim", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "--overwrite" in result.output
+    result = runner.invoke(
+        acquire, ["--camera", "sim", "--sim-shape", "8x8", "--out", str(tmp_path / "y.h5")]
+    )
+    assert result.exit_code == 2
+    assert "HEIGHTxWIDTH" in result.output
+    assert os.listdir(tmp_path) == ["x.h5"]
