@@ -5,7 +5,6 @@ Also reads a file while another process is still writing it (SWMR).
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -17,14 +16,9 @@ import numpy as np
 import pytest
 
 from lsci.recording import open_recording
+from tests.helpers.write_recording import expected_frame
 
 HELPER = Path(__file__).parent / "helpers" / "write_recording.py"
-_SPEC = importlib.util.spec_from_file_location("write_recording", HELPER)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-_HELPER_MODULE = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_HELPER_MODULE)
-expected_frame = _HELPER_MODULE.expected_frame
 ROOT = Path(__file__).resolve().parents[1]
 
 

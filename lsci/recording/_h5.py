@@ -20,6 +20,10 @@ from lsci.recording.errors import (
     RecordingWriteError,
 )
 
+#: Resolved paths of the files this process's writers have open: HDF5 would let a second
+#: in-process handle modify them behind the writer's back.
+WRITING: set[Path] = set()
+
 _H5_DETAIL = re.compile(r"error message = '([^']*)'")
 _H5_REASON = re.compile(r"\((.*)\)\s*$", re.DOTALL)
 
@@ -51,8 +55,8 @@ def describe_os_error(exc: BaseException) -> str:
 def open_for_reading(path: str | Path) -> h5py.File:
     """Open a recording read-only, whether it was closed, is still growing, or its writer crashed.
 
-    The file is always opened in SWMR-read mode: that is the only mode in which a file still being
-    written, or one whose SWMR writer was killed, opens at all, and it reads closed files equally.
+    A file still being written, or whose SWMR writer was killed, refuses a normal open ("already
+    open for write") and opens only in SWMR-read mode, which is then used.
 
     Parameters
     ----------
@@ -76,12 +80,18 @@ def open_for_reading(path: str | Path) -> h5py.File:
     if path.stat().st_size == 0:
         raise RecordingFormatError(path, "the file is empty (0 bytes), not an HDF5 recording")
     try:
-        return h5py.File(path, "r", swmr=True)
+        try:
+            # A closed file opens normally, with HDF5's checks (e.g. truncation) intact.
+            return h5py.File(path, "r")
+        except BlockingIOError:
+            return h5py.File(path, "r", swmr=True)
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                raise
+            return h5py.File(path, "r", swmr=True)
     except BlockingIOError:
         raise RecordingStateError(
-            path,
-            "the file is locked by another program writing it without SWMR (a recording before "
-            "its first frame, or a file being edited); try again in a moment",
+            path, "the file is locked by another program writing it; try again in a moment"
         ) from None
     except PermissionError as exc:
         raise RecordingError(path, f"cannot open: {describe_os_error(exc)}") from None
@@ -117,6 +127,10 @@ def open_for_editing(path: str | Path) -> h5py.File:
         (:class:`RecordingWriteError`).
     """
     path = Path(path)
+    if path.resolve() in WRITING:
+        raise RecordingStateError(
+            path, "the recording is still being written by this program; close the writer first"
+        )
     with open_for_reading(path) as probe:
         check_root(probe, path)
     try:

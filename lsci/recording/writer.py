@@ -16,6 +16,7 @@ Why it is built this way
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -34,7 +35,7 @@ import numpy.typing as npt
 
 from lsci._version import __version__
 from lsci.recording import layout
-from lsci.recording._h5 import describe_os_error, write_error
+from lsci.recording._h5 import WRITING, describe_os_error, write_error
 from lsci.recording.calibration import check_calibration, write_calibration
 from lsci.recording.errors import (
     RecordingError,
@@ -48,6 +49,10 @@ from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
 Compression = Literal["blosc-lz4"]
 #: HDF5 file-format bounds: 1.10 is the oldest format with SWMR, readable by MATLAB R2019b+.
 LIBVER = ("v110", "latest")
+#: HDF5 files that could not be closed after a write error (kept alive: see ``close``).
+_ABANDONED: list[object] = []
+#: Disk space kept free beside a file being written, released when the disk fills up.
+RESERVE_BYTES = 4 * 1024 * 1024
 _T = TypeVar("_T")
 COMPRESSIONS: tuple[str, ...] = ("blosc-lz4",)
 
@@ -172,9 +177,15 @@ class RecordingWriter:
         self._last_flush = time.monotonic()
         self._last_fsync = self._last_flush
         self._unsynced = False
-        self._file = self._create(compression_args, checksum, overwrite)
+        self._reserve = self._make_reserve()
+        try:
+            self._file = self._create(compression_args, checksum, overwrite)
+        except BaseException:
+            self._release_reserve()
+            raise
         # Our own descriptor for fsync: valid until we close it, whatever HDF5 does meanwhile.
         self._fd = os.dup(self._file.id.get_vfd_handle())
+        WRITING.add(self.path.resolve())
         self._stop = threading.Event()
         self._flusher = threading.Thread(
             target=self._background, name=f"lsci-flush-{self.path.name}", daemon=True
@@ -579,26 +590,70 @@ class RecordingWriter:
         Raises
         ------
         RecordingWriteError
-            When the final flush fails (the file keeps what was flushed before).
+            When the final flush fails (the file keeps what was flushed before). After an
+            earlier write error, close releases what it can and does not raise again.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._stop.set()
+            failed_before = self._failure is not None
+            if failed_before:
+                # Frames after the last good flush may not have reached the disk: drop them,
+                # and give HDF5 room to write the metadata it still holds (see _make_reserve).
+                self._written = self._committed
+                for values in (self._pending_ids, self._pending_camera, self._pending_host):
+                    values.clear()
+                self._release_reserve()
+                self._failure = None
+            with contextlib.suppress(RecordingWriteError):
+                self._guarded(self._finish, "closing")
             try:
-                if self._failure is None:
-                    self._guarded(self._finish, "closing")
-            finally:
-                try:
-                    self._file.close()
-                except OSError as exc:
-                    if self._failure is None:
-                        raise write_error(self.path, exc, "closing") from None
+                self._file.close()
+            except OSError as exc:
+                self._failure = self._failure or write_error(self.path, exc, "closing")
+            if self._failure is not None:
+                # HDF5 could not release the file; freeing its handles now would crash the
+                # interpreter, so they live until the process ends. The file on disk keeps
+                # its last flushed state.
+                _ABANDONED.append(self._file)
         self._flusher.join()
         os.close(self._fd)
-        if self._calibrations and self._failure is None:
+        self._release_reserve()
+        WRITING.discard(self.path.resolve())
+        if self._failure is not None:
+            if not failed_before:
+                raise self._failure
+            return
+        if self._calibrations and not failed_before:
             self._write_calibrations()
+
+    def _make_reserve(self) -> Path:
+        """Set aside a little disk space beside the file, given back if the disk fills up.
+
+        When a write fails because the disk is full, HDF5 still holds metadata it could not
+        write and cannot close the file. Deleting this reserve lets it flush that metadata and
+        close the file in a consistent state.
+        """
+        reserve = self.path.with_name(f".{self.path.name}.reserve")
+        try:
+            descriptor = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                reserve.unlink(missing_ok=True)
+            raise RecordingWriteError(
+                self.path, f"cannot create the file: {describe_os_error(exc)}"
+            ) from None
+        return reserve
+
+    def _release_reserve(self) -> None:
+        with contextlib.suppress(OSError):
+            self._reserve.unlink(missing_ok=True)
 
     def _write_calibrations(self) -> None:
         try:
@@ -614,7 +669,8 @@ class RecordingWriter:
 
     def _finish(self) -> None:
         self._flush_locked()
-        self._frames.resize(self._committed, axis=0)
+        for dataset in (self._frames, *self._per_frame):
+            dataset.resize(self._committed, axis=0)
         self._raw_attrs.modify("closed_cleanly", np.uint8(1))
         self._flush_locked(force_fsync=True)
 

@@ -1,7 +1,8 @@
 """Write a recording until killed, reporting each flush on stdout (used by the crash tests).
 
-Usage: python write_recording.py PATH MODE, where MODE is ``stream`` (append frames forever)
-or ``idle`` (create the file, then wait without appending). Every frame's pixels encode its
+Usage: python write_recording.py PATH MODE, where MODE is ``stream`` (append frames forever),
+``idle`` (create the file, then wait without appending) or ``fill`` (append until writing
+fails, e.g. on a full disk, then close and exit normally). Every frame's pixels encode its
 frame id (see :func:`expected_frame`), so a test can check each recovered frame.
 """
 
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 
-from lsci.recording import AcquisitionMetadata, RecordingWriter
+from lsci.recording import AcquisitionMetadata, RecordingWriteError, RecordingWriter
 
 SHAPE = (48, 64)
 
@@ -39,6 +40,9 @@ def main(path: str, mode: str) -> None:
     if mode == "idle":
         while True:
             time.sleep(1)
+    if mode == "fill":
+        fill(writer)
+        return
     reported = 0
     frame_id = 0
     while True:
@@ -50,6 +54,22 @@ def main(path: str, mode: str) -> None:
             reported = writer.frames_committed
             print(f"committed {reported}", flush=True)
         time.sleep(0.0005)
+
+
+def fill(writer: RecordingWriter) -> None:
+    """Append until writing fails; report each committed count, the error, and the close."""
+    frame_id = 0
+    try:
+        while True:
+            writer.append(expected_frame(frame_id), frame_id=frame_id)
+            frame_id += 1
+            if frame_id % 10 == 0:
+                writer.flush()
+                print(f"committed {writer.frames_committed}", flush=True)
+    except RecordingWriteError as exc:
+        print(f"error: {exc}", flush=True)
+    writer.close()
+    print("closed", flush=True)
 
 
 if __name__ == "__main__":
