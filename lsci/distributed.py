@@ -13,6 +13,7 @@ system that supports SWMR: a local disk or a POSIX cluster file system, not NFS 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from lsci.process import (
     Chunk,
     ChunkResult,
+    Corrections,
     ProcessingResult,
     ProcessingSettings,
     plan_recording,
@@ -30,16 +32,18 @@ from lsci.process import (
 from lsci.recording import open_recording
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 __all__ = ["compute_chunk", "process_recording_distributed"]
 
 
-def compute_chunk(path: str, chunk: Chunk, settings: ProcessingSettings) -> ChunkResult:
+def compute_chunk(
+    path: str, chunk: Chunk, settings: ProcessingSettings, corrections: Corrections
+) -> ChunkResult:
     """The task a worker runs: read one chunk's frames from ``path`` and compute its maps."""
     with open_recording(path) as recording:
         frames = recording.frames[chunk.frame_start : chunk.frame_stop]
-    return process_chunk(frames, chunk, settings)
+    return process_chunk(frames, chunk, settings, corrections)
 
 
 def _client(scheduler: str | Client) -> tuple[Client, bool]:
@@ -63,6 +67,7 @@ def process_recording_distributed(
     memory_bytes: int = 256 << 20,
     in_flight: int | None = None,
     overwrite: bool = False,
+    calibrated: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProcessingResult:
     """Like :func:`lsci.process.process_recording`, with the chunks computed on a Dask cluster.
@@ -81,6 +86,8 @@ def process_recording_distributed(
         Tasks submitted but not yet stored; default twice the cluster's worker threads.
     overwrite : bool
         Replace products of the same names computed with different settings.
+    calibrated : bool
+        Apply the recording's stored calibrations (see :func:`lsci.process.plan_recording`).
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` as results are stored.
 
@@ -97,7 +104,7 @@ def process_recording_distributed(
     """
     from distributed import as_completed
 
-    plan = plan_recording(path, settings, memory_bytes=memory_bytes)
+    plan = plan_recording(path, settings, memory_bytes=memory_bytes, calibrated=calibrated)
     client, owned = _client(scheduler)
     try:
         if in_flight is None:
@@ -108,17 +115,16 @@ def process_recording_distributed(
         with plan.sink(overwrite=overwrite) as sink:
             if sink.complete:
                 return plan.result(0, 0.0, reused=True)
-            pending = iter(plan.chunks)
-            submit = [next(pending) for _ in range(min(in_flight, len(plan.chunks)))]
-            futures = as_completed(
-                client.map(
-                    compute_chunk,
-                    [str(plan.path)] * len(submit),
-                    submit,
-                    settings=settings,
-                    pure=False,
+            # The calibrations go to every worker once, not with every task.
+            corrections = client.scatter(plan.corrections, broadcast=True)
+
+            def submit(chunk: Chunk) -> Future[ChunkResult]:
+                return client.submit(
+                    compute_chunk, str(plan.path), chunk, plan.settings, corrections, pure=False
                 )
-            )
+
+            pending = iter(plan.chunks)
+            futures = as_completed([submit(c) for c in itertools.islice(pending, in_flight)])
             for future in futures:
                 result: ChunkResult = future.result()
                 store_chunk(sink, result)
@@ -129,11 +135,7 @@ def process_recording_distributed(
                     progress(maps_done, plan.n_maps)
                 following = next(pending, None)
                 if following is not None:
-                    futures.add(
-                        client.submit(
-                            compute_chunk, str(plan.path), following, settings, pure=False
-                        )
-                    )
+                    futures.add(submit(following))
         return plan.result(frames_read, time.perf_counter() - start, reused=False)
     finally:
         if owned:

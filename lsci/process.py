@@ -31,6 +31,7 @@ Perfusion models
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -42,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from lsci.calibration import BetaCalibration, CameraNoise, DarkFrame
 from lsci.contrast import (
     EDGE_MODES,
     Edges,
@@ -49,8 +51,9 @@ from lsci.contrast import (
     spatiotemporal_contrast,
     temporal_contrast,
 )
+from lsci.noise import fundamental_k2, subtract_dark
 from lsci.perfusion import inverse_correlation_time, speckle_flow_index
-from lsci.recording import open_recording
+from lsci.recording import Recording, open_recording
 from lsci.recording.sink import DerivedSink
 
 __all__ = [
@@ -58,9 +61,11 @@ __all__ = [
     "MODES",
     "Chunk",
     "ChunkResult",
+    "Corrections",
     "ProcessingResult",
     "ProcessingSettings",
     "RecordingPlan",
+    "beta_from_recording",
     "plan_chunks",
     "plan_recording",
     "process_chunk",
@@ -102,8 +107,9 @@ class ProcessingSettings:
         Perfusion model.
     exposure_s : float or None
         Exposure time in seconds, needed by ``model='tau'``.
-    beta : float
-        Coherence factor β in (0, 1], used by ``model='tau'``.
+    beta : float or None
+        Coherence factor β in (0, 1], used by ``model='tau'``. None: from the recording's β
+        calibration when it has one (checked against mode, window and ddof), else 1.
     """
 
     mode: Mode = "spatial"
@@ -115,7 +121,7 @@ class ProcessingSettings:
     edges: Edges = "reflect"
     model: Model = "1/K2"
     exposure_s: float | None = None
-    beta: float = 1.0
+    beta: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -130,14 +136,13 @@ class ProcessingSettings:
                 raise ValueError(f"{name}={value!r} must be a positive whole number")
         if self.step is not None and (not isinstance(self.step, int) or self.step < 1):
             raise ValueError(f"step={self.step!r} must be a positive whole number or None")
-        if self.model == "tau":
-            if self.exposure_s is None or not self.exposure_s > 0:
-                raise ValueError(
-                    f"model='tau' needs the exposure time: exposure_s={self.exposure_s!r} must "
-                    "be > 0 (the recording's metadata gives it when it was recorded)"
-                )
-            if not 0 < self.beta <= 1:
-                raise ValueError(f"beta={self.beta!r} must be in (0, 1]")
+        if self.model == "tau" and (self.exposure_s is None or not self.exposure_s > 0):
+            raise ValueError(
+                f"model='tau' needs the exposure time: exposure_s={self.exposure_s!r} must "
+                "be > 0 (the recording's metadata gives it when it was recorded)"
+            )
+        if self.beta is not None and not 0 < self.beta <= 1:
+            raise ValueError(f"beta={self.beta!r} must be in (0, 1] (or None: calibrated)")
 
     @property
     def frames_per_map(self) -> int:
@@ -183,6 +188,83 @@ class ProcessingSettings:
         if self.model != "tau":
             del params["exposure_s"], params["beta"]
         return params
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """Calibrations applied to the raw frames before contrast is computed.
+
+    Parameters
+    ----------
+    dark : DarkFrame, optional
+        Subtracted from every frame (:func:`lsci.noise.subtract_dark`).
+    camera : CameraNoise, optional
+        Gain and read noise: the camera-noise bias of K² (shot, read and quantisation noise;
+        Kim et al., Commun Biol 6:844, 2023) is removed (:func:`lsci.noise.fundamental_k2`),
+        and K is the square root of the corrected K² (0 where noise exceeds the measured
+        variance). Supported for spatial contrast and for temporal contrast in
+        non-overlapping windows.
+    """
+
+    dark: DarkFrame | None = None
+    camera: CameraNoise | None = None
+
+    @classmethod
+    def from_recording(cls, recording: Recording) -> Corrections:
+        """The dark frame and camera noise stored in a recording, where it has them."""
+        stored = recording.calibrations
+        dark = DarkFrame.from_recording(recording) if DarkFrame.default_name in stored else None
+        camera = (
+            CameraNoise.from_recording(recording) if CameraNoise.default_name in stored else None
+        )
+        return cls(dark, camera)
+
+    def check(self, settings: ProcessingSettings, frame_shape: tuple[int, int]) -> None:
+        """Raise ValueError when these corrections cannot apply to ``settings`` and frames."""
+        if self.dark is not None and self.dark.shape != tuple(frame_shape):
+            raise ValueError(
+                f"the dark frame is {self.dark.shape}, the frames {tuple(frame_shape)}: it was "
+                "taken with another region of interest"
+            )
+        if self.camera is None:
+            return
+        if settings.mode == "spatiotemporal" or (
+            settings.mode == "temporal" and settings.frames_between_maps != settings.frames_window
+        ):
+            raise ValueError(
+                "camera-noise correction applies to spatial contrast and to temporal contrast in "
+                f"non-overlapping windows; mode={settings.mode!r} with step="
+                f"{settings.frames_between_maps} is not supported (drop the camera-noise "
+                "calibration or use such a mode)"
+            )
+
+    def parameters(self) -> dict[str, Any]:
+        """What was applied, for the provenance of the derived products."""
+        applied: dict[str, Any] = {}
+        if self.dark is not None:
+            applied["dark_frame_frames"] = self.dark.n_frames
+            applied["dark_frame_mean_adu"] = round(float(np.mean(self.dark.mean)), 6)
+        if self.camera is not None:
+            applied["gain_adu_per_e"] = self.camera.gain_adu_per_e
+            applied["read_noise_e"] = self.camera.read_noise_e
+        return applied
+
+
+def beta_from_recording(recording: Recording, settings: ProcessingSettings) -> float | None:
+    """β from the recording's β calibration, checked against the contrast settings.
+
+    Returns None when the recording holds no β calibration.
+
+    Raises
+    ------
+    lsci.calibration.CalibrationMismatchError
+        When the calibration was measured with another mode, window or ddof.
+    """
+    if BetaCalibration.default_name not in recording.calibrations:
+        return None
+    calibration = BetaCalibration.from_recording(recording)
+    window = settings.frames_window if settings.mode == "temporal" else settings.window
+    return calibration.beta_for(mode=settings.mode, window=window, ddof=settings.ddof)
 
 
 @dataclass(frozen=True)
@@ -253,7 +335,10 @@ def maps_per_chunk_for(
 
 
 def process_chunk(
-    frames: npt.NDArray[Any], chunk: Chunk, settings: ProcessingSettings
+    frames: npt.NDArray[Any],
+    chunk: Chunk,
+    settings: ProcessingSettings,
+    corrections: Corrections | None = None,
 ) -> ChunkResult:
     """Compute the contrast and perfusion maps of ``chunk`` from its raw ``frames``.
 
@@ -265,6 +350,8 @@ def process_chunk(
         From :func:`plan_chunks`.
     settings : ProcessingSettings
         The same settings the plan was made with.
+    corrections : Corrections, optional
+        Dark frame and camera noise to correct for.
 
     Returns
     -------
@@ -276,25 +363,53 @@ def process_chunk(
         raise ValueError(
             f"chunk {chunk.index} needs {expected} frames of shape (H, W); got shape {frames.shape}"
         )
+    corrections = corrections or Corrections()
+    if corrections.camera is not None:
+        k = _noise_corrected_contrast(frames, settings, corrections)
+    else:
+        if corrections.dark is not None:
+            frames = subtract_dark(frames, corrections.dark)
+        k = _contrast(frames, settings)
+    if settings.mode == "spatial" and settings.average > 1:
+        n_maps = chunk.stop_map - chunk.first_map
+        k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
+    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings))
+
+
+def _contrast(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDArray[np.float32]:
     if settings.mode == "spatial":
-        k = spatial_contrast(frames, settings.window, ddof=settings.ddof, edges=settings.edges)
-        if settings.average > 1:
-            n_maps = chunk.stop_map - chunk.first_map
-            k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
-    elif settings.mode == "temporal":
-        k = temporal_contrast(
+        return spatial_contrast(frames, settings.window, ddof=settings.ddof, edges=settings.edges)
+    if settings.mode == "temporal":
+        return temporal_contrast(
             frames, settings.frames_window, step=settings.frames_between_maps, ddof=settings.ddof
         )
-    else:
-        k = spatiotemporal_contrast(
-            frames,
-            settings.window,
-            settings.frames_window,
-            step=settings.frames_between_maps,
-            ddof=settings.ddof,
-            edges=settings.edges,
-        )
-    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings))
+    return spatiotemporal_contrast(
+        frames,
+        settings.window,
+        settings.frames_window,
+        step=settings.frames_between_maps,
+        ddof=settings.ddof,
+        edges=settings.edges,
+    )
+
+
+def _noise_corrected_contrast(
+    frames: npt.NDArray[Any], settings: ProcessingSettings, corrections: Corrections
+) -> npt.NDArray[np.float32]:
+    assert corrections.camera is not None
+    assert settings.mode != "spatiotemporal"
+    temporal = settings.mode == "temporal"
+    k2, _ = fundamental_k2(
+        frames,
+        corrections.camera,
+        dark=corrections.dark,
+        mode=settings.mode,
+        window=settings.frames_window if temporal else settings.window,
+        ddof=settings.ddof,
+        edges=settings.edges,
+    )
+    # Negative corrected K² means the noise exceeds the measured variance: no visible speckle.
+    return np.sqrt(np.maximum(k2, 0, out=k2), out=k2)
 
 
 def perfusion_from_contrast(
@@ -305,7 +420,8 @@ def perfusion_from_contrast(
         return speckle_flow_index(k)
     if settings.model == "tau":
         assert settings.exposure_s is not None  # checked in ProcessingSettings
-        return inverse_correlation_time(k, settings.exposure_s, beta=settings.beta)
+        beta = 1.0 if settings.beta is None else settings.beta
+        return inverse_correlation_time(k, settings.exposure_s, beta=beta)
     return None
 
 
@@ -372,6 +488,7 @@ class RecordingPlan:
     chunks: list[Chunk]
     shapes: dict[str, tuple[int, int, int]]
     bytes_per_frame: int
+    corrections: Corrections
 
     @property
     def n_maps(self) -> int:
@@ -383,7 +500,7 @@ class RecordingPlan:
             self.path,
             self.shapes,
             algorithm=f"lsci.process {self.settings.mode}",
-            parameters=self.settings.parameters(),
+            parameters=self.settings.parameters() | self.corrections.parameters(),
             overwrite=overwrite,
         )
 
@@ -400,22 +517,33 @@ class RecordingPlan:
 
 
 def plan_recording(
-    path: str | Path, settings: ProcessingSettings, *, memory_bytes: int
+    path: str | Path, settings: ProcessingSettings, *, memory_bytes: int, calibrated: bool = True
 ) -> RecordingPlan:
     """Plan the chunks and products of one recording.
+
+    With ``calibrated``, the recording's stored calibrations apply: its dark frame and camera
+    noise (:meth:`Corrections.from_recording`) and, when ``settings.beta`` is None, its β.
 
     Raises
     ------
     lsci.recording.RecordingError
         When the file cannot be read as a recording.
+    lsci.calibration.CalibrationMismatchError
+        When the stored β was measured with other contrast settings.
     ValueError
-        When the recording is too short for one map.
+        When the recording is too short for one map or a correction does not fit.
     """
     path = Path(path)
     with open_recording(path) as recording:
         n_frames = len(recording.frames)
         frame_shape = recording.frame_shape
         bytes_per_frame = recording.dtype.itemsize * frame_shape[0] * frame_shape[1]
+        corrections = Corrections.from_recording(recording) if calibrated else Corrections()
+        beta = settings.beta
+        if beta is None and calibrated and settings.model == "tau":
+            beta = beta_from_recording(recording, settings)
+    settings = dataclasses.replace(settings, beta=1.0 if beta is None else beta)
+    corrections.check(settings, frame_shape)
     n_maps = settings.n_maps(n_frames)
     if n_maps == 0:
         raise ValueError(
@@ -431,6 +559,7 @@ def plan_recording(
         plan_chunks(n_frames, settings, maps_per_chunk=per_chunk),
         dict.fromkeys(names, shape),
         bytes_per_frame,
+        corrections,
     )
 
 
@@ -447,6 +576,7 @@ def process_recording(
     *,
     memory_bytes: int = 512 << 20,
     overwrite: bool = False,
+    calibrated: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProcessingResult:
     """Compute contrast (and perfusion) for a whole recording and store them in the file.
@@ -465,6 +595,8 @@ def process_recording(
         Rough budget for one chunk's frames and results.
     overwrite : bool
         Replace products of the same names computed with different settings.
+    calibrated : bool
+        Apply the recording's stored calibrations (see :func:`plan_recording`).
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` after each chunk.
 
@@ -485,14 +617,14 @@ def process_recording(
     --------
     >>> process_recording("run.h5", ProcessingSettings(mode="spatial", window=7))  # doctest: +SKIP
     """
-    plan = plan_recording(path, settings, memory_bytes=memory_bytes)
+    plan = plan_recording(path, settings, memory_bytes=memory_bytes, calibrated=calibrated)
     start = time.perf_counter()
     frames_read = 0
     with plan.sink(overwrite=overwrite) as sink:
         if sink.complete:
             return plan.result(0, 0.0, reused=True)
         for chunk, frames in _prefetched(plan.chunks, sink.read_frames):
-            store_chunk(sink, process_chunk(frames, chunk, settings))
+            store_chunk(sink, process_chunk(frames, chunk, plan.settings, plan.corrections))
             frames_read += frames.shape[0]
             if progress is not None:
                 progress(chunk.stop_map, plan.n_maps)

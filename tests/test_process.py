@@ -148,3 +148,56 @@ def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
     write_recording(path, n_frames=3)
     with pytest.raises(ValueError, match="too few for one map"):
         process_recording(path, ProcessingSettings(mode="temporal", frames_window=25))
+
+
+def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
+    from lsci.calibration import CameraNoise, DarkFrame, calibrate_beta
+    from lsci.noise import fundamental_k2
+    from lsci.simulate import SpeckleSimulator
+
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=8)
+    rng = np.random.default_rng(3)
+    dark = DarkFrame.from_frames(rng.normal(5.0, 1.5, size=(20, *FRAME_SHAPE)).round())
+    camera = CameraNoise(gain_adu_per_e=0.5, read_noise_e=2.0)
+    static = SpeckleSimulator(
+        FRAME_SHAPE, tau_c_s=np.inf, exposure_s=0.005, grain_px=3.0, bit_depth=8, seed=1
+    ).frames(4)
+    beta = calibrate_beta(static, mode="spatial", window=5)
+    for calibration in (dark, camera, beta):
+        calibration.save_to_recording(path)
+
+    settings = ProcessingSettings(window=5, model="tau", exposure_s=0.005)
+    process_recording(path, settings)
+    k2, _ = fundamental_k2(frames, camera, dark=dark, window=5)
+    expected_k = np.sqrt(np.maximum(k2, 0))
+    with open_recording(path) as rec:
+        np.testing.assert_allclose(rec.derived["contrast"][...], expected_k, rtol=1e-6)
+        np.testing.assert_allclose(
+            rec.derived["perfusion"][...],
+            inverse_correlation_time(expected_k, 0.005, beta=beta.beta),
+            rtol=1e-5,
+        )
+        provenance = rec.derived["perfusion"].info.parameters
+    assert provenance["beta"] == pytest.approx(beta.beta)
+    assert provenance["gain_adu_per_e"] == 0.5
+    assert provenance["dark_frame_frames"] == 20
+
+    # The same file without its calibrations gives the plain result, under new provenance.
+    process_recording(path, settings, calibrated=False, overwrite=True)
+    with open_recording(path) as rec:
+        plain = spatial_contrast(frames, 5)
+        np.testing.assert_allclose(rec.derived["contrast"][...], plain, rtol=1e-6)
+
+
+def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
+    from lsci.calibration import CalibrationMismatchError, calibrate_beta
+
+    path = tmp_path / "rec.h5"
+    write_recording(path, n_frames=4)
+    rng = np.random.default_rng(0)
+    calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7).save_to_recording(path)
+    with pytest.raises(CalibrationMismatchError, match=r"window=5 \(calibrated: 7\)"):
+        process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005))
+    # An explicit β is the user's choice and is used as given.
+    process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005, beta=0.9))

@@ -79,7 +79,16 @@ def report(result: ProcessingResult) -> str:
 @click.option("--ddof", type=click.IntRange(0, 1), default=0, show_default=True)
 @click.option("--edges", type=click.Choice(EDGE_MODES), default="reflect", show_default=True)
 @click.option("--model", type=click.Choice(MODELS), default="1/K2", show_default=True)
-@click.option("--beta", type=float, default=1.0, show_default=True, help="Coherence factor β.")
+@click.option(
+    "--beta",
+    type=float,
+    help="Coherence factor β for --model tau [default: the recording's β calibration, else 1].",
+)
+@click.option(
+    "--uncalibrated",
+    is_flag=True,
+    help="Ignore the recording's stored calibrations (dark frame, camera noise, β).",
+)
 @click.option(
     "--exposure-ms", type=float, help="Exposure time for --model tau [default: from the file]."
 )
@@ -106,6 +115,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
     paths = recording_paths(files)
     scheduler = options.pop("scheduler")
     overwrite = options.pop("overwrite")
+    calibrated = not options.pop("uncalibrated")
     memory_bytes = options.pop("memory_mb") << 20
     for path in paths:
         settings = settings_for(path, options)
@@ -119,11 +129,17 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
                     scheduler=scheduler,
                     memory_bytes=memory_bytes,
                     overwrite=overwrite,
+                    calibrated=calibrated,
                     progress=advance,
                 )
             else:
                 result = process_recording(
-                    path, settings, memory_bytes=memory_bytes, overwrite=overwrite, progress=advance
+                    path,
+                    settings,
+                    memory_bytes=memory_bytes,
+                    overwrite=overwrite,
+                    calibrated=calibrated,
+                    progress=advance,
                 )
         click.echo(report(result))
 
