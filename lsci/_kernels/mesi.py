@@ -44,7 +44,7 @@ def _g_pair(x: float) -> tuple[float, float, float, float]:
 
 
 @njit(cache=True)
-def _model_and_jacobian(
+def model_and_jacobian(
     k: np.ndarray, exposures: np.ndarray, p: np.ndarray, r: np.ndarray, jac: np.ndarray
 ) -> float:
     """Residuals ``model − k`` and their Jacobian at ``p``; returns ``½ Σ r²``."""
@@ -71,14 +71,6 @@ def _model_and_jacobian(
         jac[e, 2] = sv / (2.0 * sqrt_beta)
         jac[e, 3] = 1.0
     return 0.5 * cost
-
-
-@njit(cache=True)
-def model_and_jacobian(
-    k: np.ndarray, exposures: np.ndarray, p: np.ndarray, r: np.ndarray, jac: np.ndarray
-) -> float:
-    """Callable wrapper of the fit's residual function (for tests of the Jacobian)."""
-    return _model_and_jacobian(k, exposures, p, r, jac)
 
 
 @njit(cache=True, parallel=True)
@@ -260,7 +252,7 @@ def _fit_one(
 ) -> tuple[float, bool, int]:
     """Bounded Levenberg–Marquardt from ``p`` (updated in place): (cost, converged, iterations)."""
     n_exp = exposures.shape[0]
-    cost = _model_and_jacobian(k, exposures, p, r, jac)
+    cost = model_and_jacobian(k, exposures, p, r, jac)
     lam = _LAMBDA_START
     for it in range(1, max_iter + 1):
         # Gradient and Gauss-Newton matrix of the parameters that may move.
@@ -304,7 +296,7 @@ def _fit_one(
             for i in range(n):
                 a = index[i]
                 p_try[a] = min(max(p[a] + step[i], lower[a]), upper[a])
-            cost_try = _model_and_jacobian(k, exposures, p_try, r_try, jac_try)
+            cost_try = model_and_jacobian(k, exposures, p_try, r_try, jac_try)
             if cost_try < cost:
                 small_step = True
                 for a in range(N_PARAMS):
