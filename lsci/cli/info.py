@@ -1,0 +1,117 @@
+"""``lsci info FILE``: a readable summary of a recording, also while it grows or after a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lsci.errors import LsciError
+from lsci.recording import Recording, open_recording
+
+_LABEL_WIDTH = 16
+
+
+def _line(label: str, value: object) -> str:
+    return f"{label + ':':<{_LABEL_WIDTH}} {value}"
+
+
+def _settings(rec: Recording) -> list[str]:
+    meta = rec.metadata
+    lines = []
+    if meta.exposure_s is not None:
+        lines.append(_line("Exposure", f"{meta.exposure_s * 1e3:g} ms"))
+    if meta.gain is not None:
+        lines.append(_line("Gain", f"{meta.gain:g}"))
+    if meta.pixel_format or meta.bit_depth:
+        bits = f", {meta.bit_depth} bit" if meta.bit_depth else ""
+        lines.append(_line("Pixel format", f"{meta.pixel_format or 'unknown'}{bits}"))
+    if meta.roi is not None:
+        x, y, width, height = meta.roi
+        lines.append(_line("ROI", f"{width}×{height} at ({x}, {y})"))
+    camera = " ".join(v for v in (meta.camera_vendor, meta.camera_model) if v)
+    if camera or meta.camera_serial:
+        serial = f" (serial {meta.camera_serial})" if meta.camera_serial else ""
+        lines.append(_line("Camera", f"{camera or 'unknown'}{serial}"))
+    if meta.producer:
+        lines.append(_line("Producer", meta.producer))
+    if meta.laser_wavelength_nm is not None:
+        lines.append(_line("Laser", f"{meta.laser_wavelength_nm:g} nm"))
+    optics = []
+    if meta.pixel_size_um is not None:
+        optics.append(f"pixel {meta.pixel_size_um:g} µm")
+    if meta.magnification is not None:
+        optics.append(f"magnification {meta.magnification:g}×")
+    if optics:
+        lines.append(_line("Optics", ", ".join(optics)))
+    return lines
+
+
+def summary(rec: Recording) -> str:
+    """The text ``lsci info`` prints for an open recording."""
+    meta = rec.metadata
+    height, width = rec.frame_shape
+    storage = [rec.compression or "uncompressed", "checksums" if rec.checksum else "no checksums"]
+    state = (
+        "closed cleanly"
+        if rec.closed_cleanly
+        else "not closed: still being written, or the writer stopped (crash)"
+    )
+    lines = [
+        _line("File", rec.path),
+        _line(
+            "Format",
+            f"lsci recording v{rec.format_version}, written by lsci "
+            f"{rec.lsci_version or 'unknown'}",
+        ),
+        _line("State", state),
+        _line("Frames", f"{len(rec)} × {height}×{width} {rec.dtype} ({', '.join(storage)})"),
+        _line("Start", meta.start_time_utc or "unknown"),
+        _line("Duration", f"{rec.duration_s:.3f} s"),
+    ]
+    achieved = rec.achieved_fps
+    rate = f"{achieved:.2f} fps achieved" if achieved is not None else "n/a (< 2 frames)"
+    if meta.frame_rate_hz is not None:
+        rate += f" ({meta.frame_rate_hz:g} requested)"
+    lines.append(_line("Frame rate", rate))
+    lines.append(_line("Dropped frames", f"{rec.dropped_frames} (from frame-id gaps)"))
+    lines.extend(_settings(rec))
+    if meta.notes:
+        lines.append(_line("Notes", meta.notes.replace("\n", " / ")))
+    events = rec.events
+    lines.append(_line("Events", len(events)))
+    for event in events:
+        lines.append(f"  {event.time_s:10.3f} s  frame {event.frame_index:<7d} {event.label}")
+    calibrations = rec.calibrations
+    lines.append(_line("Calibrations", len(calibrations)))
+    for name, calibration in calibrations.items():
+        arrays = ", ".join(
+            f"{key} {'×'.join(map(str, array.shape)) or 'scalar'} {array.dtype}"
+            for key, array in calibration.arrays.items()
+        )
+        lines.append(f"  {name}: {arrays}")
+    derived = rec.derived
+    lines.append(_line("Derived", len(derived)))
+    for name, product in derived.items():
+        info = product.info
+        shape = "×".join(map(str, info.shape))
+        lines.append(
+            f"  {name}: {info.algorithm} {json.dumps(info.parameters, sort_keys=True)} "
+            f"from {info.source}, {shape} {info.dtype}"
+        )
+    return "\n".join(lines)
+
+
+@click.command("info")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def info(file: Path) -> None:
+    """Summarise the recording FILE: frames, timing, drops, settings, events, products.
+
+    Works on a file that is still being written and on one whose writer crashed.
+    """
+    try:
+        with open_recording(file) as rec:
+            click.echo(summary(rec))
+    except LsciError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,330 @@
+"""Import multipage TIFF stacks as recordings; export frames, timestamps and derived products.
+
+Export formats:
+
+* **TIFF** keeps the numbers: raw counts stay ``uint8``/``uint16``, derived products keep their
+  dtype; a stack becomes one multipage TIFF (BigTIFF above 3.9 GB).
+* **CSV** keeps the numbers as text: one file per 2-D image (rows = image rows), integers as
+  integers, floats with 9 significant digits; ``timestamps`` gives one row per frame.
+* **PNG** is for viewing only: values are scaled linearly from ``vmin`` (black) to ``vmax``
+  (white) and clipped, 8-bit grayscale; by default ``vmin``/``vmax`` are the minimum and maximum
+  of the exported data (NaN ignored, drawn transparent).
+
+Stacks exported to PNG or CSV give one file per frame, named ``<stem>_<index:06d><suffix>``
+after ``out``, where ``index`` is the frame index in the recording.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from lsci.recording import layout
+from lsci.recording.errors import RecordingExistsError, RecordingFormatError
+from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
+from lsci.recording.reader import Recording, open_recording
+from lsci.recording.writer import RecordingWriter
+
+FORMATS = ("tiff", "png", "csv")
+#: ``what`` values that are not derived products.
+RAW, TIMESTAMPS = "raw", "timestamps"
+_BIGTIFF_BYTES = 3_900_000_000
+
+
+def import_tiff(
+    tiff_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    metadata: AcquisitionMetadata,
+    *,
+    compression: str | None = None,
+    checksum: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Turn a multipage TIFF of raw speckle frames into an lsci recording.
+
+    Frames are copied exactly (``uint8`` or ``uint16`` only), one page at a time. Frame ids are
+    0, 1, 2...; there are no camera timestamps (``-1``); host timestamps are synthesised from
+    ``metadata.start_time_utc`` (now when unknown) and ``metadata.frame_rate_hz``.
+
+    Parameters
+    ----------
+    tiff_path : str or os.PathLike
+        A 2-D image or a stack of 2-D frames.
+    out_path : str or os.PathLike
+        The recording to create.
+    metadata : AcquisitionMetadata
+        What is known about the acquisition; ``frame_rate_hz`` is required. The source file
+        name is added to the notes.
+    compression : {None, "blosc-lz4"}
+        As for :class:`RecordingWriter`.
+    checksum : bool
+        As for :class:`RecordingWriter`.
+    overwrite : bool
+        Replace an existing ``out_path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    ValueError
+        When ``metadata.frame_rate_hz`` is unknown.
+    RecordingFormatError
+        When the TIFF cannot be read, is not a stack of 2-D frames, or is not uint8/uint16.
+    RecordingError
+        When the recording cannot be written.
+
+    Examples
+    --------
+    >>> import_tiff("speckle.tif", "speckle.h5",
+    ...             AcquisitionMetadata(frame_rate_hz=100.0, exposure_s=0.005))  # doctest: +SKIP
+    """
+    source = Path(tiff_path)
+    if not isinstance(metadata, AcquisitionMetadata):
+        raise TypeError(f"metadata must be an AcquisitionMetadata, got {type(metadata)}")
+    frame_rate_hz = metadata.frame_rate_hz
+    if frame_rate_hz is None:
+        raise ValueError(
+            "metadata.frame_rate_hz=None is invalid for a TIFF import: give the frame rate, "
+            "the timestamps are derived from it"
+        )
+    start_utc = metadata.start_time_utc or format_utc(datetime.now(UTC))
+    note = f"Imported from {source.name}."
+    notes = f"{metadata.notes}\n{note}" if metadata.notes else note
+    metadata = replace(metadata, start_time_utc=start_utc, notes=notes)
+    start_ns = utc_to_ns(start_utc)
+    period_ns = 1e9 / frame_rate_hz
+    with _open_tiff(source) as tif:
+        shape, dtype, frames = _tiff_frames(tif, source)
+        with RecordingWriter(
+            out_path,
+            metadata,
+            frame_shape=shape,
+            dtype=dtype,
+            compression=compression,  # type: ignore[arg-type]
+            checksum=checksum,
+            overwrite=overwrite,
+            fsync_interval_s=None,
+        ) as writer:
+            for index, frame in enumerate(frames):
+                writer.append(
+                    frame, frame_id=index, host_timestamp_ns=start_ns + round(index * period_ns)
+                )
+    return Path(out_path)
+
+
+def _open_tiff(path: Path) -> tifffile.TiffFile:
+    if not path.is_file():
+        raise RecordingFormatError(path, "no such TIFF file")
+    try:
+        return tifffile.TiffFile(path)
+    except (tifffile.TiffFileError, OSError, ValueError) as exc:
+        raise RecordingFormatError(path, f"not a readable TIFF file: {exc}") from None
+
+
+def _tiff_frames(
+    tif: tifffile.TiffFile, path: Path
+) -> tuple[tuple[int, int], np.dtype[Any], Iterator[np.ndarray]]:
+    series = tif.series[0]
+    dtype = np.dtype(series.dtype)
+    if dtype not in layout.FRAME_DTYPES:
+        raise RecordingFormatError(
+            path, f"holds {dtype} pixels; raw speckle frames must be uint8 or uint16"
+        )
+    shape = tuple(int(n) for n in series.shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise RecordingFormatError(
+            path, f"has shape {shape} (axes {series.axes}); expected a stack of 2-D frames"
+        )
+    count, height, width = shape
+    if len(series.pages) == count:
+
+        def pages() -> Iterator[np.ndarray]:
+            for index in range(count):
+                yield np.ascontiguousarray(series.asarray(key=index)).reshape(height, width)
+
+        return (height, width), dtype, pages()
+    return (height, width), dtype, iter(series.asarray().reshape(shape))
+
+
+def export(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    what: str = RAW,
+    fmt: str = "tiff",
+    start: int | None = None,
+    stop: int | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Export raw frames, per-frame timestamps or a derived product.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The recording.
+    out : str or os.PathLike
+        Output file; for several PNG or CSV files, the name they are numbered after.
+    what : str
+        ``"raw"`` (frames), ``"timestamps"`` (CSV table of frame ids and times) or the name of
+        a derived product.
+    fmt : {"tiff", "png", "csv"}
+        Output format (see the module notes for what each keeps).
+    start, stop : int, optional
+        Frame range ``[start, stop)`` of a stack (raw frames or a 3-D product).
+    vmin, vmax : float, optional
+        PNG scaling limits; default: the data's minimum and maximum.
+    overwrite : bool
+        Replace existing output files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    ValueError
+        When ``what``, ``fmt`` or the range is invalid for the data.
+    RecordingError
+        When the recording cannot be read or an output file exists.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r} is invalid: allowed {FORMATS}")
+    out = Path(out)
+    with open_recording(path) as rec:
+        if what == TIMESTAMPS:
+            if fmt != "csv" or start is not None or stop is not None:
+                raise ValueError("what='timestamps' exports the whole table, as CSV only")
+            return [_write_timestamps(rec, out, overwrite)]
+        data: Any
+        if what == RAW:
+            data = rec.frames
+        elif what in rec.derived:
+            data = rec.derived[what]
+        else:
+            known = ", ".join([RAW, TIMESTAMPS, *rec.derived]) or "none"
+            raise ValueError(f"what={what!r} is invalid for {rec.path}: allowed {known}")
+        return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite)
+
+
+def _export_array(
+    data: Any,
+    out: Path,
+    fmt: str,
+    start: int | None,
+    stop: int | None,
+    vmin: float | None,
+    vmax: float | None,
+    overwrite: bool,
+) -> list[Path]:
+    ndim = len(data.shape)
+    if ndim == 3:
+        indices = range(*slice(start, stop).indices(data.shape[0]))
+        if not indices:
+            raise ValueError(f"start={start!r}, stop={stop!r} select no frames of {data.shape[0]}")
+    elif start is not None or stop is not None:
+        raise ValueError(f"start/stop apply to stacks; this data has shape {data.shape}")
+    elif ndim == 1 and fmt != "csv":
+        raise ValueError(f"1-D data (shape {data.shape}) exports to CSV only")
+    elif ndim not in (1, 2):
+        raise ValueError(f"data of shape {data.shape} cannot be exported as images")
+    if ndim < 3:
+        single = np.asarray(data[()] if ndim else data)
+        _refuse_existing([out], overwrite)
+        if fmt == "tiff":
+            tifffile.imwrite(out, single, photometric="minisblack")
+        elif fmt == "csv":
+            _write_csv(out, single)
+        else:
+            low, high = _limits([single], vmin, vmax)
+            _write_png(out, single, low, high)
+        return [out]
+    if fmt == "tiff":
+        _refuse_existing([out], overwrite)
+        item_bytes = int(np.prod(data.shape[1:])) * data.dtype.itemsize
+        with tifffile.TiffWriter(out, bigtiff=item_bytes * len(indices) > _BIGTIFF_BYTES) as tw:
+            for index in indices:
+                tw.write(np.asarray(data[index]), contiguous=True, photometric="minisblack")
+        return [out]
+    targets = [out.with_name(f"{out.stem}_{index:06d}{out.suffix}") for index in indices]
+    _refuse_existing(targets, overwrite)
+    if fmt == "csv":
+        for index, target in zip(indices, targets, strict=True):
+            _write_csv(target, np.asarray(data[index]))
+        return targets
+    low, high = _limits((np.asarray(data[index]) for index in indices), vmin, vmax)
+    for index, target in zip(indices, targets, strict=True):
+        _write_png(target, np.asarray(data[index]), low, high)
+    return targets
+
+
+def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
+    if overwrite:
+        return
+    for target in targets:
+        if target.exists():
+            raise RecordingExistsError(target, "exists; choose another output or overwrite")
+
+
+def _limits(images: Any, vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    if vmin is not None and vmax is not None:
+        low, high = float(vmin), float(vmax)
+    else:
+        low, high = np.inf, -np.inf
+        for image in images:
+            finite = image[np.isfinite(image)] if image.dtype.kind == "f" else image
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        low = float(vmin) if vmin is not None else (low if np.isfinite(low) else 0.0)
+        high = float(vmax) if vmax is not None else (high if np.isfinite(high) else 1.0)
+    if not high > low:
+        if vmin is not None and vmax is not None:
+            raise ValueError(f"vmin={vmin!r} must be smaller than vmax={vmax!r}")
+        high = low + 1.0
+    return low, high
+
+
+def _write_png(target: Path, image: np.ndarray, low: float, high: float) -> None:
+    from matplotlib import image as mpl_image
+
+    mpl_image.imsave(
+        target, image.astype(np.float64), vmin=low, vmax=high, cmap="gray", format="png"
+    )
+
+
+def _write_csv(target: Path, array: np.ndarray) -> None:
+    fmt = "%d" if array.dtype.kind in "biu" else "%.9g"
+    np.savetxt(target, np.atleast_1d(array), fmt=fmt, delimiter=",")
+
+
+def _write_timestamps(rec: Recording, out: Path, overwrite: bool) -> Path:
+    _refuse_existing([out], overwrite)
+    host = rec.host_timestamps_ns
+    table = np.column_stack(
+        [
+            np.arange(len(rec)),
+            rec.frame_ids.astype(np.int64),
+            rec.camera_timestamps_ns,
+            host,
+        ]
+    )
+    seconds = (host - rec.start_host_time_ns) / 1e9
+    with out.open("w", encoding="utf-8") as stream:
+        stream.write("frame_index,frame_id,camera_timestamp_ns,host_timestamp_ns,time_s\n")
+        for row, second in zip(table, seconds, strict=True):
+            stream.write(",".join(str(int(v)) for v in row) + f",{second:.9f}\n")
+    return out
