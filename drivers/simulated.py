@@ -318,13 +318,23 @@ class _Source:
                 self._stacks.append(self._simulator.frames(replay))
 
     def retime(self, settings: _Settings) -> bool:
-        """Follow a change of exposure or frame rate alone; False when a rebuild is needed."""
+        """Follow new settings without simulating anew, if possible; False when it is not.
+
+        Exposure and frame rate retime a live simulator. Replay stacks stay valid when only
+        the frame rate changes: their frames are independent of the interval between them.
+        """
+        if settings == self.settings:
+            return True
         same_layout = dataclasses.replace(
             settings, exposure_s=self.settings.exposure_s, frame_rate_hz=self.settings.frame_rate_hz
         )
-        if self._stacks or same_layout != self.settings:
+        if same_layout != self.settings:
             return False
-        self._simulator.set_exposure(settings.exposure_s, frame_interval_s=settings.interval_s)
+        if self._stacks:
+            if settings.exposure_s != self.settings.exposure_s:
+                return False
+        else:
+            self._simulator.set_exposure(settings.exposure_s, frame_interval_s=settings.interval_s)
         self.settings = settings
         return True
 
@@ -468,7 +478,9 @@ class SimulatedCamera(Camera):
 
     def _do_start(self) -> None:
         settings = self._settings
-        self._source = self._build(settings)
+        # The frames simulated for an earlier acquisition serve again if nothing changed.
+        if self._source is None or not self._source.retime(settings):
+            self._source = self._build(settings)
         dtype = pixel_formats.output_dtype(settings.pixel_format)
         shape = self.frame_shape
         self._free = (
@@ -534,7 +546,7 @@ class SimulatedCamera(Camera):
             settings = self._settings
             source = self._source
             assert source is not None
-            if settings != source.settings and not source.retime(settings):
+            if not source.retime(settings):
                 source = self._source = self._build(settings)
             interval_ns = round(settings.interval_s * 1e9)
             with self._cond:

@@ -52,6 +52,9 @@ __all__ = ["acquire"]
 _STATUS_PERIOD_S = 0.25
 _LOG_PERIOD_S = 1.0
 _LIVE_RATE_HZ = 4.0
+# Transport buffers of a GenICam stream: a third of a second at 200 frames/s, to ride out
+# pauses of the camera thread (a slow disk write, a busy machine).
+_GENICAM_BUFFERS = 64
 
 
 def _parse_mark(
@@ -99,7 +102,7 @@ def _open_camera(
         from lsci.drivers.genicam import GenICamCamera
 
         selector: int | str = int(device) if device.isdigit() else device
-        camera = GenICamCamera(selector, producer=cti)
+        camera = GenICamCamera(selector, producer=cti, num_buffers=_GENICAM_BUFFERS)
     camera.open()
     return camera
 

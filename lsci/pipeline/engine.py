@@ -67,8 +67,11 @@ __all__ = [
 
 #: Memory the ring takes by default.
 RING_BYTES: Final = 256 * 2**20
-#: Frames the recorder appends in one call at most: bigger runs free slots later.
-_BATCH_FRAMES: Final = 32
+#: Bytes of frames the recorder appends in one call at most. h5py holds the interpreter lock
+#: while it writes, so a long write would keep the camera thread from fetching frames.
+_BATCH_BYTES: Final = 4 * 2**20
+#: How long the recorder lets frames gather before it writes a batch smaller than the limit.
+_GATHER_S: Final = 0.01
 #: How often idle threads look at their stop flags, in seconds.
 _POLL_S: Final = 0.1
 
@@ -218,6 +221,7 @@ class AcquisitionPipeline:
         self.events = PipelineSignals()
         self._ring = FrameRing(capacity, shape, dtype)
         self._frame_bytes = self._ring.frames[0].nbytes
+        self._batch_frames = max(1, _BATCH_BYTES // self._frame_bytes)
         self._read_timeout_s = float(read_timeout_s)
         self._relay = Relay(
             self.events, self.stats, backlog=signal_backlog, stats_interval_s=stats_interval_s
@@ -494,12 +498,17 @@ class AcquisitionPipeline:
         try:
             while True:
                 first, end, closed = ring.wait_unreleased(_POLL_S)
+                if 0 < end - first < self._batch_frames and not closed:
+                    # Let a batch gather: fewer, larger writes, and fewer thread switches
+                    # competing with the camera thread for the interpreter.
+                    time.sleep(_GATHER_S)
+                    first, end, closed = ring.wait_unreleased(0.0)
                 if first == end:
                     if closed:
                         break
                     continue
                 slot = first % ring.capacity
-                count = min(end - first, ring.capacity - slot, _BATCH_FRAMES)
+                count = min(end - first, ring.capacity - slot, self._batch_frames)
                 if not self._recording_failed:
                     try:
                         self._write(slot, count)

@@ -31,6 +31,9 @@ __all__ = ["PipelineSignals"]
 
 _log = logging.getLogger(__name__)
 
+#: Longest time a ``frame_acquired`` notification waits before the relay emits it, in seconds.
+FRAME_PERIOD_S = 0.02
+
 
 class PipelineSignals(SignalGroup):
     """What an :class:`~lsci.pipeline.AcquisitionPipeline` tells its listeners.
@@ -101,12 +104,15 @@ class Relay:
             self._cond.notify()
 
     def frame(self, info: FrameInfo) -> None:
-        """Queue ``frame_acquired``; the oldest pending one is discarded when listeners lag."""
+        """Queue ``frame_acquired``; the oldest pending one is discarded when listeners lag.
+
+        The relay is not woken for every frame (that would cost the camera thread a thread
+        switch per frame): it emits pending frames every :data:`FRAME_PERIOD_S`.
+        """
         with self._cond:
             if len(self._frames) == self._frames.maxlen:
                 self.discarded += 1
             self._frames.append(info)
-            self._cond.notify()
 
     def live(self, image: np.ndarray, info: FrameInfo) -> None:
         """Queue ``live_map_ready``, replacing a live map not emitted yet."""
@@ -128,8 +134,8 @@ class Relay:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: bool(self._ordered or self._frames or self._live or self._summary),
-                    max(0.0, next_stats - time.monotonic()),
+                    lambda: bool(self._ordered or self._live or self._summary),
+                    max(0.0, min(next_stats - time.monotonic(), FRAME_PERIOD_S)),
                 )
                 ordered, self._ordered = self._ordered, collections.deque()
                 frames = list(self._frames)
