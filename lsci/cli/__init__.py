@@ -32,9 +32,10 @@ def main() -> None:
 
 def _register() -> None:
     from lsci.cli.cameras import cameras
+    from lsci.cli.demo import demo
     from lsci.cli.process import process
 
-    for command in (cameras, process):
+    for command in (cameras, demo, process):
         main.add_command(command)
 
 

@@ -1,0 +1,50 @@
+"""``lsci demo``: the main job end to end on the simulated camera (see :mod:`lsci.demo`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from lsci.demo import run_demo
+
+
+def _report(text: str) -> None:
+    # Status lines ("\r..." without a newline) rewrite themselves on a terminal; in a log only
+    # the final line of each status ("\r...\n") is kept.
+    if text.startswith("\r") and not sys.stderr.isatty():
+        if not text.endswith("\n"):
+            return
+        text = text[1:]
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("lsci-demo-output"),
+    show_default=True,
+    help="Folder for the recordings, figures, ROI table and summary.",
+)
+@click.option("--view", is_flag=True, help="Open the result in napari afterwards.")
+def demo(out_dir: Path, view: bool) -> None:
+    """Simulate a needling session, from capture to before/after comparison.
+
+    Records dark and static-target calibrations and a skin patch whose ischemic region recovers
+    after a "needling" event, through the simulated camera and the live pipeline; processes the
+    recording with its calibrations; compares perfusion before and after needling; and writes
+    figures, a ROI table and a summary that states the recovered factor next to the truth.
+    """
+    result = run_demo(out_dir, report=_report)
+    click.echo((result.out_dir / "summary.txt").read_text())
+    click.echo(f"Results in {result.out_dir.resolve()}:")
+    for path in result.files:
+        click.echo(f"  {path.name}")
+    if view:
+        from lsci.cli.view import open_viewer
+
+        open_viewer(result.recording)
