@@ -64,6 +64,7 @@ Performance
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -256,9 +257,13 @@ def _frame_chunks(x: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
 def _accumulator(dtype: np.dtype[Any], n: int) -> tuple[Any, bool]:
     """Accumulator type of the fast kernels for n samples, and whether values get an offset.
 
-    uint8: int32 (exact while n·255² < 2³¹, i.e. n ≤ 33025 = 181²); uint16 and larger uint8
-    windows: float64 (integer sums exact below 2⁵³); float input: float64 with an offset.
+    uint8: float32 while n·255² < 2²⁴ (n ≤ 258: every sum is an integer float32 holds exactly,
+    and float32 lanes vectorise best), else int32 (exact while n·255² < 2³¹, n ≤ 33025 = 181²);
+    uint16 and larger uint8 windows: float64 (integer sums exact below 2⁵³); float input:
+    float64 with an offset.
     """
+    if dtype == np.uint8 and n * 255 * 255 < 2**24:
+        return np.float32, False
     if dtype == np.uint8 and n * 255 * 255 < 2**31:
         return np.int32, False
     return np.float64, dtype.kind == "f"
@@ -354,7 +359,17 @@ def spatial_contrast(
         if use_off:
             offsets[:] = xc[:, h // 2, wd // 2]
         _kernel("spatial_box", xc.size)(
-            xc, o3[sl], w, rowmap, colmap, left, ddof, _bands(ho, w, xc.shape[0]), offsets, acc
+            xc,
+            o3[sl],
+            w,
+            rowmap,
+            colmap,
+            left,
+            ddof,
+            _bands(ho, w, xc.shape[0]),
+            offsets,
+            use_off,
+            acc,
         )
     return o
 
@@ -593,6 +608,7 @@ class RollingTemporalContrast:
         self._pos = 0
         self._count = 0
         self._updates = 0
+        self._outputs: list[np.ndarray] = []
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -627,6 +643,25 @@ class RollingTemporalContrast:
         self._count = 0
         self._updates = 0
 
+    def _fresh_output(self) -> np.ndarray:
+        """A float32 (H, W) array that nothing outside this object refers to.
+
+        Allocating 4 MB per frame costs page faults (≈0.3 ms at 1024²), so the last two
+        outputs are kept and one is reused when the caller no longer holds it (or any view of
+        it): a returned map is never overwritten while it is still in use.
+        """
+        for i in range(len(self._outputs) - 1, -1, -1):  # the most recent first: cache-warm
+            # References: the list and getrefcount's argument.
+            if sys.getrefcount(self._outputs[i]) <= 2:
+                buf = self._outputs.pop(i)
+                self._outputs.append(buf)
+                return buf
+        buf = np.empty(self._shape, np.float32)
+        self._outputs.append(buf)
+        if len(self._outputs) > 2:
+            self._outputs.pop(0)
+        return buf
+
     def update(self, frame: npt.ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
         """Add one frame; return K over the last ``window`` frames (all NaN until ready).
 
@@ -642,7 +677,7 @@ class RollingTemporalContrast:
         if f.shape != self._shape:
             raise ValueError(f"frame shape {f.shape} does not match {self._shape}")
         f1 = np.ascontiguousarray(f).reshape(-1)
-        o = _prepare_out(out, self._shape)
+        o = self._fresh_output() if out is None else _prepare_out(out, self._shape)
         o1 = o.reshape(-1)
         evict = self._count >= self._window
         emit = self._count + 1 >= self._window

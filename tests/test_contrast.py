@@ -135,9 +135,26 @@ def test_spatial_full_range_uint16_large_windows_exact(w: int, edges: str) -> No
     assert_k_close(k, ref_spatial(frame, w, 0, edges), INT_RTOL)
 
 
-def test_spatial_uint8_large_window_exact() -> None:
+@pytest.mark.parametrize("w", [15, 17, 61])
+def test_spatial_uint8_accumulator_limits_exact(w: int) -> None:
+    # uint8 sums use float32 up to 15×15 (all sums < 2²⁴), int32 beyond: both exact.
     frame = speckle_like((64, 70), np.uint8, seed=4, full_range=True)
-    assert_k_close(spatial_contrast(frame, 61), ref_spatial(frame, 61), INT_RTOL)
+    frame[20:40, 20:40] = 255
+    frame[30, 30] = 254  # nearly constant saturated window: the hardest cancellation
+    assert_k_close(spatial_contrast(frame, w), ref_spatial(frame, w), INT_RTOL)
+
+
+@pytest.mark.parametrize("n", [258, 259])
+def test_temporal_uint8_accumulator_limits_exact(n: int) -> None:
+    stack = np.full((n + 2, 3, 4), 255, np.uint8)
+    stack[::7, 0, 0] = 254
+    stack[:, 1] = speckle_like((n + 2, 4), np.uint8, seed=n, full_range=True)
+    k = temporal_contrast(stack, n, step=1)
+    assert_k_close(k, ref_temporal(stack, n, 1), INT_RTOL)
+    roll = RollingTemporalContrast((3, 4), n, dtype=np.uint8)
+    for frame in stack:
+        kr = roll.update(frame)
+    np.testing.assert_allclose(kr, k[-1], rtol=INT_RTOL)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

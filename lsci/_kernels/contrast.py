@@ -2,15 +2,18 @@
 
 Every kernel takes C-contiguous arrays that the wrapper has already checked, writes K into an
 ``out`` array it is given, and allocates only small per-band or per-chunk row buffers. Work per
-pixel does not depend on the window: column running sums (vertical) plus a running difference
-(horizontal) for spatial windows, running sums over frames for temporal windows.
+pixel does not grow with the window, or only with log2(w): column running sums (vertical) and
+doubling levels (horizontal) for spatial windows, running sums over frames for temporal ones.
+Every inner loop runs over contiguous 1-D slices so that LLVM vectorises it.
 
-Accumulators:
-- uint8: int32 sums (exact for windows up to 181×181); the spatial kernel packs the horizontal
-  sums S2·2³² + S1 into one int64 so that the serial horizontal running sum is a single chain.
-- uint16: int64 sums (exact); n·S2 − S1² is formed in float64, exact below 2⁵³.
+Accumulators (chosen by ``lsci.contrast._accumulator``; all exact for integer input):
+- uint8: float32 while n·255² < 2²⁴ (n ≤ 258: every partial sum is an integer below 2²⁴, and
+  float32 lanes vectorise best), else int32 (n ≤ 33025).
+- uint16: float64 (integer sums exact below 2⁵³).
 - float32/float64: float64 sums of values minus an offset (per frame for spatial windows, per
   pixel for temporal ones) to limit cancellation in n·S2 − S1².
+K is formed from n·S2 − S1² in float64 (exact for integer sums below 2⁵³), then one float32
+square root and division.
 
 Chunking (number of row bands, pixels per chunk) is passed in: a kernel that calls
 ``numba.get_num_threads()`` is silently not cached.
@@ -40,12 +43,13 @@ _MASK32 = np.int64(0xFFFFFFFF)
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, acc):  # type: ignore[no-untyped-def]
+def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc):  # type: ignore[no-untyped-def]
     """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
 
-    ``acc`` is the accumulator type (np.int32 for uint8, np.float64 otherwise); values are
-    taken minus ``offsets[t]`` (acc dtype; zero for integer input). ``rowmap``/``colmap`` give
-    the source row/column of each padded row/column (lengths Ho + w − 1, Wo + w − 1); padded
+    ``acc`` is the accumulator type (float32 or int32 for uint8, float64 otherwise, exact for
+    integer input); with ``use_off`` (float input) values are taken minus ``offsets[t]`` (acc
+    dtype; zeros otherwise). ``rowmap``/``colmap`` give the source row/column of each padded
+    row/column (lengths Ho + w − 1, Wo + w − 1); padded
     columns ``left .. left + W − 1`` are the frame's columns in order.
 
     Each job is a band of output rows of one frame. Per output row: the column sums of the
@@ -131,35 +135,55 @@ def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, acc):  #
             orow = out[t, i]
             a1 = lv1[nlev]
             a2 = lv2[nlev]
-            if nterm == 1:
-                for j in range(Wo):
-                    orow[j] = _k32(acc(a1[j]), acc(a2[j]), nf, off, scale)
-            elif nterm == 2:
-                b1 = lv1[tl[1], to[1] :]
-                b2 = lv2[tl[1], to[1] :]
-                for j in range(Wo):
-                    orow[j] = _k32(acc(a1[j] + b1[j]), acc(a2[j] + b2[j]), nf, off, scale)
-            elif nterm == 3:
-                b1 = lv1[tl[1], to[1] :]
-                b2 = lv2[tl[1], to[1] :]
-                d1 = lv1[tl[2], to[2] :]
-                d2 = lv2[tl[2], to[2] :]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + b1[j] + d1[j])
-                    s2 = acc(a2[j] + b2[j] + d2[j])
-                    orow[j] = _k32(s1, s2, nf, off, scale)
-            else:
+            if use_off or nterm > 4:
+                # General path: add the terms up in h, then K with the offset.
                 for j in range(Wo):
                     h1[j] = a1[j]
                     h2[j] = a2[j]
                 for q in range(1, nterm):
-                    b1 = lv1[tl[q], to[q] :]
-                    b2 = lv2[tl[q], to[q] :]
+                    b1 = lv1[tl[q]][to[q] :]
+                    b2 = lv2[tl[q]][to[q] :]
                     for j in range(Wo):
                         h1[j] += b1[j]
                         h2[j] += b2[j]
                 for j in range(Wo):
                     orow[j] = _k32(h1[j], h2[j], nf, off, scale)
+            elif nterm == 1:
+                for j in range(Wo):
+                    orow[j] = _k32s(acc(a1[j]), acc(a2[j]), nf, scale)
+            elif nterm == 2:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                for j in range(Wo):
+                    orow[j] = _k32s(acc(a1[j] + b1[j]), acc(a2[j] + b2[j]), nf, scale)
+            elif nterm == 3:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                d1 = lv1[tl[2]][to[2] :]
+                d2 = lv2[tl[2]][to[2] :]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + b1[j] + d1[j])
+                    s2 = acc(a2[j] + b2[j] + d2[j])
+                    orow[j] = _k32s(s1, s2, nf, scale)
+            else:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                d1 = lv1[tl[2]][to[2] :]
+                d2 = lv2[tl[2]][to[2] :]
+                f1 = lv1[tl[3]][to[3] :]
+                f2 = lv2[tl[3]][to[3] :]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + b1[j] + d1[j] + f1[j])
+                    s2 = acc(a2[j] + b2[j] + d2[j] + f2[j])
+                    orow[j] = _k32s(s1, s2, nf, scale)
+
+
+@njit(inline="always", fastmath=_FAST, **_OPTS)
+def _k32s(s1, s2, nf, scale):  # type: ignore[no-untyped-def]
+    """K in float32 from sums of I and I² (no offset): NaN where S1 = 0 (then S2 = 0: 0/0)."""
+    s1f = np.float64(s1)
+    d = max(nf * np.float64(s2) - s1f * s1f, 0.0)
+    return np.sqrt(np.float32(d)) * scale / np.float32(s1f)
 
 
 @njit(inline="always", fastmath=_FAST, **_OPTS)
@@ -194,8 +218,8 @@ def _k_from_sums(s1, s2, n, off, scale):  # type: ignore[no-untyped-def]
 def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore[no-untyped-def]
     """Temporal K; block b covers frames b·step .. b·step + wt − 1 of each pixel (column).
 
-    ``acc``: np.int32 (uint8) or np.float64 (uint16: exact; float input: values taken minus the
-    pixel's first frame when ``use_off``). Jobs are chunks of pixels; sums run
+    ``acc``: np.float32/np.int32 (uint8) or np.float64 (uint16: exact; float input: values
+    taken minus the pixel's first frame when ``use_off``). Jobs are chunks of pixels; sums run
     over frames, added and subtracted when consecutive blocks overlap (step < wt).
     """
     P = x2.shape[1]
@@ -219,7 +243,23 @@ def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore
             if b == 0 or step >= wt:
                 s1[:] = 0
                 s2[:] = 0
-                for t in range(start, start + wt):
+                t0 = start
+                if not use_off:
+                    # Four frames per pass: a quarter of the accumulator loads and stores.
+                    while t0 + 4 <= start + wt:
+                        r0 = x2[t0][p0:p1]
+                        r1 = x2[t0 + 1][p0:p1]
+                        r2 = x2[t0 + 2][p0:p1]
+                        r3 = x2[t0 + 3][p0:p1]
+                        for k in range(L):
+                            v0 = acc(r0[k])
+                            v1 = acc(r1[k])
+                            v2 = acc(r2[k])
+                            v3 = acc(r3[k])
+                            s1[k] += acc(acc(v0 + v1) + acc(v2 + v3))
+                            s2[k] += acc(acc(v0 * v0 + v1 * v1) + acc(v2 * v2 + v3 * v3))
+                        t0 += 4
+                for t in range(t0, start + wt):
                     row = x2[t][p0:p1]
                     if use_off:
                         for k in range(L):
@@ -248,8 +288,12 @@ def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore
                             s1[k] += va - vs
                             s2[k] += va * va - vs * vs
             orow = out2[b][p0:p1]
-            for k in range(L):
-                orow[k] = _k32(s1[k], s2[k], nf, off[k], scale)
+            if use_off:
+                for k in range(L):
+                    orow[k] = _k32(s1[k], s2[k], nf, off[k], scale)
+            else:
+                for k in range(L):
+                    orow[k] = _k32s(s1[k], s2[k], nf, scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +307,7 @@ def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, ch
 
     With ``evict`` the frame it replaces leaves the sums first. Writes K to out (P,) if ``emit``
     (the window is full after this frame), else NaN. Values are taken minus ``off`` (P,) when
-    ``use_off`` (float input); ``acc`` is the sums' dtype (np.int32 or np.float64).
+    ``use_off`` (float input); ``acc`` is the sums' dtype (float32, int32 or float64).
     """
     P = frame.shape[0]
     nf = np.float64(wt)
@@ -305,9 +349,12 @@ def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, ch
                 b[k] += va * va
         for k in range(L):
             r[k] = f[k]
-        if emit:
+        if emit and use_off:
             for k in range(L):
                 o[k] = _k32(a[k], b[k], nf, of[k], scale)
+        elif emit:
+            for k in range(L):
+                o[k] = _k32s(a[k], b[k], nf, scale)
         else:
             for k in range(L):
                 o[k] = np.nan
