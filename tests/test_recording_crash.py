@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsci.recording import open_recording
+from lsci.recording import add_event, open_recording, repair_copy
 from tests.helpers.write_recording import expected_frame
 
 HELPER = Path(__file__).parent / "helpers" / "write_recording.py"
@@ -119,3 +119,26 @@ def test_growing_file_is_readable_and_refresh_shows_new_frames(tmp_path: Path) -
             np.testing.assert_array_equal(rec.frame_ids, np.arange(grown))
     finally:
         writer.kill()
+
+
+def test_repair_copy_of_a_crashed_file_is_clean_and_leaves_the_source_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crash.h5"
+    writer = _Writer(path, "stream")
+    writer.wait_for("committed", at_least=50)
+    writer.kill()
+    before = path.read_bytes()
+    repaired = repair_copy(path, tmp_path / "repaired.h5")
+    assert path.read_bytes() == before
+    count = _check_recovered(path, writer.committed)
+    with h5py.File(repaired, "r") as f:  # a plain open works again
+        assert f["raw/frames"].shape[0] == count
+    with open_recording(repaired) as rec:
+        assert rec.closed_cleanly
+        assert len(rec) == count
+        np.testing.assert_array_equal(rec.frames[count - 1], expected_frame(count - 1))
+        assert [(e.label, e.frame_index) for e in rec.events] == [("needling start", 41)]
+    add_event(repaired, "note", frame_index=0)
+    with pytest.raises(ValueError, match="differ"):
+        repair_copy(path, path)

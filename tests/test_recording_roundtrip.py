@@ -20,6 +20,7 @@ from lsci.recording import (
     add_event,
     find_derived,
     open_recording,
+    repair_copy,
     save_calibration,
     save_derived,
 )
@@ -216,6 +217,14 @@ def test_frames_are_never_converted(tmp_path: Path) -> None:
             w.append([[0]], frame_id=0)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="frame_id"):
             w.append(np.zeros(SHAPE, np.uint16), frame_id=-1)
+        with pytest.raises(ValueError, match="frame_id"):
+            w.append(np.zeros(SHAPE, np.uint16), frame_id=2**64)
+        with pytest.raises(ValueError, match="host_timestamp_ns"):
+            w.append(np.zeros(SHAPE, np.uint16), frame_id=0, host_timestamp_ns=2**63)
+        with pytest.raises(ValueError, match="camera_timestamps_ns"):
+            w.append_many(
+                np.zeros((1, *SHAPE), np.uint16), frame_ids=[0], camera_timestamps_ns=[-2]
+            )
         with pytest.raises(ValueError, match="frame_ids"):
             w.append_many(np.zeros((2, *SHAPE), np.uint16), frame_ids=[1])
     with pytest.raises(RecordingStateError, match="closed"):
@@ -447,3 +456,19 @@ def test_derived_products_can_be_saved_into_an_open_file(tmp_path: Path) -> None
             f, "mean", np.ones(SHAPE), algorithm="mean", parameters={}, compression="blosc-lz4"
         )
         assert find_derived(f, algorithm="mean", parameters={}) == saved.info
+
+
+def test_repair_copy_keeps_calibrations_and_derived_products(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    frames = _frames(5, np.uint16)
+    _write(path, frames, compression="blosc-lz4")
+    save_calibration(path, "dark_frame", {"mean": np.ones(SHAPE)}, {"exposure_s": 0.005})
+    save_derived(path, "k", np.ones(SHAPE), algorithm="a", parameters={"window": 5})
+    copy = repair_copy(path, tmp_path / "copy.h5")
+    with open_recording(copy) as rec:
+        np.testing.assert_array_equal(rec.frames[:], frames)
+        assert rec.compression == "blosc-lz4"
+        assert rec.metadata == META
+        assert rec.calibrations["dark_frame"].attrs == {"exposure_s": 0.005}
+        assert rec.derived["k"].info.parameters == {"window": 5}
+        np.testing.assert_array_equal(rec.camera_timestamps_ns, 1000 * np.arange(5))

@@ -1,8 +1,9 @@
 """lsci recordings: one HDF5 file per acquisition (see docs/format.md).
 
 Write with :class:`RecordingWriter` while the camera acquires, read with
-:func:`open_recording`, add events, calibrations and derived products afterwards, and convert
-from and to TIFF, PNG and CSV with :mod:`lsci.recording.convert`.
+:func:`open_recording`, add events, calibrations and derived products afterwards, copy a crashed
+recording into a clean file with :func:`repair_copy`, and convert from and to TIFF, PNG and CSV
+with :mod:`lsci.recording.convert`.
 """
 
 from lsci.recording.calibration import Calibration, save_calibration
@@ -20,6 +21,7 @@ from lsci.recording.events import Event, add_event
 from lsci.recording.layout import FORMAT_VERSION
 from lsci.recording.metadata import AcquisitionMetadata
 from lsci.recording.reader import DerivedProduct, FrameStack, Recording, open_recording
+from lsci.recording.repair import repair_copy
 from lsci.recording.writer import RecordingWriter
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "add_event",
     "find_derived",
     "open_recording",
+    "repair_copy",
     "save_calibration",
     "save_derived",
 ]

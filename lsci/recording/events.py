@@ -174,7 +174,11 @@ def add_event(
     with open_for_editing(path) as handle:
         host = handle[layout.HOST_TIMESTAMP]
         count = min(handle[name].shape[0] for name in layout.PER_FRAME)
-        start_ns = int(handle[layout.ACQUISITION].attrs["start_host_time_ns"])
+        acquisition = handle.get(layout.ACQUISITION)
+        start = None if acquisition is None else acquisition.attrs.get("start_host_time_ns")
+        if start is None:
+            start = host[0] if count else 0
+        start_ns = int(start)
         if frame_index is not None:
             if isinstance(frame_index, bool) or not 0 <= int(frame_index) < count:
                 raise ValueError(

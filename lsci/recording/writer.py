@@ -317,7 +317,7 @@ class RecordingWriter:
             When the writer is closed.
         """
         self._check_frame(frame)
-        ids = [_check_count("frame_id", frame_id)]
+        ids = [_check_count("frame_id", frame_id, _UINT64_MAX)]
         camera = [_camera_stamp(camera_timestamp_ns)]
         host = [
             time.time_ns()
@@ -347,7 +347,8 @@ class RecordingWriter:
         frame_ids : array_like of int
             ``n`` camera frame counters.
         camera_timestamps_ns : array_like of int, optional
-            ``n`` camera timestamps; ``None`` when the camera has none.
+            ``n`` camera timestamps (``-1`` for a frame without one); ``None`` when the camera
+            has none.
         host_timestamps_ns : array_like of int, optional
             ``n`` host times (ns since the Unix epoch); ``None``: now, for every frame.
 
@@ -363,11 +364,13 @@ class RecordingWriter:
             self._check_frame(frame)
         if frames.shape[1:] != self.frame_shape:
             raise ValueError(f"frames shape {frames.shape} does not match {self.frame_shape}")
-        ids = _check_counts("frame_ids", frame_ids, count)
+        ids = _check_counts("frame_ids", frame_ids, count, maximum=_UINT64_MAX)
         camera = (
             [layout.NO_CAMERA_TIMESTAMP] * count
             if camera_timestamps_ns is None
-            else _check_counts("camera_timestamps_ns", camera_timestamps_ns, count)
+            else _check_counts(
+                "camera_timestamps_ns", camera_timestamps_ns, count, layout.NO_CAMERA_TIMESTAMP
+            )
         )
         host = (
             [time.time_ns()] * count
@@ -742,9 +745,17 @@ def _check_interval(name: str, value: object, *, zero: bool) -> float:
     return float(value)
 
 
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{name}={value!r} is invalid: allowed non-negative integers")
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+
+
+def _check_count(name: str, value: object, maximum: int = _INT64_MAX) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not 0 <= int(value) <= maximum
+    ):
+        raise ValueError(f"{name}={value!r} is invalid: allowed integers 0 to {maximum}")
     return int(value)
 
 
@@ -754,10 +765,12 @@ def _camera_stamp(value: object) -> int:
     return _check_count("camera_timestamp_ns", value)
 
 
-def _check_counts(name: str, values: npt.ArrayLike, count: int) -> list[int]:
+def _check_counts(
+    name: str, values: npt.ArrayLike, count: int, minimum: int = 0, maximum: int = _INT64_MAX
+) -> list[int]:
     array = np.asarray(values)
     if array.shape != (count,) or (count and array.dtype.kind not in "iu"):
         raise ValueError(f"{name} must be {count} integers, got shape {array.shape} {array.dtype}")
-    if count and int(array.min()) < 0:
-        raise ValueError(f"{name} is invalid: allowed non-negative integers")
+    if count and not (minimum <= int(array.min()) and int(array.max()) <= maximum):
+        raise ValueError(f"{name} is invalid: allowed integers {minimum} to {maximum}")
     return [int(v) for v in array]
