@@ -1,0 +1,1 @@
+"""Tests of the napari plugin (napari_lsci) and ``lsci view``."""
