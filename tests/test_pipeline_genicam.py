@@ -65,5 +65,7 @@ def test_viky_records_every_delivered_frame_while_computing_live_maps(tmp_path: 
         assert event.label == "needling start"
         assert 0 < event.frame_index < len(rec)
         assert rec.metadata.producer == str(VIKY)
+        assert rec.metadata.camera_vendor == "Machine Vision Games Ltd."
+        assert rec.metadata.camera_model == "Viky"
         assert rec.metadata.exposure_s is None  # viky has no ExposureTime
         assert rec.frames[len(rec) - 1].any()  # the bouncing ball is in the last frame

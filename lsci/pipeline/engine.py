@@ -126,6 +126,8 @@ def recording_metadata(
         bit_depth = pixel_formats.bit_depth(pixel_format)
     except ValueError:
         bit_depth = 8 * camera.frame_dtype.itemsize
+    # GenICam cameras describe their device; other cameras only have a name.
+    device = getattr(camera, "description", None)
     return AcquisitionMetadata(
         exposure_s=exposure if isinstance(exposure, float) else None,
         gain=gain if isinstance(gain, float) else None,
@@ -133,7 +135,9 @@ def recording_metadata(
         pixel_format=pixel_format,
         bit_depth=bit_depth,
         roi=tuple(roi),
-        camera_model=camera.name,
+        camera_vendor=getattr(device, "vendor", None),
+        camera_model=str(getattr(device, "model", camera.name)),
+        camera_serial=getattr(device, "serial_number", None),
         producer=producer,
         notes=notes,
     )
@@ -240,7 +244,8 @@ class AcquisitionPipeline:
         self._received = 0
         self._recorded = 0
         self._dropped_camera = 0
-        self._dropped_pipeline = 0
+        self._dropped_full = 0  # the ring was full (camera thread)
+        self._dropped_unrecorded = 0  # in the ring when recording failed (recorder thread)
         self._live_maps = 0
         self._last_id: int | None = None
         self._run: list[int] | None = None  # [count, first id, last id, host epoch ns]
@@ -412,7 +417,7 @@ class AcquisitionPipeline:
             frames_received=received,
             frames_recorded=recorded,
             frames_dropped_camera=self._dropped_camera,
-            frames_dropped_pipeline=self._dropped_pipeline,
+            frames_dropped_pipeline=self._dropped_full + self._dropped_unrecorded,
             frame_rate_hz=self._rates[0],
             queue_depth=self._ring.occupancy,
             ring_capacity=self._ring.capacity,
@@ -451,7 +456,7 @@ class AcquisitionPipeline:
         self._last_id = info.frame_id
         self._received += 1
         if seq is None:
-            self._dropped_pipeline += 1
+            self._dropped_full += 1
             if self._run is None:
                 self._run = [0, info.frame_id, info.frame_id, info.host_timestamp_ns]
             self._run[0] += 1
@@ -518,7 +523,7 @@ class AcquisitionPipeline:
                 if self._recording_failed:
                     # Nothing can be stored any more: free the slots so the camera thread can
                     # drain the camera, and count every frame not stored as lost.
-                    self._dropped_pipeline += count
+                    self._dropped_unrecorded += count
                 ring.release(first + count)
             with self._lock:
                 self._marks_closed = True
