@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lsci.drivers.base import CameraDisconnectedError, CameraState, FrameInfo
+from lsci.drivers.base import (
+    CameraDisconnectedError,
+    CameraState,
+    FrameInfo,
+    IncompatibleStateError,
+)
 from lsci.drivers.simulated import (
     SimulatedCamera,
     SimulatedFaults,
@@ -349,6 +354,20 @@ def test_life_cycle_errors(tmp_path: Path) -> None:
             LiveSettings(window=4)
     finally:
         cam.close()
+
+
+def test_a_camera_that_cannot_start_leaves_an_empty_closed_recording(tmp_path: Path) -> None:
+    cam = open_camera()
+    path = tmp_path / "empty.h5"
+    pipeline = AcquisitionPipeline(cam, make_writer(cam, path))
+    cam.close()
+    with pytest.raises(IncompatibleStateError, match="closed"):
+        pipeline.start()
+    with pytest.raises(PipelineStateError, match="not started"):
+        pipeline.stop()
+    with open_recording(path) as rec:
+        assert rec.closed_cleanly
+        assert len(rec) == 0
 
 
 def test_ring_reuses_no_slot_before_release() -> None:

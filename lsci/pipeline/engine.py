@@ -206,6 +206,10 @@ class AcquisitionPipeline:
                 f"writer frames are {writer.frame_shape} {writer.dtype}; the camera delivers "
                 f"{shape} {dtype}"
             )
+        if ring_frames is not None and (
+            isinstance(ring_frames, bool) or not isinstance(ring_frames, int) or ring_frames < 2
+        ):
+            raise ValueError(f"ring_frames={ring_frames!r} is invalid: allowed integers >= 2")
         capacity = default_ring_frames(shape, dtype) if ring_frames is None else ring_frames
         for name, value in (
             ("read_timeout_s", read_timeout_s),
@@ -272,16 +276,22 @@ class AcquisitionPipeline:
         PipelineStateError
             When the pipeline was started before.
         CameraError
-            When the camera cannot start (the pipeline then stays idle).
+            When the camera cannot start; the recording is then closed without frames.
         """
         if self._state is not PipelineState.IDLE:
             raise PipelineStateError(f"the pipeline is {self._state.value}; it runs only once")
-        if self.live_settings is not None:
-            # Compiling (or loading) the kernels holds the interpreter for a while: do it now,
-            # not while the camera thread must keep up with the camera.
-            live_map(self._ring.spare, self.live_settings)
-        self._epoch_offset_ns = time.time_ns() - time.monotonic_ns()
-        self.camera.start()
+        try:
+            if self.live_settings is not None:
+                # Compiling (or loading) the kernels holds the interpreter for a while: do it
+                # now, not while the camera thread must keep up with the camera.
+                live_map(self._ring.spare, self.live_settings)
+            self._epoch_offset_ns = time.time_ns() - time.monotonic_ns()
+            self.camera.start()
+        except BaseException:
+            self._state = PipelineState.FINISHED
+            if self.writer is not None:
+                self.writer.close()
+            raise
         self._start_s = time.monotonic()
         self._rate_sample = (self._start_s, 0, 0)
         self._state = PipelineState.RUNNING
@@ -332,7 +342,9 @@ class AcquisitionPipeline:
             :class:`~lsci.drivers.base.CameraDisconnectedError` or
             :class:`~lsci.recording.RecordingWriteError`), when ``raise_on_error``.
         """
-        if self._state is PipelineState.IDLE:
+        if self._state is PipelineState.IDLE or (
+            self._state is PipelineState.FINISHED and self._summary is None
+        ):
             raise PipelineStateError("the pipeline was not started")
         if self._summary is None:
             self._state = PipelineState.STOPPING
