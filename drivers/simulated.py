@@ -389,7 +389,8 @@ class SimulatedCamera(Camera):
         Injected faults; None for none.
     stamp_frame_id
         Write each frame's id into its first 8 pixels of row 0 (one byte each), so that a test
-        can check which frame landed where with :func:`decode_frame_id`.
+        can check which frame landed where with :func:`decode_frame_id`. In replay mode this
+        costs one more copy per frame (the replayed frames are shared).
     seed
         Seed of the speckle, the noise and the random drops.
 
@@ -398,8 +399,9 @@ class SimulatedCamera(Camera):
     Settings: ``exposure_s`` 10 µs to 1 s, ``gain`` 0 to 24 dB, ``frame_rate_hz`` 1 to 1000,
     ``roi`` of at least 16 × 16 pixels, ``pixel_format`` among :data:`PIXEL_FORMATS`, and
     ``trigger_mode`` off (free running). Exposure, gain and frame rate may change while
-    acquiring and apply from the next frame; in replay mode such a change simulates new replay
-    frames first, which pauses the stream.
+    acquiring and apply from the next frame; in replay mode a change of exposure or gain
+    simulates new replay frames first, which pauses the stream. Replay frames simulated for
+    one acquisition serve the next one while the settings (frame rate aside) stay the same.
 
     Examples
     --------
