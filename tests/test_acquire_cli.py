@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -37,45 +38,61 @@ def viky() -> str:
     return str(Path(genicam.__file__).resolve().parent / "viky.cti")
 
 
-def stop_mid_run(args: list[str], signum: signal.Signals, stdin: str = "") -> tuple[int, str]:
-    """Start ``lsci acquire``, let it record 1.5 s, send ``signum``; exit code and stderr."""
+def stop_mid_run(
+    args: list[str], signum: signal.Signals, *, lines: str = "", keys: bytes = b""
+) -> tuple[int, str]:
+    """Start ``lsci acquire``, let it record 1.5 s, send ``signum``; exit code and stderr.
+
+    ``lines`` arrive on a pipe as standard input; ``keys``, when given, are typed on a
+    terminal (a pseudo-terminal as standard input) once recording has started.
+    """
+    terminal, typist = pty.openpty() if keys else (None, None)
     process = subprocess.Popen(
         [*command(), *args],
-        stdin=subprocess.PIPE,
+        stdin=subprocess.PIPE if terminal is None else terminal,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdin is not None
     assert process.stderr is not None
-    process.stdin.write(stdin)
-    process.stdin.close()
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith("recording to"):
-            break
+    if terminal is None:
+        assert process.stdin is not None
+        process.stdin.write(lines)
+        process.stdin.close()
     else:
-        process.wait()
-        pytest.fail("lsci acquire never started recording:\n" + "".join(lines))
-    time.sleep(1.5)
-    process.send_signal(signum)
+        os.close(terminal)
     try:
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if line.startswith("recording to"):
+                break
+        else:
+            process.wait()
+            pytest.fail("lsci acquire never started recording:\n" + "".join(seen))
+        if typist is not None:
+            os.write(typist, keys)
+        time.sleep(1.5)
+        process.send_signal(signum)
         rest = process.stderr.read()
         process.wait(timeout=30)
     finally:
         process.kill()
         process.stderr.close()
-    return process.returncode, "".join(lines) + rest
+        if typist is not None:
+            os.close(typist)
+    return process.returncode, "".join(seen) + rest
 
 
-def test_sim_sigint_mid_run_leaves_a_complete_file_with_its_events(tmp_path: Path) -> None:
+def test_sim_sigint_mid_run_leaves_a_complete_file_with_its_events_and_key_presses(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "sim.h5"
     args = [
         "--camera", "sim", "--sim-shape", "64x64", "--fps", "100", "--exposure-ms", "2",
         "--out", str(out), "--mark-at", "0.5:needling start", "--event-key",
     ]  # fmt: skip
-    code, stderr = stop_mid_run(args, signal.SIGINT, stdin="from stdin\n")
+    code, stderr = stop_mid_run(args, signal.SIGINT, keys=b"n")
     assert code == 0, stderr
     assert "stopped by SIGINT" in stderr
     assert "Traceback" not in stderr
@@ -88,7 +105,7 @@ def test_sim_sigint_mid_run_leaves_a_complete_file_with_its_events(tmp_path: Pat
         assert rec.metadata.exposure_s == pytest.approx(0.002)
         assert rec.metadata.frame_rate_hz == 100.0
         events = {e.label: e for e in rec.events}
-    assert set(events) == {"needling start", "from stdin"}
+    assert set(events) == {"needling start", "key 1"}
     # Half a second into a 100 frames/s run.
     assert 30 <= events["needling start"].frame_index <= 70
 
@@ -97,7 +114,7 @@ def test_sim_sigint_mid_run_leaves_a_complete_file_with_its_events(tmp_path: Pat
 def test_viky_sigterm_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
     out = tmp_path / "viky.h5"
     args = ["--camera", "genicam", "--cti", viky(), "--fps", "100", "--out", str(out)]
-    code, stderr = stop_mid_run(args, signal.SIGTERM)
+    code, stderr = stop_mid_run([*args, "--event-key"], signal.SIGTERM, lines="cuff on\n")
     assert code == 0, stderr
     assert "stopped by SIGTERM" in stderr
     assert "by the pipeline" in stderr
@@ -108,6 +125,7 @@ def test_viky_sigterm_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
         assert rec.metadata.producer == viky()
         assert rec.metadata.frame_rate_hz == 100.0
         assert rec.metadata.camera_model == "Viky"
+        assert [e.label for e in rec.events] == ["cuff on"]
 
 
 def test_sim_records_for_its_duration(tmp_path: Path) -> None:
