@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tifffile
@@ -101,6 +102,14 @@ def test_info_summarises_a_closed_recording(recording: Path) -> None:
         "test run",
     ):
         assert expected in out, expected
+
+
+def test_info_marks_incomplete_derived_products(recording: Path) -> None:
+    with h5py.File(recording, "r+") as f:
+        f["derived/contrast"].attrs["complete"] = np.int8(0)
+    result = CliRunner().invoke(info, [str(recording)])
+    assert "float32 (incomplete)" in result.output
+    assert "float64 (incomplete)" not in result.output
 
 
 def test_info_on_a_growing_and_then_crashed_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import h5py
@@ -472,3 +473,15 @@ def test_repair_copy_keeps_calibrations_and_derived_products(tmp_path: Path) -> 
         assert rec.calibrations["dark_frame"].attrs == {"exposure_s": 0.005}
         assert rec.derived["k"].info.parameters == {"window": 5}
         np.testing.assert_array_equal(rec.camera_timestamps_ns, 1000 * np.arange(5))
+
+
+def test_frames_are_flushed_when_the_camera_stalls(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    with RecordingWriter(
+        path, META, frame_shape=SHAPE, dtype="uint8", flush_interval_s=0.05, fsync_interval_s=0.05
+    ) as w:
+        w.append_many(_frames(3, np.uint8), frame_ids=[0, 1, 2])
+        deadline = time.monotonic() + 10
+        while w.frames_committed < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert w.frames_committed == 3  # flushed by the writer itself, no append or flush call

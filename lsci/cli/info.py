@@ -98,7 +98,7 @@ def summary(rec: Recording) -> str:
         shape = "×".join(map(str, info.shape))
         lines.append(
             f"  {name}: {info.algorithm} {json.dumps(info.parameters, sort_keys=True)} "
-            f"from {info.source}, {shape} {info.dtype}"
+            f"from {info.source}, {shape} {info.dtype}" + ("" if info.complete else " (incomplete)")
         )
     return "\n".join(lines)
 

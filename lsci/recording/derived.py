@@ -58,6 +58,9 @@ class DerivedInfo:
         Shape of the data.
     dtype : numpy.dtype
         Data type.
+    complete : bool
+        ``False`` while a product written piece by piece is unfinished (attribute
+        ``complete = 0``); products written at once are complete.
     """
 
     name: str
@@ -68,6 +71,7 @@ class DerivedInfo:
     created_utc: str
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ def read_info(dataset: h5py.Dataset) -> DerivedInfo:
             created_utc=str(decode(attrs.get("created_utc", ""))),
             shape=tuple(dataset.shape),
             dtype=dataset.dtype,
+            complete=bool(decode(attrs.get("complete", 1))),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise RecordingFormatError(
