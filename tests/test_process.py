@@ -19,7 +19,7 @@ from lsci.recording import (
     RecordingWriter,
     open_recording,
 )
-from lsci.recording.sink import COMPLETE_ATTR
+from lsci.recording.layout import DERIVED_COMPLETE
 
 FRAME_SHAPE = (24, 20)
 
@@ -129,11 +129,11 @@ def test_interrupted_run_is_marked_incomplete_and_redone(tmp_path: Path) -> None
     with pytest.raises(KeyboardInterrupt):
         process_recording(path, settings, memory_bytes=4 * frames[0].nbytes * 4, progress=interrupt)
     with h5py.File(path, "r") as handle:
-        assert handle["derived/contrast"].attrs[COMPLETE_ATTR] == 0
+        assert handle["derived/contrast"].attrs[DERIVED_COMPLETE] == 0
     result = process_recording(path, settings)
     assert not result.reused
     with h5py.File(path, "r") as handle:
-        assert handle["derived/contrast"].attrs[COMPLETE_ATTR] == 1
+        assert handle["derived/contrast"].attrs[DERIVED_COMPLETE] == 1
         np.testing.assert_allclose(handle["derived/contrast"][...], spatial_contrast(frames, 5))
 
 

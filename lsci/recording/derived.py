@@ -138,7 +138,7 @@ def read_info(dataset: h5py.Dataset) -> DerivedInfo:
             created_utc=str(decode(attrs.get("created_utc", ""))),
             shape=tuple(dataset.shape),
             dtype=dataset.dtype,
-            complete=bool(decode(attrs.get("complete", 1))),
+            complete=bool(decode(attrs.get(layout.DERIVED_COMPLETE, 1))),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise RecordingFormatError(
@@ -265,23 +265,10 @@ def _save(
     group = handle.require_group(layout.DERIVED)
     if name in group:
         existing = read_info(group[name])
-        same = (
-            existing.algorithm == algorithm
-            and canonical_parameters(existing.parameters) == parameters_json
-            and existing.source == source
-            and existing.shape == array.shape
-            and existing.dtype == array.dtype
-        )
-        if same:
+        if same_provenance(existing, algorithm, parameters_json, source, array.shape, array.dtype):
             return SavedDerived(existing, written=False)
         if not overwrite:
-            raise DerivedProductExistsError(
-                path,
-                f"derived product {name!r} exists with different provenance (algorithm "
-                f"{existing.algorithm!r}, parameters {json.dumps(existing.parameters)}, source "
-                f"{existing.source!r}, shape {existing.shape}); pass overwrite=True to replace "
-                "it or save under another name",
-            )
+            raise provenance_conflict(path, existing)
         del group[name]
     chunks = (1, *array.shape[1:]) if array.ndim >= 3 else True
     filtered = checksum or compression_args is not None
@@ -292,6 +279,43 @@ def _save(
         compression=compression_args,
         fletcher32=checksum,
     )
+    write_provenance(dataset, algorithm, parameters_json, source)
+    return SavedDerived(read_info(dataset), written=True)
+
+
+def same_provenance(
+    info: DerivedInfo,
+    algorithm: str,
+    parameters_json: str,
+    source: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+) -> bool:
+    """Whether a stored product was made the same way (canonical parameters) with this layout."""
+    return (
+        info.algorithm == algorithm
+        and canonical_parameters(info.parameters) == parameters_json
+        and info.source == source
+        and info.shape == tuple(shape)
+        and info.dtype == dtype
+    )
+
+
+def provenance_conflict(path: str | Path, existing: DerivedInfo) -> DerivedProductExistsError:
+    """The error for a product that exists with a different provenance."""
+    return DerivedProductExistsError(
+        path,
+        f"derived product {existing.name!r} exists with different provenance (algorithm "
+        f"{existing.algorithm!r}, parameters {json.dumps(existing.parameters)}, source "
+        f"{existing.source!r}, shape {existing.shape}); pass overwrite=True to replace "
+        "it or save under another name",
+    )
+
+
+def write_provenance(
+    dataset: h5py.Dataset, algorithm: str, parameters_json: str, source: str
+) -> None:
+    """Write the provenance attributes of a product (see docs/format.md)."""
     dataset.attrs["algorithm"] = algorithm
     dataset.attrs["parameters"] = parameters_json
     dataset.attrs["source"] = source
@@ -300,7 +324,6 @@ def _save(
     for key, value in json.loads(parameters_json).items():
         if isinstance(value, str | int | float | bool):
             dataset.attrs[key] = value
-    return SavedDerived(read_info(dataset), written=True)
 
 
 def find_derived(

@@ -27,6 +27,8 @@ EVENT_FRAME_INDEX: Final = "events/frame_index"
 EVENT_LABEL: Final = "events/label"
 CALIBRATIONS: Final = "calibrations"
 DERIVED: Final = "derived"
+#: Attribute of a derived product: 1 once all of it is written, 0 while (or if) it is not.
+DERIVED_COMPLETE: Final = "complete"
 
 #: Camera timestamp stored for frames whose camera gives none.
 NO_CAMERA_TIMESTAMP: Final = -1

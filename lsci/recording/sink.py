@@ -11,9 +11,7 @@ redoes them, and a finished product with the same provenance is recognised and k
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,18 +20,19 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import check_name, open_for_editing, write_error
-from lsci.recording.derived import canonical_parameters, read_info
-from lsci.recording.errors import DerivedProductExistsError, RecordingStateError
-from lsci.recording.metadata import format_utc
+from lsci.recording.derived import (
+    canonical_parameters,
+    provenance_conflict,
+    read_info,
+    same_provenance,
+    write_provenance,
+)
+from lsci.recording.errors import RecordingStateError
 from lsci.recording.writer import LIBVER
 
-__all__ = ["COMPLETE_ATTR", "DerivedSink"]
-
-#: Attribute of a derived product: 1 once all of it is written, 0 while (or if) it is not.
-COMPLETE_ATTR = "complete"
+__all__ = ["DerivedSink"]
 
 
 class DerivedSink:
@@ -123,26 +122,15 @@ class DerivedSink:
         finished = []
         for name, shape in self._shapes.items():
             if name in group:
-                dataset = group[name]
-                info = read_info(dataset)
-                same = (
-                    info.algorithm == self._algorithm
-                    and canonical_parameters(info.parameters) == self._parameters
-                    and info.source == self._source
-                    and info.shape == shape
-                    and info.dtype == self._dtype
+                info = read_info(group[name])
+                same = same_provenance(
+                    info, self._algorithm, self._parameters, self._source, shape, self._dtype
                 )
-                done = bool(dataset.attrs.get(COMPLETE_ATTR, 1))
-                if same and done:
+                if same and info.complete:
                     finished.append(name)
                     continue
-                if done and not same and not self._overwrite:
-                    raise DerivedProductExistsError(
-                        self.path,
-                        f"derived product {name!r} exists with different provenance "
-                        f"(algorithm {info.algorithm!r}, parameters "
-                        f"{json.dumps(info.parameters)}); pass overwrite=True to replace it",
-                    )
+                if info.complete and not same and not self._overwrite:
+                    raise provenance_conflict(self.path, info)
                 del group[name]  # unfinished (interrupted run) or to be replaced
             self._create(group, name, shape)
         return len(finished) == len(self._shapes)
@@ -156,15 +144,8 @@ class DerivedSink:
             fletcher32=self._checksum,
             fillvalue=np.nan if self._dtype.kind == "f" else 0,
         )
-        dataset.attrs["algorithm"] = self._algorithm
-        dataset.attrs["parameters"] = self._parameters
-        dataset.attrs["source"] = self._source
-        dataset.attrs["lsci_version"] = __version__
-        dataset.attrs["created_utc"] = format_utc(datetime.now(UTC))
-        for key, value in json.loads(self._parameters).items():
-            if isinstance(value, str | int | float | bool):
-                dataset.attrs[key] = value
-        dataset.attrs[COMPLETE_ATTR] = np.int8(0)
+        write_provenance(dataset, self._algorithm, self._parameters, self._source)
+        dataset.attrs[layout.DERIVED_COMPLETE] = np.int8(0)
 
     def read_frames(self, start: int, stop: int) -> npt.NDArray[Any]:
         """Raw frames ``[start, stop)`` of the source dataset, read through this sink's handle."""
@@ -208,5 +189,5 @@ class DerivedSink:
             return  # the products stay marked incomplete; a rerun redoes them
         with open_for_editing(self.path) as handle:
             for name in self._shapes:
-                handle[layout.DERIVED][name].attrs[COMPLETE_ATTR] = np.int8(1)
+                handle[layout.DERIVED][name].attrs[layout.DERIVED_COMPLETE] = np.int8(1)
         self.complete = True
