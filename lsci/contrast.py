@@ -354,7 +354,8 @@ def spatial_contrast(
         return o
     left = 0 if mode == "valid" else w // 2
     for sl, xc in _frame_chunks(x3):
-        acc, use_off = _accumulator(xc.dtype, w * w)
+        # The horizontal pass holds sums of up to w·2^top samples (top: the widest level).
+        acc, use_off = _accumulator(xc.dtype, w << int(_k._window_terms(w)[0]))
         offsets = np.zeros(xc.shape[0], acc)
         if use_off:
             offsets[:] = xc[:, h // 2, wd // 2]

@@ -42,7 +42,7 @@ _MASK32 = np.int64(0xFFFFFFFF)
 # --------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, fastmath=_FAST, **_OPTS)
+@njit(parallel=True, **_OPTS)
 def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc):  # type: ignore[no-untyped-def]
     """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
 
@@ -59,123 +59,183 @@ def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, use_off,
     from the two sums. Every inner loop runs over contiguous columns and vectorises; the cost
     per pixel grows only with log2(w).
     """
-    T, _, W = x.shape
+    T = x.shape[0]
     Ho = out.shape[1]
-    Wo = out.shape[2]
-    n = w * w
-    nf = np.float64(n)
-    scale = np.float32(math.sqrt(n / (n - ddof)))
     band = (Ho + nbands - 1) // nbands
-    ne = Wo + w - 1
-    mid_end = min(left + W, ne)
-    nm = mid_end - left
-    nlev = 0
-    while (1 << (nlev + 1)) <= w:
-        nlev += 1
-    # Terms of the window sum: (level, offset); the first is the top level at offset 0.
-    tl = np.zeros(8, np.int64)
-    to = np.zeros(8, np.int64)
-    nterm = 1
-    tl[0] = nlev
-    o = 1 << nlev
-    for b in range(nlev - 1, -1, -1):
-        if w & (1 << b):
-            tl[nterm] = b
-            to[nterm] = o
-            nterm += 1
-            o += 1 << b
     for job in prange(T * nbands):
         t = job // nbands
         i0 = (job % nbands) * band
         i1 = min(Ho, i0 + band)
-        if i0 >= i1:
-            continue
-        off = offsets[t]
-        lv1 = np.zeros((nlev + 1, ne), acc)
-        lv2 = np.zeros((nlev + 1, ne), acc)
-        h1 = np.zeros(Wo, acc)
-        h2 = np.zeros(Wo, acc)
-        e1 = lv1[0]
-        e2 = lv2[0]
-        c1 = e1[left:mid_end]
-        c2 = e2[left:mid_end]
-        for k in range(w):
-            row = x[t, rowmap[i0 + k]]
+        if i0 < i1:
+            _spatial_band(
+                x[t], out[t], i0, i1, w, rowmap, colmap, left, ddof, offsets[t], use_off, acc
+            )
+
+
+@njit(fastmath=_FAST, **_OPTS)
+def _spatial_band(x, out, i0, i1, w, rowmap, colmap, left, ddof, off, use_off, acc):  # type: ignore[no-untyped-def]
+    """Output rows i0 .. i1 − 1 of one frame x (H, W) into out (Ho, Wo); see spatial_box."""
+    W = x.shape[1]
+    Wo = out.shape[1]
+    n = w * w
+    nf = np.float64(n)
+    scale = np.float32(math.sqrt(n / (n - ddof)))
+    ne = Wo + w - 1
+    mid_end = min(left + W, ne)
+    nm = mid_end - left
+    # The window sum is a signed sum of level terms (level, offset, sign), the first the top
+    # level at offset 0: binary digits of w (7 = 4 + 2 + 1) or its non-adjacent form
+    # (15 = 16 − 1), whichever needs fewer levels plus terms.
+    nlev, nterm, tl, to, ts = _window_terms(w)
+    sg = np.empty(40, acc)
+    for q in range(nterm):
+        sg[q] = ts[q]
+    lv1 = np.zeros((nlev + 1, ne + (1 << nlev)), acc)
+    lv2 = np.zeros((nlev + 1, ne + (1 << nlev)), acc)
+    nl = ne + (1 << nlev)
+    h1 = np.zeros(Wo, acc)
+    h2 = np.zeros(Wo, acc)
+    e1 = lv1[0]
+    e2 = lv2[0]
+    c1 = e1[left:mid_end]
+    c2 = e2[left:mid_end]
+    for k in range(w):
+        row = x[rowmap[i0 + k]]
+        for j in range(nm):
+            v = acc(row[j]) - off
+            c1[j] += v
+            c2[j] += v * v
+    for i in range(i0, i1):
+        if i > i0:
+            ra = x[rowmap[i + w - 1]]
+            rs = x[rowmap[i - 1]]
             for j in range(nm):
-                v = acc(row[j]) - off
-                c1[j] += v
-                c2[j] += v * v
-        for i in range(i0, i1):
-            if i > i0:
-                ra = x[t, rowmap[i + w - 1]]
-                rs = x[t, rowmap[i - 1]]
-                for j in range(nm):
-                    va = acc(ra[j]) - off
-                    vs = acc(rs[j]) - off
-                    c1[j] += va - vs
-                    c2[j] += va * va - vs * vs
-            for k in range(left):
-                e1[k] = e1[left + colmap[k]]
-                e2[k] = e2[left + colmap[k]]
-            for k in range(mid_end, ne):
-                e1[k] = e1[left + colmap[k]]
-                e2[k] = e2[left + colmap[k]]
-            span = 1
-            for b in range(1, nlev + 1):
-                p1 = lv1[b - 1]
-                p2 = lv2[b - 1]
-                q1 = p1[span:]
-                q2 = p2[span:]
-                r1 = lv1[b]
-                r2 = lv2[b]
-                for j in range(ne - 2 * span + 1):
-                    r1[j] = p1[j] + q1[j]
-                    r2[j] = p2[j] + q2[j]
-                span *= 2
-            orow = out[t, i]
-            a1 = lv1[nlev]
-            a2 = lv2[nlev]
-            if use_off or nterm > 4:
-                # General path: add the terms up in h, then K with the offset.
+                va = acc(ra[j]) - off
+                vs = acc(rs[j]) - off
+                c1[j] += va - vs
+                c2[j] += va * va - vs * vs
+        for k in range(left):
+            e1[k] = e1[left + colmap[k]]
+            e2[k] = e2[left + colmap[k]]
+        for k in range(mid_end, ne):
+            e1[k] = e1[left + colmap[k]]
+            e2[k] = e2[left + colmap[k]]
+        span = 1
+        for b in range(1, nlev + 1):
+            p1 = lv1[b - 1]
+            p2 = lv2[b - 1]
+            q1 = p1[span:]
+            q2 = p2[span:]
+            r1 = lv1[b]
+            r2 = lv2[b]
+            for j in range(nl - 2 * span + 1):
+                r1[j] = p1[j] + q1[j]
+                r2[j] = p2[j] + q2[j]
+            span *= 2
+        orow = out[i]
+        a1 = lv1[nlev]
+        a2 = lv2[nlev]
+        if use_off or nterm > 4:
+            # General path: add the terms up in h, then K with the offset.
+            for j in range(Wo):
+                h1[j] = a1[j]
+                h2[j] = a2[j]
+            for q in range(1, nterm):
+                b1 = lv1[tl[q]][to[q] :]
+                b2 = lv2[tl[q]][to[q] :]
+                g = sg[q]
                 for j in range(Wo):
-                    h1[j] = a1[j]
-                    h2[j] = a2[j]
-                for q in range(1, nterm):
-                    b1 = lv1[tl[q]][to[q] :]
-                    b2 = lv2[tl[q]][to[q] :]
-                    for j in range(Wo):
-                        h1[j] += b1[j]
-                        h2[j] += b2[j]
-                for j in range(Wo):
-                    orow[j] = _k32(h1[j], h2[j], nf, off, scale)
-            elif nterm == 1:
-                for j in range(Wo):
-                    orow[j] = _k32s(acc(a1[j]), acc(a2[j]), nf, scale)
-            elif nterm == 2:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                for j in range(Wo):
-                    orow[j] = _k32s(acc(a1[j] + b1[j]), acc(a2[j] + b2[j]), nf, scale)
-            elif nterm == 3:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                d1 = lv1[tl[2]][to[2] :]
-                d2 = lv2[tl[2]][to[2] :]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + b1[j] + d1[j])
-                    s2 = acc(a2[j] + b2[j] + d2[j])
-                    orow[j] = _k32s(s1, s2, nf, scale)
-            else:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                d1 = lv1[tl[2]][to[2] :]
-                d2 = lv2[tl[2]][to[2] :]
-                f1 = lv1[tl[3]][to[3] :]
-                f2 = lv2[tl[3]][to[3] :]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + b1[j] + d1[j] + f1[j])
-                    s2 = acc(a2[j] + b2[j] + d2[j] + f2[j])
-                    orow[j] = _k32s(s1, s2, nf, scale)
+                    h1[j] += g * b1[j]
+                    h2[j] += g * b2[j]
+            for j in range(Wo):
+                orow[j] = _k32(h1[j], h2[j], nf, off, scale)
+        elif nterm == 1:
+            for j in range(Wo):
+                orow[j] = _k32s(acc(a1[j]), acc(a2[j]), nf, scale)
+        elif nterm == 2:
+            b1 = lv1[tl[1]][to[1] :]
+            b2 = lv2[tl[1]][to[1] :]
+            g1 = sg[1]
+            for j in range(Wo):
+                s1 = acc(a1[j] + g1 * b1[j])
+                s2 = acc(a2[j] + g1 * b2[j])
+                orow[j] = _k32s(s1, s2, nf, scale)
+        elif nterm == 3:
+            b1 = lv1[tl[1]][to[1] :]
+            b2 = lv2[tl[1]][to[1] :]
+            d1 = lv1[tl[2]][to[2] :]
+            d2 = lv2[tl[2]][to[2] :]
+            g1 = sg[1]
+            g2 = sg[2]
+            for j in range(Wo):
+                s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
+                s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
+                orow[j] = _k32s(s1, s2, nf, scale)
+        else:
+            b1 = lv1[tl[1]][to[1] :]
+            b2 = lv2[tl[1]][to[1] :]
+            d1 = lv1[tl[2]][to[2] :]
+            d2 = lv2[tl[2]][to[2] :]
+            f1 = lv1[tl[3]][to[3] :]
+            f2 = lv2[tl[3]][to[3] :]
+            g1 = sg[1]
+            g2 = sg[2]
+            g3 = sg[3]
+            for j in range(Wo):
+                s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
+                s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
+                orow[j] = _k32s(s1, s2, nf, scale)
+
+
+@njit(**_OPTS)
+def _window_terms(w):  # type: ignore[no-untyped-def]
+    """Level terms whose signed sum is a w-wide window sum: (top level, count, levels,
+    offsets, signs). Binary digits of w or its non-adjacent form, the cheaper of the two."""
+    top_b = 0
+    while (1 << (top_b + 1)) <= w:
+        top_b += 1
+    ones = 0
+    for b in range(top_b + 1):
+        ones += (w >> b) & 1
+    naf = np.zeros(40, np.int64)
+    k = w
+    i = 0
+    nnz = 0
+    while k > 0:
+        if k & 1:
+            d = 2 - (k & 3)
+            k -= d
+            naf[i] = d
+            nnz += 1
+        k >>= 1
+        i += 1
+    top_n = i - 1
+    if top_n + nnz >= top_b + ones:
+        naf[:] = 0
+        for b in range(top_b + 1):
+            naf[b] = (w >> b) & 1
+        top = top_b
+    else:
+        top = top_n
+    tl = np.zeros(40, np.int64)
+    to = np.zeros(40, np.int64)
+    ts = np.zeros(40, np.int64)
+    nterm = 0
+    o = 0
+    for b in range(top, -1, -1):
+        if naf[b] > 0:
+            tl[nterm] = b
+            to[nterm] = o
+            ts[nterm] = 1
+            nterm += 1
+            o += 1 << b
+        elif naf[b] < 0:
+            o -= 1 << b
+            tl[nterm] = b
+            to[nterm] = o
+            ts[nterm] = -1
+            nterm += 1
+    return top, nterm, tl, to, ts
 
 
 @njit(inline="always", fastmath=_FAST, **_OPTS)
