@@ -316,6 +316,10 @@ class _Source:
             for phase in range(len(scene.changes) + 1):
                 self._enter(phase)
                 self._stacks.append(self._simulator.frames(replay))
+        else:
+            # One frame ahead: the kernels compile (or load) now, when the acquisition starts,
+            # rather than while a reader waits for the first frame.
+            self._simulator.next_frame()
 
     def retime(self, settings: _Settings) -> bool:
         """Follow new settings without simulating anew, if possible; False when it is not.
