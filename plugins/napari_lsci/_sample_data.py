@@ -52,6 +52,8 @@ N_FRAMES = 20
 ISCHEMIC_CENTER = ((SHAPE[0] - 1) / 2.0, (SHAPE[1] - 1) / 2.0)
 ISCHEMIC_RADIUS_PX = 26.0
 UNIT = "1/τc (1/s)"
+#: Field-of-view id of the before/after layers: one camera, one field, already aligned.
+FIELD = "simulated skin patch"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -154,9 +156,9 @@ def ischemic_skin() -> list[LayerData]:
 def before_after_pair() -> list[LayerData]:
     """Sample: mean intensity and perfusion of the same patch before and after treatment.
 
-    Layers carry ``lsci_role`` (``"intensity"`` or ``"perfusion"``) and ``lsci_pair``
-    (``"before"`` or ``"after"``) in their metadata, which the compare widget uses to fill in
-    its choices.
+    Layers carry ``lsci_role`` (``"intensity"`` or ``"perfusion"``), ``lsci_pair``
+    (``"before"`` or ``"after"``) and ``lsci_field`` (the same for both: one field of view) in
+    their metadata, which the compare widget uses to fill in its choices.
     """
     layers: list[LayerData] = []
     series = simulate_skin(N_FRAMES, (BEFORE_FACTOR, AFTER_FACTOR))
@@ -167,11 +169,20 @@ def before_after_pair() -> list[LayerData]:
             "name": f"{pair} intensity [ADU]",
             "colormap": RAW_COLORMAP,
             "contrast_limits": robust_limits(intensity),
-            "metadata": {"unit": "ADU", "lsci_role": "intensity", "lsci_pair": pair},
+            "metadata": {
+                "unit": "ADU",
+                "lsci_role": "intensity",
+                "lsci_pair": pair,
+                "lsci_field": FIELD,
+            },
         }
         layers.append((intensity, intensity_kwargs, "image"))
         layers.append(
-            (perfusion, _perfusion_kwargs(f"{pair} perfusion", perfusion, lsci_pair=pair), "image")
+            (
+                perfusion,
+                _perfusion_kwargs(f"{pair} perfusion", perfusion, lsci_pair=pair, lsci_field=FIELD),
+                "image",
+            )
         )
     return layers
 

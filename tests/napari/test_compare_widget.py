@@ -1,0 +1,118 @@
+"""The Compare widget on the simulated before/after pair and on a needling recording."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari", reason="napari is not installed (pip install 'lsci[napari]')")
+pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[napari]')")
+
+from matplotlib.image import imread
+
+from napari_lsci._compare_widget import EVENTS, REFERENCE_LAYER, ROI_LAYER, CompareWidget
+from napari_lsci._sample_data import RECOVERY_FACTOR, before_after_pair, write_needling_recording
+
+pytestmark = pytest.mark.napari
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
+# Inside the ischemic disc (centre 63.5, 63.5; flat core radius ≈ 23 px) and in healthy skin
+# away from the vessel, as (row, col) polygons: napari's Shapes convention.
+DISC = np.array([[52.0, 52.0], [52.0, 76.0], [76.0, 76.0], [76.0, 52.0]])
+HEALTHY = np.array([[100.0, 6.0], [100.0, 26.0], [120.0, 26.0], [120.0, 6.0]])
+
+
+def _compare(qtbot, widget: CompareWidget) -> None:
+    worker = widget.compute()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert widget.comparison is not None, widget.status.value
+
+
+def _draw_rois(viewer) -> None:
+    viewer.layers[ROI_LAYER].add_polygons([DISC])
+    viewer.layers[REFERENCE_LAYER].add_polygons([HEALTHY])
+
+
+def test_compare_sample_pair_recovers_the_known_factor(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    # Shown: a hidden canvas renders black screenshots.
+    viewer = make_napari_viewer(show=True)
+    for data, kwargs, _ in before_after_pair():
+        viewer.add_image(data, **kwargs)
+    widget = CompareWidget(viewer)
+    # The sample's layers are found and paired without touching a setting.
+    assert widget.before_layer.value.name.startswith("before perfusion")
+    assert widget.after_intensity.value.name.startswith("after intensity")
+    assert widget.register.value is False
+    _compare(qtbot, widget)
+    assert [row.name for row in widget.comparison.rois] == ["field of view"]
+    change = viewer.layers["compare: change [%]"]
+    low, high = change.contrast_limits
+    assert low == -high
+    assert change.colormap.name == "RdBu"
+    # The panels sit side by side.
+    after = viewer.layers["compare: after perfusion [1/τc (1/s)]"]
+    assert after.translate[1] > 128
+    assert change.translate[1] > after.translate[1]
+
+    _draw_rois(viewer)
+    rows = {row.name: row for row in widget.comparison.rois}
+    assert set(rows) == {"ROI 1", "reference"}
+    assert rows["ROI 1"].ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+    assert rows["reference"].ratio == pytest.approx(1.0, rel=0.10)
+    assert rows["ROI 1"].percent_change == pytest.approx(100 * (RECOVERY_FACTOR - 1), rel=0.15)
+    table = widget.table.value
+    assert [row[0] for row in table["data"]] == ["ROI 1", "reference"]
+    # Editing a shape updates the table: the ROI is moved onto healthy skin.
+    viewer.layers[ROI_LAYER].data = [HEALTHY + np.array([0.0, 30.0])]
+    assert widget.comparison.roi("ROI 1").ratio == pytest.approx(1.0, rel=0.10)
+    viewer.layers[ROI_LAYER].data = [DISC]
+
+    csv_path = widget.export_csv(tmp_path / "table.csv")
+    with csv_path.open(encoding="utf-8") as handle:
+        table_rows = {row["name"]: row for row in csv.DictReader(handle)}
+    assert float(table_rows["ROI 1"]["ratio"]) == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+    figure = imread(widget.export_figure(tmp_path / "figure.png"))
+    assert figure.shape[1] > figure.shape[0] > 200
+    assert figure[..., :3].std() > 0.05
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = viewer.screenshot(str(SCREENSHOTS / "compare_view.png"), canvas_only=True)
+    assert shot.ndim == 3
+    assert shot.shape[0] > 100
+    # Not blank: the maps put many distinct colours on the canvas.
+    assert shot[..., :3].std() > 10
+    assert len(np.unique(shot[..., :3].reshape(-1, 3), axis=0)) > 100
+
+
+def test_compare_windows_around_needling_events_of_a_recording(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    path = write_needling_recording(tmp_path / "needling.h5")
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="lsci")
+    widget = CompareWidget(viewer)
+    widget.source.value = EVENTS
+    assert widget.recording_layer.value.name == "needling raw [ADU]"
+    assert widget.start_label.value == "needling start"
+    assert widget.end_label.value == "needling end"
+    assert widget.seconds.value == 10.0
+    widget.register.value = False
+    _compare(qtbot, widget)
+    assert "10 s before 'needling start'" in widget.status.value
+    _draw_rois(viewer)
+    assert widget.comparison.roi("ROI 1").ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+
+
+def test_compare_reports_missing_choices(make_napari_viewer) -> None:
+    viewer = make_napari_viewer()
+    widget = CompareWidget(viewer)
+    assert widget.compute() is None
+    with pytest.raises(ValueError, match="compare first"):
+        widget.export_csv("unused.csv")
