@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.report import Report
 from bench.timing import memory_bandwidth
 
-SUITES = ("contrast",)
+SUITES = ("contrast", "recording", "processing", "pipeline")
 
 
 def main() -> None:
