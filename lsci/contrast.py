@@ -55,10 +55,13 @@ Windows and shapes
     stack of T frames gives ``(T − window) // s + 1`` maps (trailing frames that do not fill a
     window are not used).
 Performance
-    Work per pixel does not depend on the window size (running sums), runs on all numba threads
-    (``numba.set_num_threads``), and is compiled on first use and cached on disk. Non-contiguous
-    input (slices, transposes) is copied frame by frame (spatial) or in slabs of rows (temporal)
-    into a contiguous buffer; contiguous input is never copied.
+    Work per pixel does not depend on the window size for temporal windows (running sums) and
+    grows only with log2(w) for spatial ones (column running sums, then doubling sums along the
+    row); large inputs run on all numba threads (``numba.set_num_threads``), small ones on one.
+    Kernels are compiled on first use and cached on disk. Non-contiguous input (slices,
+    transposes) is copied frame by frame (spatial) or in slabs of rows (temporal) into a
+    contiguous buffer; spatio-temporal and masked temporal windows make one contiguous copy of
+    such a stack. Contiguous input is never copied.
 """
 
 from __future__ import annotations
@@ -360,18 +363,9 @@ def spatial_contrast(
         if use_off:
             offsets[:] = xc[:, h // 2, wd // 2]
         _kernel("spatial_box", xc.size)(
-            xc,
-            o3[sl],
-            w,
-            rowmap,
-            colmap,
-            left,
-            ddof,
-            _bands(ho, w, xc.shape[0]),
-            offsets,
-            use_off,
-            acc,
-        )
+            xc, xc, o3[sl], w, 0, rowmap, colmap, left, ddof, _bands(ho, w, xc.shape[0]),
+            offsets, use_off, acc,
+        )  # fmt: skip
     return o
 
 
@@ -525,17 +519,35 @@ def spatiotemporal_contrast(
     ho, wo = (h - w + 1, wd - w + 1) if mode == "valid" else (h, wd)
     nout = (t - win) // st + 1
     o = _prepare_out(out, (nout, ho, wo))
-    if mask is not None:
-        m, mask_t = _check_mask(mask, x.shape)
-    else:
-        m, mask_t = np.zeros((0, 0, 0), np.uint8), False
+    rowmap = _index_map(h, ho, w, mode)
+    colmap = _index_map(wd, wo, w, mode)
     xc = np.ascontiguousarray(x)
     zero, use_off = _offsets_zero(xc)
     off = zero + (xc[0, h // 2, wd // 2] if use_off else 0)
-    _kernel("box3d", xc.size)(
-        xc, m, mask_t, o, win, st, w, _index_map(h, ho, w, mode), _index_map(wd, wo, w, mode),
-        ddof, mv, _bands(ho, w, 1), off, zero,
-    )  # fmt: skip
+    if mask is not None:
+        m, mask_t = _check_mask(mask, x.shape)
+        _kernel("box3d", xc.size)(
+            xc, m, mask_t, o, win, st, w, rowmap, colmap, ddof, mv, _bands(ho, w, 1), off, zero
+        )
+        return o
+    # Per block: per-pixel sums over the block's frames (two planes), then the spatial kernel
+    # on those planes with n = w²·N.
+    acc, _ = _accumulator(xc.dtype, win * (w << int(_k._window_terms(w)[0])))
+    if use_off:
+        acc = np.float64
+    x2 = xc.reshape(t, h * wd)
+    p1 = np.empty((1, h, wd), acc)
+    p2 = np.empty((1, h, wd), acc)
+    chunk = _pixel_chunk(h * wd)
+    plane_kernel = _kernel("temporal_planes", win * h * wd)
+    box_kernel = _kernel("spatial_box", h * wd * 2)
+    offsets = np.full(1, off, acc)
+    for b in range(nout):
+        plane_kernel(x2, b * st, win, p1.reshape(-1), p2.reshape(-1), acc(off), chunk)
+        box_kernel(
+            p1, p2, o[b : b + 1], w, win, rowmap, colmap, 0 if mode == "valid" else w // 2,
+            ddof, _bands(ho, w, 1), offsets, use_off, acc,
+        )  # fmt: skip
     return o
 
 

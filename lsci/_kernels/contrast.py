@@ -43,7 +43,7 @@ _MASK32 = np.int64(0xFFFFFFFF)
 
 
 @njit(parallel=True, **_OPTS)
-def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc):  # type: ignore[no-untyped-def]
+def spatial_box(x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc):  # type: ignore[no-untyped-def]
     """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
 
     ``acc`` is the accumulator type (float32 or int32 for uint8, float64 otherwise, exact for
@@ -68,16 +68,22 @@ def spatial_box(x, out, w, rowmap, colmap, left, ddof, nbands, offsets, use_off,
         i1 = min(Ho, i0 + band)
         if i0 < i1:
             _spatial_band(
-                x[t], out[t], i0, i1, w, rowmap, colmap, left, ddof, offsets[t], use_off, acc
-            )
+                x[t], sq[t], out[t], i0, i1, w, nsamp, rowmap, colmap, left, ddof, offsets[t],
+                use_off, acc,
+            )  # fmt: skip
 
 
 @njit(fastmath=_FAST, **_OPTS)
-def _spatial_band(x, out, i0, i1, w, rowmap, colmap, left, ddof, off, use_off, acc):  # type: ignore[no-untyped-def]
-    """Output rows i0 .. i1 − 1 of one frame x (H, W) into out (Ho, Wo); see spatial_box."""
+def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off, use_off, acc):  # type: ignore[no-untyped-def]
+    """Output rows i0 .. i1 − 1 of one frame x (H, W) into out (Ho, Wo); see spatial_box.
+
+    With nsamp = 0, x holds intensities. Otherwise x and sq hold per-pixel sums of (I − off)
+    and (I − off)² over nsamp frames (spatio-temporal windows): n = w²·nsamp.
+    """
     W = x.shape[1]
     Wo = out.shape[1]
-    n = w * w
+    planes = nsamp > 0
+    n = w * w * max(nsamp, 1)
     nf = np.float64(n)
     scale = np.float32(math.sqrt(n / (n - ddof)))
     ne = Wo + w - 1
@@ -101,12 +107,26 @@ def _spatial_band(x, out, i0, i1, w, rowmap, colmap, left, ddof, off, use_off, a
     c2 = e2[left:mid_end]
     for k in range(w):
         row = x[rowmap[i0 + k]]
-        for j in range(nm):
-            v = acc(row[j]) - off
-            c1[j] += v
-            c2[j] += v * v
+        if planes:
+            row2 = sq[rowmap[i0 + k]]
+            for j in range(nm):
+                c1[j] += row[j]
+                c2[j] += row2[j]
+        else:
+            for j in range(nm):
+                v = acc(row[j]) - off
+                c1[j] += v
+                c2[j] += v * v
     for i in range(i0, i1):
-        if i > i0:
+        if i > i0 and planes:
+            ra = x[rowmap[i + w - 1]]
+            rs = x[rowmap[i - 1]]
+            ra2 = sq[rowmap[i + w - 1]]
+            rs2 = sq[rowmap[i - 1]]
+            for j in range(nm):
+                c1[j] += ra[j] - rs[j]
+                c2[j] += ra2[j] - rs2[j]
+        elif i > i0:
             ra = x[rowmap[i + w - 1]]
             rs = x[rowmap[i - 1]]
             for j in range(nm):
@@ -356,6 +376,27 @@ def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore
                     orow[k] = _k32s(s1[k], s2[k], nf, scale)
 
 
+@njit(parallel=True, **_OPTS)
+def temporal_planes(x2, t0, nt, p1, p2, off, chunk):  # type: ignore[no-untyped-def]
+    """Per-pixel sums of (I − off) into p1 and of (I − off)² into p2 over frames t0 .. t0+nt−1
+    of x2 (T, P); p1, p2 (P,) have the accumulator dtype (exact for integer input)."""
+    P = x2.shape[1]
+    nchunks = (P + chunk - 1) // chunk
+    for c in prange(nchunks):
+        q0 = c * chunk
+        q1 = min(P, q0 + chunk)
+        a = p1[q0:q1]
+        b = p2[q0:q1]
+        a[:] = 0
+        b[:] = 0
+        for t in range(t0, t0 + nt):
+            row = x2[t][q0:q1]
+            for k in range(q1 - q0):
+                v = row[k] - off
+                a[k] += v
+                b[k] += v * v
+
+
 # --------------------------------------------------------------------------------------------
 # Rolling temporal window: one frame in, one K map out
 # --------------------------------------------------------------------------------------------
@@ -567,3 +608,4 @@ spatial_box_serial = _serial_twin(spatial_box, fast=True)
 temporal_box_serial = _serial_twin(temporal_box, fast=True)
 rolling_update_serial = _serial_twin(rolling_update, fast=True)
 box3d_serial = _serial_twin(box3d, fast=False)
+temporal_planes_serial = _serial_twin(temporal_planes, fast=False)
