@@ -113,8 +113,10 @@ def test_sim_sigint_mid_run_leaves_a_complete_file_with_its_events_and_key_press
 @pytest.mark.camera
 def test_viky_sigterm_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
     out = tmp_path / "viky.h5"
-    args = ["--camera", "genicam", "--cti", viky(), "--fps", "100", "--out", str(out)]
-    code, stderr = stop_mid_run([*args, "--event-key"], signal.SIGTERM, lines="cuff on\n")
+    args = ["--camera", "genicam", "--cti", viky(), "--device", "VikyTL_DEV_green", "--fps", "100"]
+    code, stderr = stop_mid_run(
+        [*args, "--out", str(out), "--event-key"], signal.SIGTERM, lines="cuff on\n"
+    )
     assert code == 0, stderr
     assert "stopped by SIGTERM" in stderr
     assert "by the pipeline" in stderr
@@ -125,6 +127,7 @@ def test_viky_sigterm_mid_run_leaves_a_complete_file(tmp_path: Path) -> None:
         assert rec.metadata.producer == viky()
         assert rec.metadata.frame_rate_hz == 100.0
         assert rec.metadata.camera_model == "Viky"
+        assert rec.metadata.camera_serial == "1"  # the green device
         assert [e.label for e in rec.events] == ["cuff on"]
 
 
@@ -168,4 +171,9 @@ def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "HEIGHTxWIDTH" in result.output
+    result = runner.invoke(
+        acquire, ["--camera", "sim", "--cti", str(out), "--out", str(tmp_path / "z.h5")]
+    )
+    assert result.exit_code == 2
+    assert "--cti applies to --camera genicam only" in result.output
     assert os.listdir(tmp_path) == ["x.h5"]

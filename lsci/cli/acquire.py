@@ -99,9 +99,18 @@ def _open_camera(
         )
     else:
         # Imported here: the driver needs the optional camera extra (harvesters, genicam).
-        from lsci.drivers.genicam import GenICamCamera
+        from lsci.drivers.genicam import GenICamCamera, list_devices
 
-        selector: int | str = int(device) if device.isdigit() else device
+        selector: int | str = device
+        if device.isdigit():
+            # Serial numbers are often all digits: a number is an index only when no device
+            # has it as serial number or id.
+            known = {
+                name
+                for d in list_devices(None if cti is None else [cti])
+                for name in (d.serial_number, d.device_id)
+            }
+            selector = device if device in known else int(device)
         camera = GenICamCamera(selector, producer=cti, num_buffers=_GENICAM_BUFFERS)
     camera.open()
     return camera
@@ -281,7 +290,13 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
     type=click.Path(exists=True, path_type=Path),
     help="GenTL producer (.cti) or a folder of them; default: GENICAM_GENTL64_PATH.",
 )
-@click.option("--device", default="0", show_default=True, help="Camera index, serial number or id.")
+@click.option(
+    "--device",
+    default="0",
+    show_default=True,
+    help="GenICam camera: serial number, id, or index as listed by 'lsci cameras' (a number "
+    "is an index unless a camera has it as serial number or id).",
+)
 @click.option("--exposure-ms", type=float, help="Exposure time in milliseconds.")
 @click.option("--fps", type=float, help="Frame rate in frames per second.")
 @click.option("--pixel-format", help="Pixel format, e.g. Mono8 or Mono12.")
@@ -354,6 +369,8 @@ def acquire(
     The simulated camera (--camera sim) looks at a skin patch whose ischemic centre recovers
     its perfusion 20 s after the start.
     """
+    if camera_kind == "sim" and cti is not None:
+        raise click.UsageError("--cti applies to --camera genicam only")
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
     try:
