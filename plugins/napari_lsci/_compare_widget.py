@@ -37,7 +37,7 @@ from napari_lsci._display import (
     robust_limits,
     symmetric_limits,
 )
-from napari_lsci._ui import image_layers, notify_error
+from napari_lsci._ui import chosen_file, image_layers, notify_error
 
 __all__ = ["CompareWidget"]
 
@@ -448,7 +448,7 @@ class CompareWidget(Container):
 
     def _export(self, path: Any, export: Any) -> None:
         try:
-            if str(path) in ("", "."):
+            if chosen_file(path) is None:
                 raise ValueError("choose the file to export to")
             written = export(path)
         except Exception as exc:

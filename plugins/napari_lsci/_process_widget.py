@@ -21,7 +21,7 @@ from superqt.utils import create_worker, ensure_main_thread
 from lsci.process import MODELS, MODES, ProcessingSettings
 from napari_lsci._processing import beta_calibrations, exposure_of, process_file, process_stack
 from napari_lsci._reader import is_recording
-from napari_lsci._ui import image_layers, notify_error, put_layers
+from napari_lsci._ui import chosen_file, image_layers, notify_error, put_layers
 
 __all__ = ["ProcessWidget"]
 
@@ -110,7 +110,7 @@ class ProcessWidget(Container):
 
     def recording_path(self) -> Path | None:
         """The recording to process: the chosen file, or the file the chosen layer came from."""
-        chosen = Path(self.file.value) if str(self.file.value) not in ("", ".") else None
+        chosen = chosen_file(self.file.value)
         if chosen is not None and chosen.is_file():
             return chosen
         layer = self.layer.value

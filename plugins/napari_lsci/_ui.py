@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from napari.layers import Image, Layer
@@ -10,7 +11,19 @@ from napari.utils.notifications import show_error
 
 from lsci.errors import LsciError
 
-__all__ = ["image_layers", "notify_error", "put_layers"]
+__all__ = ["chosen_file", "image_layers", "notify_error", "put_layers"]
+
+
+def chosen_file(value: Any) -> Path | None:
+    """The file a FileEdit names, ``None`` when it is empty.
+
+    An empty FileEdit reports the working directory (or ``.``): a folder is never a file
+    choice here.
+    """
+    if value is None or str(value) in ("", "."):
+        return None
+    path = Path(value)
+    return None if path.is_dir() else path
 
 
 def notify_error(exc: BaseException) -> None:
