@@ -304,6 +304,7 @@ def roi_statistics(
 
     Examples
     --------
+    >>> import numpy as np
     >>> before = np.full((4, 4), 2.0)
     >>> after = np.full((4, 4), 3.0)
     >>> roi_statistics(before, after, {"all": np.ones((4, 4), bool)})[0].percent_change
@@ -351,7 +352,7 @@ def compare_before_after(
     before_intensity: npt.ArrayLike | None = None,
     after_intensity: npt.ArrayLike | None = None,
     upsample_factor: int = 20,
-    min_peak_ratio: float = 2.5,
+    min_peak_ratio: float = 3.0,
     max_shift_px: float | None = None,
 ) -> Comparison:
     """Compare perfusion before and after a treatment, region by region.
@@ -398,6 +399,7 @@ def compare_before_after(
 
     Examples
     --------
+    >>> import numpy as np
     >>> before = np.ones((16, 16))
     >>> after = 2.0 * before
     >>> result = compare_before_after(before, after, {"all": np.ones((16, 16), bool)},

@@ -251,6 +251,7 @@ def correct_k2(
 
     Examples
     --------
+    >>> import numpy as np
     >>> from lsci.calibration import CameraNoise
     >>> camera = CameraNoise(gain_adu_per_e=0.5, read_noise_e=2.0)
     >>> correct_k2(np.array([0.30]), np.array([50.0]), camera)  # 0.30 − 0.01 − (1 + 1/12)/2500

@@ -78,6 +78,7 @@ def saturated_pixels(
 
     Examples
     --------
+    >>> import numpy as np
     >>> saturated_pixels(np.array([[4095, 12], [0, 4094]], np.uint16), 12)
     array([[ True, False],
            [False, False]])
@@ -130,6 +131,7 @@ def low_signal_pixels(
 
     Examples
     --------
+    >>> import numpy as np
     >>> low_signal_pixels(np.array([[5.0, 50.0]]), min_adu=10)
     array([[ True, False]])
     """

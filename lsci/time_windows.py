@@ -82,6 +82,7 @@ def window_mean(
 
     Examples
     --------
+    >>> import numpy as np
     >>> maps = np.array([[[1.0]], [[3.0]], [[np.nan]], [[100.0]]])
     >>> window_mean(maps, [0.0, 0.5, 1.0, 2.0], (0.0, 2.0))
     array([[2.]])
