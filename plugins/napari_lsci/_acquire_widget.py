@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
@@ -34,6 +34,9 @@ from napari_lsci._acquisition import (
 from napari_lsci._display import PERFUSION_COLORMAP, robust_limits
 from napari_lsci._reader import recording_layers
 from napari_lsci._ui import chosen_file, notify_error, put_layers
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["LIVE_LAYER", "AcquireWidget"]
 
@@ -85,7 +88,7 @@ class AcquireWidget(Container):
         Events stored during the current run.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.camera: Camera | None = None

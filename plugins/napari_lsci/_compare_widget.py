@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
@@ -38,6 +38,9 @@ from napari_lsci._display import (
     symmetric_limits,
 )
 from napari_lsci._ui import chosen_file, image_layers, notify_error
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["CompareWidget"]
 
@@ -87,7 +90,7 @@ class CompareWidget(Container):
         The computation in progress (or last run).
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.source = RadioButtons(label="Compare", choices=[LAYERS, EVENTS], value=LAYERS)

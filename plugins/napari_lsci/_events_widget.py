@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from napari_lsci._ui import image_layers
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["EventsWidget", "event_text"]
 
@@ -36,7 +39,7 @@ class EventsWidget(Container):
         How many events the layer has.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.layer = ComboBox(label="Recording layer", choices=self._layer_choices)

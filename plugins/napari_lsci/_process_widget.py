@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
     CheckBox,
@@ -22,6 +22,9 @@ from lsci.process import MODELS, MODES, ProcessingSettings
 from napari_lsci._processing import beta_calibrations, exposure_of, process_file, process_stack
 from napari_lsci._reader import is_recording
 from napari_lsci._ui import chosen_file, image_layers, notify_error, put_layers
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["ProcessWidget"]
 
@@ -59,7 +62,7 @@ class ProcessWidget(Container):
         The computation in progress (or last run).
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.layer = ComboBox(label="Frames layer", choices=self._layer_choices)

@@ -1,0 +1,74 @@
+"""``lsci view FILE``: a recording in napari, with lsci's widgets docked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lsci.recording import open_recording
+
+__all__ = ["DOCKED_WIDGETS", "open_viewer", "view"]
+
+#: Widgets of the napari_lsci plugin docked next to the recording, by display name.
+DOCKED_WIDGETS = ("Process", "Compare before/after", "Events")
+
+_INSTALL_HINT = 'install the napari extra: pip install "lsci[napari]"'
+
+
+def _display_problem() -> str | None:
+    """Why no window can be shown, or None when a display is available."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display: napari needs a graphical session, and neither DISPLAY nor WAYLAND_DISPLAY "
+        "is set. Run it on the desktop, over ssh -X, or under xvfb-run"
+    )
+
+
+def open_viewer(path: str | Path, viewer: Any = None) -> dict[str, Any]:
+    """Open a recording through the plugin's reader and dock the widgets.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The recording.
+    viewer : napari.viewer.Viewer, optional
+        The viewer to use; a new one by default.
+
+    Returns
+    -------
+    dict
+        ``"viewer"`` and each docked widget by display name.
+    """
+    import napari  # type: ignore[import-untyped]
+
+    viewer = napari.Viewer(title=f"lsci — {Path(path).name}") if viewer is None else viewer
+    viewer.open(str(path), plugin="lsci")
+    opened: dict[str, Any] = {"viewer": viewer}
+    for name in DOCKED_WIDGETS:
+        _, widget = viewer.window.add_plugin_dock_widget("lsci", name)
+        opened[name] = widget
+    return opened
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def view(file: Path) -> None:
+    """Show the recording FILE in napari: raw frames, stored maps, events and lsci's widgets."""
+    # Checked first: a file that is not a recording gets lsci's message, not napari's.
+    open_recording(file).close()
+    try:
+        import napari
+    except ImportError as exc:
+        raise click.ClickException(f"napari cannot be imported ({exc}): {_INSTALL_HINT}") from None
+    problem = _display_problem()
+    if problem is not None:
+        raise click.ClickException(problem)
+    open_viewer(file)
+    napari.run()
