@@ -77,9 +77,8 @@ def polygon_mask(vertices: npt.ArrayLike, shape: tuple[int, int]) -> npt.NDArray
     first = max(int(np.ceil(verts[:, 0].min())), 0)
     last = min(int(np.ceil(verts[:, 0].max())), rows)
     for r in range(first, last):
+        # A closed polygon crosses every row between its top and bottom an even number of times.
         spans = (np.minimum(r0, r1) <= r) & (r < np.maximum(r0, r1))
-        if not spans.any():
-            continue
         t = (r - r0[spans]) / (r1[spans] - r0[spans])
         xs = np.sort(c0[spans] + t * (c1[spans] - c0[spans]))
         starts = np.clip(np.ceil(xs[0::2]), 0, cols).astype(np.intp)

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "event_window_means",
     "event_windows",
     "frame_times_s",
     "recording_window_mean",
@@ -41,6 +42,9 @@ class _RecordingLike(Protocol):
 
     @property
     def frames(self) -> Any: ...
+
+    @property
+    def events(self) -> Any: ...
 
 
 def window_mean(
@@ -275,6 +279,61 @@ def recording_window_mean(
         for single in produced:
             _accumulate(total, count, single, valid)
     return _finish(total, count, dtype, None)
+
+
+def event_window_means(
+    recording: _RecordingLike,
+    label: str,
+    to_maps: Callable[[npt.NDArray[Any]], npt.ArrayLike],
+    *,
+    before_s: float = 10.0,
+    after_s: float = 10.0,
+    gap_s: float = 0.0,
+    occurrence: int = 0,
+    batch_frames: int = 50,
+    mask: npt.ArrayLike | None = None,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """Mean maps of a recording before and after one of its events.
+
+    :func:`event_windows` on ``recording.events``, then :func:`recording_window_mean` for each
+    window.
+
+    Parameters
+    ----------
+    recording : lsci.recording.Recording
+        An open recording with the event marker.
+    label : str
+        The event, e.g. ``"needling"``.
+    to_maps : callable
+        Frames to maps (see :func:`recording_window_mean`).
+    before_s, after_s, gap_s, occurrence
+        See :func:`event_windows`.
+    batch_frames, mask
+        See :func:`recording_window_mean`.
+
+    Returns
+    -------
+    before, after : (M, N) ndarray
+        The mean maps of the two windows.
+
+    Raises
+    ------
+    ValueError
+        If there is no such event, or a window holds no frame.
+    """
+    windows = event_windows(
+        recording.events,
+        label,
+        before_s=before_s,
+        after_s=after_s,
+        gap_s=gap_s,
+        occurrence=occurrence,
+    )
+    before, after = (
+        recording_window_mean(recording, window, to_maps, batch_frames=batch_frames, mask=mask)
+        for window in windows
+    )
+    return before, after
 
 
 def _batch_maps(

@@ -135,6 +135,8 @@ def test_calibrate_beta_bad_input() -> None:
         calibrate_beta(frames, window=6)
     with pytest.raises(TypeError, match="window"):
         calibrate_beta(frames, window=7.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="temporal window"):
+        calibrate_beta(frames, mode="temporal", window=1)
     with pytest.raises(ValueError, match="at least window=5 frames"):
         calibrate_beta(frames, mode="temporal", window=5)
     with pytest.raises(ValueError, match="exposure_s"):
@@ -255,6 +257,12 @@ def test_hdf5_round_trip(tmp_path: Path, index: int) -> None:
         assert all(isinstance(item, h5py.Dataset) for item in group.values())
         restored = type(cal).from_hdf5(group)
     assert_same(cal, restored)
+
+
+def test_byte_string_attributes_are_decoded() -> None:
+    arrays, attrs = sample_calibrations()[0].to_arrays_attrs()
+    encoded = {k: v.encode() if isinstance(v, str) else v for k, v in attrs.items()}
+    assert_same(sample_calibrations()[0], BetaCalibration.from_arrays_attrs(arrays, encoded))
 
 
 def test_hdf5_wrong_kind_and_missing_field(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from lsci.quality import (
     NYQUIST_GRAIN_PX,
     UnderSampledSpeckleWarning,
     _airy_table,
+    _invert_airy,
     low_signal_pixels,
     saturated_pixels,
     speckle_grain_px,
@@ -91,6 +92,12 @@ def test_airy_table_against_scipy() -> None:
     expected = np.ones_like(u)
     expected[1:] = (2 * special.j1(u[1:]) / u[1:]) ** 2
     np.testing.assert_allclose(airy, expected, atol=1e-12)
+    for target in (0.9, 0.5, 0.1, 0.01):
+        root = _invert_airy(target)
+        assert (2 * special.j1(root) / root) ** 2 == pytest.approx(target, abs=1e-5)
+    # Out-of-range correlations: the table's ends.
+    assert _invert_airy(1.2) == u[1]
+    assert _invert_airy(-0.1) == pytest.approx(3.8317, abs=1e-4)
 
 
 @pytest.mark.parametrize("grain", [2.5, 3.0, 4.0, 6.0, 10.0])

@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lsci.time_windows import event_windows, frame_times_s, recording_window_mean, window_mean
+from lsci.time_windows import (
+    event_window_means,
+    event_windows,
+    frame_times_s,
+    recording_window_mean,
+    window_mean,
+)
 
 
 def test_window_mean_against_numpy() -> None:
@@ -104,8 +110,11 @@ def test_event_windows_errors() -> None:
 class FakeRecording:
     """The attributes of lsci.recording.Recording that the window functions use."""
 
-    def __init__(self, frames: np.ndarray, times_s: np.ndarray) -> None:
+    def __init__(
+        self, frames: np.ndarray, times_s: np.ndarray, events: tuple[FakeEvent, ...] = ()
+    ) -> None:
         self.frames = frames
+        self.events = events
         self.start_host_time_ns = 1_700_000_000_000_000_000
         self.host_timestamps_ns = self.start_host_time_ns + np.round(times_s * 1e9).astype(np.int64)
 
@@ -151,3 +160,17 @@ def test_recording_window_mean_errors() -> None:
         recording_window_mean(rec, (0, 2), lambda b: b[:, :2])
     with pytest.raises(ValueError, match="mask"):
         recording_window_mean(rec, (0, 2), identity, mask=np.ones((3, 3), bool))
+
+
+def test_event_window_means() -> None:
+    frames = np.concatenate(
+        [np.full((10, 3, 3), 10, np.uint16), np.full((10, 3, 3), 30, np.uint16)]
+    )
+    rec = FakeRecording(frames, np.arange(20) * 0.5, (FakeEvent("needling", 5.0),))
+    before, after = event_window_means(
+        rec, "needling", lambda f: f.astype(np.float32), before_s=3.0, after_s=2.0
+    )
+    np.testing.assert_array_equal(before, 10.0)
+    np.testing.assert_array_equal(after, 30.0)
+    with pytest.raises(ValueError, match="no event labelled"):
+        event_window_means(rec, "other", lambda f: f.astype(np.float32))
