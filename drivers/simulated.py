@@ -19,7 +19,8 @@ How it behaves like a camera:
 - When generating a frame takes longer than the frame interval (large regions of interest in
   ``"physical"`` mode), the device runs late instead of dropping: ids stay contiguous and the
   time stamps show the achieved rate. ``"replay"`` mode generates a few frames per scene phase
-  at :meth:`start` and loops them, for throughput tests at hundreds of frames per second.
+  at :meth:`start` and loops them, for throughput tests at hundreds of frames per second; it
+  keeps its schedule like a hardware clock, catching up after the device thread was delayed.
 - Scene changes (:class:`FlowChange`, e.g. perfusion recovering after needling) happen at fixed
   times since the start of the acquisition; :meth:`SimulatedCamera.tau_c_at` returns the true
   τc map at any time.
@@ -568,12 +569,15 @@ class SimulatedCamera(Camera):
                     if data is not pool:  # a replayed frame is shared: stamp a private copy
                         data = data.copy()
                     _stamp(data, frame_id)
-            # The frame is read out at the end of its interval; a late device runs on from now.
+            # The frame is read out at the end of its interval. A device slowed down by
+            # simulating runs on from now; in replay mode, where frames cost nothing to make,
+            # lateness only means this thread waited for the interpreter, and the device keeps
+            # its schedule, catching up, as a camera's clock does.
             due_ns = origin + elapsed_ns + interval_ns
             if not self._sleep_until(due_ns):
                 return
             now = time.monotonic_ns()
-            if now > due_ns + interval_ns:
+            if self.mode == "physical" and now > due_ns + interval_ns:
                 origin = now - elapsed_ns - interval_ns
             lost = (
                 data is None

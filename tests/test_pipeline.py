@@ -352,6 +352,11 @@ def test_life_cycle_errors(tmp_path: Path) -> None:
         other.close()
         with pytest.raises(ValueError, match="window=4"):
             LiveSettings(window=4)
+        with pytest.raises(ValueError, match="threads=0"):
+            LiveSettings(threads=0)
+        assert LiveSettings().thread_count(8) == 7
+        assert LiveSettings().thread_count(1) == 1
+        assert LiveSettings(threads=16).thread_count(8) == 8
     finally:
         cam.close()
 

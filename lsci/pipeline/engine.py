@@ -38,6 +38,7 @@ import time
 from types import TracebackType
 from typing import Final, Self
 
+import numba
 import numpy as np
 
 from lsci.drivers import pixel_formats
@@ -606,6 +607,8 @@ class AcquisitionPipeline:
         period_s = 0.0 if settings.max_rate_hz is None else 1.0 / settings.max_rate_hz
         seen = -1
         try:
+            # For this thread only: the camera and recorder threads keep a core.
+            numba.set_num_threads(settings.thread_count(numba.get_num_threads()))
             while not self._stop_requested.is_set():
                 newest = ring.wait_newer(seen, _POLL_S)
                 if newest == seen:

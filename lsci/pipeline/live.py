@@ -29,11 +29,15 @@ class LiveSettings:
     max_rate_hz
         Most maps per second (> 0), None for as many as the machine affords. Each map uses
         the newest frame; frames arriving meanwhile are skipped (they are still recorded).
+    threads
+        Threads computing a map (>= 1); None for all of numba's threads but one, so that the
+        camera and recorder threads always find a free core.
     """
 
     window: int = 7
     quantity: Quantity = "contrast"
     max_rate_hz: float | None = 20.0
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -50,6 +54,16 @@ class LiveSettings:
         rate = self.max_rate_hz
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"max_rate_hz={rate!r} is invalid: allowed numbers > 0 or None")
+        threads = self.threads
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise ValueError(f"threads={threads!r} is invalid: allowed integers >= 1 or None")
+
+    def thread_count(self, available: int) -> int:
+        """The threads a map uses when ``available`` numba threads exist (at least 1)."""
+        wanted = available - 1 if self.threads is None else self.threads
+        return max(1, min(wanted, available))
 
 
 def live_map(frame: np.ndarray, settings: LiveSettings) -> np.ndarray:
