@@ -31,7 +31,7 @@ SIM_RATES_HZ = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0)
 # Stepping stops at the first rate with a lost frame or below this fraction of the request.
 REACHED = 0.9
 # Transport buffers of both cameras: 0.3 s at 200 frames/s to ride out stalls of the host.
-GENICAM_BUFFERS = 64
+TRANSPORT_BUFFERS = 64
 
 
 def record(camera: Camera, folder: Path, seconds: float) -> PipelineSummary:
@@ -77,7 +77,7 @@ def _viky(report: Report, folder: Path, seconds: float) -> None:
         report.extra["pipeline_viky"] = f"skipped: {error}"
         return
     producer = os.path.join(os.path.dirname(genicam.__file__), "viky.cti")
-    with GenICamCamera(0, producer=producer, num_buffers=GENICAM_BUFFERS) as camera:
+    with GenICamCamera(0, producer=producer, num_buffers=TRANSPORT_BUFFERS) as camera:
         camera.set("roi", Roi(0, 0, 800, 800))
         camera.set("frame_rate_hz", VIKY_RATE_HZ)
         summary = record(camera, folder, seconds)
@@ -107,7 +107,7 @@ def _simulated(report: Report, folder: Path, seconds: float) -> None:
     scene = SpeckleScene.skin((1024, 1024), needling_time_s=None)
     best = 0.0
     steps = []
-    with SimulatedCamera(scene, mode="replay", buffer_frames=GENICAM_BUFFERS) as camera:
+    with SimulatedCamera(scene, mode="replay", buffer_frames=TRANSPORT_BUFFERS) as camera:
         camera.set("exposure_s", 0.001)
         for rate in SIM_RATES_HZ:
             camera.set("frame_rate_hz", rate)
