@@ -19,9 +19,13 @@ Zero mean
 Dtypes
     Input: uint8, uint16 (including 10/12/14-bit data in 16-bit containers), float32, float64;
     bool, complex and other dtypes raise TypeError. Output: float32, or the dtype of ``out``
-    (float32 or float64). Integer input is summed exactly (int32 sums for uint8, int64 for
-    uint16, for any window), then ``n·ΣI² − (ΣI)²`` (exact) is turned into K with one square root
-    and one division: K is within ≈1e-7 relative of the float64 value (float32 rounding).
+    (float32 or float64). Integer input is summed exactly, for any window: uint8 in float32
+    while every sum stays below 2²⁴ (up to 258 samples, e.g. 15×15 or 7×7×5), else in int32
+    (never in float32 above 2²⁴); uint16 in float64 (integer sums exact below 2⁵³). Then
+    ``n·ΣI² − (ΣI)²`` is formed in float64 (exact below 2⁵³: up to 37×37 full-range 16-bit
+    windows; beyond, its rounding error is ≈1e-16/K² relative) and turned into K with one
+    float32 square root and one division: K is within ≈2e-7 relative of the float64 value.
+    There is no integer overflow for any window the frame holds.
     Float input is summed in float64 after subtracting an offset (the centre pixel of each frame
     for spatial windows, the first frame of each pixel for temporal windows, the centre pixel of
     the first frame for masked and spatio-temporal windows), which keeps the error of K within
