@@ -50,11 +50,19 @@ def open_viewer(path: str | Path, viewer: Any = None) -> dict[str, Any]:
 
     viewer = napari.Viewer(title=f"lsci — {Path(path).name}") if viewer is None else viewer
     viewer.open(str(path), plugin="lsci")
+    # In micrometres on the skin when the recording states its optics, else in pixels.
+    _scale_bar(viewer).visible = True
     opened: dict[str, Any] = {"viewer": viewer}
     for name in DOCKED_WIDGETS:
         _, widget = viewer.window.add_plugin_dock_widget("lsci", name)
         opened[name] = widget
     return opened
+
+
+def _scale_bar(viewer: Any) -> Any:
+    """The viewer's scale bar overlay (napari >= 0.9 keeps it among the canvas overlays)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
 
 
 @click.command()

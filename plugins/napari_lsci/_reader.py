@@ -80,7 +80,8 @@ def recording_layers(
 
     World axis 0 is the raw frame index: each derived map is placed at the first frame it was
     computed from, so the frame slider shows matching raw frames and maps. With known optics
-    the two image axes are scaled to micrometres on the skin.
+    (sensor pixel size and magnification) the two image axes are in micrometres on the skin,
+    so napari's scale bar shows real lengths.
 
     Parameters
     ----------
@@ -126,7 +127,8 @@ def recording_layers(
             kwargs = dict(common)
             if len(info.shape) == 3:
                 kwargs["scale"] = (frames_between_maps(info, n_frames), *common["scale"])
-                kwargs["axis_labels"] = ("frame", "y", "x")
+                if "units" in common:
+                    kwargs["units"] = ("", *common["units"])
             else:
                 kwargs.pop("axis_labels")
             kwargs |= product_style(name, info.parameters, sample)
@@ -149,8 +151,14 @@ def recording_layers(
 
 
 def _common_kwargs(pixel_um: float | None) -> dict[str, Any]:
-    size = 1.0 if pixel_um is None else pixel_um
-    return {"scale": (size, size), "axis_labels": ("frame", "y", "x")}
+    """Image-axis scale (and units, when the pixel size on the skin is known) of every layer."""
+    if pixel_um is None:
+        return {"scale": (1.0, 1.0), "axis_labels": ("frame", "y", "x")}
+    return {
+        "scale": (pixel_um, pixel_um),
+        "units": ("um", "um"),
+        "axis_labels": ("frame", "y", "x"),
+    }
 
 
 def _raw_layer(
@@ -161,6 +169,8 @@ def _raw_layer(
     meta = recording.metadata
     kwargs = dict(common)
     kwargs["scale"] = (1.0, *common["scale"])
+    if "units" in common:
+        kwargs["units"] = ("", *common["units"])
     kwargs |= {
         "name": f"{recording.path.stem} raw [ADU]",
         "colormap": RAW_COLORMAP,

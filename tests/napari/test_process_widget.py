@@ -12,7 +12,7 @@ pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[n
 
 from napari.utils.notifications import notification_manager
 
-from lsci.recording import open_recording
+from lsci.recording import open_recording, save_calibration
 from napari_lsci._events_widget import EventsWidget
 from napari_lsci._process_widget import ProcessWidget
 
@@ -65,6 +65,23 @@ def test_process_a_recording_file_stores_and_shows_its_maps(
     _wait(qtbot, widget.run())
     with open_recording(path) as rec:
         assert rec.derived["perfusion"].info.parameters["window"] == 7
+
+
+def test_tau_model_takes_beta_from_a_stored_calibration(make_napari_viewer, tmp_path: Path) -> None:
+    path = write_small_recording(tmp_path / "raw.h5", processed=False)
+    save_calibration(path, "beta", {"beta_map": np.full((2, 2), 0.8)}, {"beta": 0.8})
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="lsci")
+    widget = ProcessWidget(viewer)
+    widget.reset_choices()
+    widget.model.value = "tau"
+    assert widget.beta_source.choices == ("manual value", "calibration beta")
+    widget.beta_source.value = "calibration beta"
+    assert not widget.beta.enabled
+    settings = widget.settings()
+    assert settings.beta == 0.8
+    # The exposure comes from the recording's metadata.
+    assert settings.exposure_s == 5e-3
 
 
 def test_process_an_image_layer_in_memory(make_napari_viewer, qtbot) -> None:

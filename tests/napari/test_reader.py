@@ -73,6 +73,7 @@ def test_reader_gives_lazy_raw_frames_and_derived_maps(recording: Path) -> None:
         perfusion = rec.derived["perfusion"].read()
     # Known optics: 5 µm pixels at magnification 0.5 are 10 µm on the skin.
     assert raw_kwargs["scale"] == (1.0, 10.0, 10.0)
+    assert raw_kwargs["units"] == ("", "um", "um")
     assert [e["label"] for e in raw_kwargs["metadata"]["events"]] == [
         "needling start",
         "needling end",
@@ -98,6 +99,7 @@ def test_viewer_opens_a_recording_through_the_plugin(make_napari_viewer, recordi
         "run perfusion [1/K² (a.u.)]",
     ]
     assert viewer.dims.ndim == 3
+    assert str(added[2].units[1]) == "micrometer"
     viewer.dims.set_point(0, 6)
     raw = viewer.layers["run raw [ADU]"]
     with open_recording(recording) as rec:

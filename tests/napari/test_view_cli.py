@@ -53,6 +53,7 @@ def test_view_opens_the_recording_with_the_widgets_docked(
     opened = open_viewer(recording, viewer=make_napari_viewer())
     viewer = opened["viewer"]
     assert [layer.name for layer in viewer.layers] == ["run raw [ADU]"]
+    assert viewer.canvas.overlays.scale_bar.visible
     assert set(opened) == {"viewer", *DOCKED_WIDGETS}
     assert type(opened["Process"]).__name__ == "ProcessWidget"
     # The Process widget is ready to process the file just opened.
