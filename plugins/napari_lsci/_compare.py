@@ -39,6 +39,7 @@ __all__ = [
     "perfusion_maps",
     "recording_inputs",
     "settings_for_recording",
+    "stack_mean",
     "table_rows",
     "with_rois",
 ]
@@ -95,6 +96,28 @@ def perfusion_maps(frames: npt.NDArray[Any], settings: ProcessingSettings) -> np
     chunk = plan_chunks(len(frames), settings, maps_per_chunk=n_maps)[0]
     result = process_chunk(frames[chunk.frame_start : chunk.frame_stop], chunk, settings)
     return result.perfusion if result.perfusion is not None else result.contrast
+
+
+def stack_mean(data: Any, *, batch: int = _BATCH_FRAMES) -> npt.NDArray[np.float64] | None:
+    """Per-pixel mean of a (T, M, N) stack ignoring NaN, read ``batch`` planes at a time.
+
+    A 2-D map is returned as it is (as float64) and ``None`` stays ``None``. Reading in
+    batches keeps a long lazy stack (raw frames of a recording) out of memory.
+    """
+    if data is None:
+        return None
+    if len(data.shape) == 2:
+        return np.asarray(data, dtype=np.float64)
+    total = np.zeros(data.shape[1:], dtype=np.float64)
+    count = np.zeros(data.shape[1:], dtype=np.int64)
+    for start in range(0, data.shape[0], batch):
+        planes = np.asarray(data[start : start + batch], dtype=np.float64)
+        finite = np.isfinite(planes)
+        total += np.where(finite, planes, 0.0).sum(axis=0)
+        count += finite.sum(axis=0)
+    mean = np.full(total.shape, np.nan)
+    np.divide(total, count, out=mean, where=count > 0)
+    return mean
 
 
 def _as_float32(frames: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

@@ -27,6 +27,7 @@ from napari_lsci._compare import (
     comparison_figure,
     compute_comparison,
     recording_inputs,
+    stack_mean,
     table_rows,
     with_rois,
 )
@@ -460,23 +461,16 @@ class CompareWidget(Container):
         self.status.value = f"wrote {written}"
 
 
-def _mean_image(image: Any) -> np.ndarray | None:
-    if image is None:
-        return None
-    array = np.asarray(image, dtype=np.float64)
-    return array if array.ndim == 2 else np.nanmean(array, axis=0)
-
-
 def _compute(
     selected: CompareInputs | tuple[Path, str, str, float], register: bool
 ) -> tuple[CompareInputs, Comparison]:
     if isinstance(selected, CompareInputs):
         inputs = dataclasses.replace(
             selected,
-            before=np.asarray(selected.before),
-            after=np.asarray(selected.after),
-            before_intensity=_mean_image(selected.before_intensity),
-            after_intensity=_mean_image(selected.after_intensity),
+            before=stack_mean(selected.before),
+            after=stack_mean(selected.after),
+            before_intensity=stack_mean(selected.before_intensity),
+            after_intensity=stack_mean(selected.after_intensity),
         )
     else:
         path, start, end, seconds = selected

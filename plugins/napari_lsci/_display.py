@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -166,6 +165,6 @@ def product_style(
     lower, upper = robust_limits(sample, low=1.0, high=99.0)
     if name == "perfusion":
         # Perfusion is non-negative: starting at 0 keeps "dark = no flow" honest.
-        lower = 0.0 if lower > 0 and not math.isclose(upper, 0.0) else lower
+        lower = min(lower, 0.0)
         return {"colormap": PERFUSION_COLORMAP, "contrast_limits": (lower, upper)}
     return {"colormap": "viridis", "contrast_limits": (lower, upper)}

@@ -13,6 +13,7 @@ pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[n
 
 from matplotlib.image import imread
 
+from napari_lsci._compare import stack_mean
 from napari_lsci._compare_widget import EVENTS, REFERENCE_LAYER, ROI_LAYER, CompareWidget
 from napari_lsci._sample_data import RECOVERY_FACTOR, before_after_pair, write_needling_recording
 
@@ -116,3 +117,16 @@ def test_compare_reports_missing_choices(make_napari_viewer) -> None:
     assert widget.compute() is None
     with pytest.raises(ValueError, match="compare first"):
         widget.export_csv("unused.csv")
+
+
+def test_stack_mean_reads_in_batches_and_ignores_nan() -> None:
+    rng = np.random.default_rng(3)
+    stack = rng.random((5, 4, 6))
+    stack[1, 0, 0] = np.nan
+    stack[:, 1, 1] = np.nan
+    mean = stack_mean(stack, batch=2)
+    np.testing.assert_allclose(mean[0, 0], np.nanmean(stack[:, 0, 0]))
+    assert np.isnan(mean[1, 1])
+    np.testing.assert_allclose(mean[2:], stack[:, 2:].mean(axis=0))
+    np.testing.assert_array_equal(stack_mean(stack[0]), stack[0])
+    assert stack_mean(None) is None
