@@ -104,6 +104,10 @@ def test_viewer_opens_a_recording_through_the_plugin(make_napari_viewer, recordi
     raw = viewer.layers["run raw [ADU]"]
     with open_recording(recording) as rec:
         np.testing.assert_array_equal(raw.data[6], rec.frames[6])
+        perfusion = rec.derived["perfusion"].read()
+    # napari's save goes through the plugin's writer.
+    [written] = added[2].save(str(recording.with_name("perfusion.tif")), plugin="lsci")
+    np.testing.assert_array_equal(tifffile.imread(written), perfusion)
 
 
 def test_writer_exports_values_as_tiff_and_the_display_as_png(tmp_path: Path) -> None:
