@@ -361,8 +361,8 @@ def spatial_contrast(
         return o
     left = 0 if mode == "valid" else w // 2
     for sl, xc in _frame_chunks(x3):
-        # The horizontal pass holds sums of up to w·2^top samples (top: the widest level).
-        acc, use_off = _accumulator(xc.dtype, w << int(_k._window_terms(w)[0]))
+        # Partial sums of the horizontal pass cover up to w·reach samples (see _window_terms).
+        acc, use_off = _accumulator(xc.dtype, w * int(_k._window_terms(w)[5]))
         offsets = np.zeros(xc.shape[0], acc)
         if use_off:
             offsets[:] = xc[:, h // 2, wd // 2]
@@ -536,7 +536,7 @@ def spatiotemporal_contrast(
         return o
     # Per block: per-pixel sums over the block's frames (two planes), then the spatial kernel
     # on those planes with n = w²·N.
-    acc, _ = _accumulator(xc.dtype, win * (w << int(_k._window_terms(w)[0])))
+    acc, _ = _accumulator(xc.dtype, win * w * int(_k._window_terms(w)[5]))
     if use_off:
         acc = np.float64
     x2 = xc.reshape(t, h * wd)

@@ -90,15 +90,14 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
     mid_end = min(left + W, ne)
     nm = mid_end - left
     # The window sum is a signed sum of level terms (level, offset, sign), the first the top
-    # level at offset 0: binary digits of w (7 = 4 + 2 + 1) or its non-adjacent form
-    # (15 = 16 − 1), whichever needs fewer levels plus terms.
-    nlev, nterm, tl, to, ts = _window_terms(w)
-    sg = np.empty(40, acc)
+    # level at offset 0; level k holds sums of 4^k neighbours (see _window_terms).
+    nlev, nterm, tl, to, ts, reach = _window_terms(w)
+    sg = np.empty(80, acc)
     for q in range(nterm):
         sg[q] = ts[q]
-    lv1 = np.zeros((nlev + 1, ne + (1 << nlev)), acc)
-    lv2 = np.zeros((nlev + 1, ne + (1 << nlev)), acc)
-    nl = ne + (1 << nlev)
+    nl = Wo + reach  # entries from ne on stay 0: terms reading them cancel
+    lv1 = np.zeros((nlev + 1, nl), acc)
+    lv2 = np.zeros((nlev + 1, nl), acc)
     h1 = np.zeros(Wo, acc)
     h2 = np.zeros(Wo, acc)
     e1 = lv1[0]
@@ -144,14 +143,18 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
         for b in range(1, nlev + 1):
             p1 = lv1[b - 1]
             p2 = lv2[b - 1]
-            q1 = p1[span:]
-            q2 = p2[span:]
+            p1b = p1[span:]
+            p2b = p2[span:]
+            p1c = p1[2 * span :]
+            p2c = p2[2 * span :]
+            p1d = p1[3 * span :]
+            p2d = p2[3 * span :]
             r1 = lv1[b]
             r2 = lv2[b]
-            for j in range(nl - 2 * span + 1):
-                r1[j] = p1[j] + q1[j]
-                r2[j] = p2[j] + q2[j]
-            span *= 2
+            for j in range(nl - 4 * span + 1):
+                r1[j] = acc(acc(p1[j] + p1b[j]) + acc(p1c[j] + p1d[j]))
+                r2[j] = acc(acc(p2[j] + p2b[j]) + acc(p2c[j] + p2d[j]))
+            span *= 4
         orow = out[i]
         a1 = lv1[nlev]
         a2 = lv2[nlev]
@@ -209,53 +212,50 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
 
 @njit(**_OPTS)
 def _window_terms(w):  # type: ignore[no-untyped-def]
-    """Level terms whose signed sum is a w-wide window sum: (top level, count, levels,
-    offsets, signs). Binary digits of w or its non-adjacent form, the cheaper of the two."""
-    top_b = 0
-    while (1 << (top_b + 1)) <= w:
-        top_b += 1
-    ones = 0
-    for b in range(top_b + 1):
-        ones += (w >> b) & 1
-    naf = np.zeros(40, np.int64)
+    """Level terms whose signed sum is a w-wide window sum.
+
+    Level k holds sums of 4^k neighbours. w is written in base 4 with digits −1, 0, 1, 2
+    (15 = 16 − 1, 7 = 2·4 − 1): each digit d at level k gives |d| terms, positive ones laid
+    left to right from offset 0, negative ones taken back from the end. Returns (top level,
+    number of terms, levels, offsets, signs, reach), reach being the furthest entry read
+    (offset + size) relative to the window start.
+    """
+    digits = np.zeros(40, np.int64)
     k = w
+    top = 0
     i = 0
-    nnz = 0
-    while k > 0:
-        if k & 1:
-            d = 2 - (k & 3)
-            k -= d
-            naf[i] = d
-            nnz += 1
-        k >>= 1
+    while k != 0:
+        d = k % 4
+        if d == 3:
+            d = -1
+        digits[i] = d
+        if d != 0:
+            top = i
+        k = (k - d) // 4
         i += 1
-    top_n = i - 1
-    if top_n + nnz >= top_b + ones:
-        naf[:] = 0
-        for b in range(top_b + 1):
-            naf[b] = (w >> b) & 1
-        top = top_b
-    else:
-        top = top_n
-    tl = np.zeros(40, np.int64)
-    to = np.zeros(40, np.int64)
-    ts = np.zeros(40, np.int64)
+    tl = np.zeros(80, np.int64)
+    to = np.zeros(80, np.int64)
+    ts = np.zeros(80, np.int64)
     nterm = 0
     o = 0
-    for b in range(top, -1, -1):
-        if naf[b] > 0:
-            tl[nterm] = b
+    reach = 0
+    for lev in range(top, -1, -1):
+        size = 1 << (2 * lev)
+        d = digits[lev]
+        for _ in range(d):
+            tl[nterm] = lev
             to[nterm] = o
             ts[nterm] = 1
             nterm += 1
-            o += 1 << b
-        elif naf[b] < 0:
-            o -= 1 << b
-            tl[nterm] = b
+            o += size
+            reach = max(reach, o)
+        for _ in range(-d):
+            o -= size
+            tl[nterm] = lev
             to[nterm] = o
             ts[nterm] = -1
             nterm += 1
-    return top, nterm, tl, to, ts
+    return top, nterm, tl, to, ts, reach
 
 
 @njit(inline="always", fastmath=_FAST, **_OPTS)
