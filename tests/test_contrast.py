@@ -135,6 +135,35 @@ def test_spatial_full_range_uint16_large_windows_exact(w: int, edges: str) -> No
     assert_k_close(k, ref_spatial(frame, w, 0, edges), INT_RTOL)
 
 
+def test_spatial_every_odd_window_up_to_41() -> None:
+    # The horizontal sums use a different signed decomposition of w for each window.
+    frame = speckle_like((44, 47), np.uint16, seed=30, full_range=True)
+    frame8 = (frame >> 8).astype(np.uint8)
+    for w in range(3, 42, 2):
+        assert_k_close(spatial_contrast(frame, w), ref_spatial(frame, w), INT_RTOL)
+        assert_k_close(
+            spatial_contrast(frame8, w, edges="valid"), ref_spatial(frame8, w, 0, "valid"), INT_RTOL
+        )
+
+
+@given(st.integers(1, 2000))
+def test_window_terms_cover_the_window_exactly(w: int) -> None:
+    from lsci._kernels.contrast import _window_terms
+
+    top, nterm, levels, offsets, signs, reach = _window_terms(w)
+    cover = np.zeros(reach + 1, np.int64)
+    for lev, off, sgn in zip(levels[:nterm], offsets[:nterm], signs[:nterm], strict=True):
+        assert 0 <= lev <= top
+        assert off >= 0
+        assert off + 4**lev <= reach
+        cover[off : off + 4**lev] += sgn
+    assert (cover[:w] == 1).all()
+    assert (cover[w:] == 0).all()
+    assert levels[0] == top
+    assert offsets[0] == 0
+    assert signs[0] == 1
+
+
 @pytest.mark.parametrize("w", [15, 17, 61])
 def test_spatial_uint8_accumulator_limits_exact(w: int) -> None:
     # uint8 sums use float32 up to 15×15 (all sums < 2²⁴), int32 beyond: both exact.
