@@ -564,7 +564,10 @@ class SimulatedCamera(Camera):
                 # Every buffer waits for the reader: the camera loses this frame.
                 data: RawFrame | None = None
             else:
-                data = source.frame(frame_id, elapsed_ns / 1e9, pool)
+                # The scene follows the camera clock, which keeps real time when the device
+                # runs late: scripted changes happen when the time stamps say they do.
+                scene_time_s = (origin - self._start_ns + elapsed_ns) / 1e9
+                data = source.frame(frame_id, scene_time_s, pool)
                 if self._stamp:
                     if data is not pool:  # a replayed frame is shared: stamp a private copy
                         data = data.copy()

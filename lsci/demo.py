@@ -33,6 +33,7 @@ from lsci.perfusion import speckle_flow_index
 from lsci.pipeline import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
 from lsci.process import ProcessingSettings, process_recording
 from lsci.recording import RecordingWriter, open_recording
+from lsci.simulate import skin_reflectance_map
 from lsci.time_windows import event_windows, frame_times_s, recording_window_mean, window_mean
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
@@ -106,19 +107,22 @@ class DemoResult:
 
 
 def _scene(settings: DemoSettings, kind: str) -> SpeckleScene:
-    if kind == "session":
-        return SpeckleScene.skin(
-            settings.shape,
-            baseline_tau_c_s=settings.baseline_tau_c_s,
-            ischemic_factor=settings.ischemic_factor,
-            needling_time_s=settings.recovery_s,
-            recovery_factor=settings.recovery_factor,
-        )
-    skin = SpeckleScene.skin(settings.shape, needling_time_s=None)
+    """What the camera sees: the skin session, the laser switched off, or a static target."""
+    # Skin as a camera sees it: fine texture (pores, hair) beside the vessel and the beam profile.
+    # It is what registers the before and after images; a smooth field would be refused.
+    skin = skin_reflectance_map(settings.shape, texture=0.25, texture_px=3.0, rng=7)
     if kind == "dark":  # laser off
         return SpeckleScene(np.full(settings.shape, 1.0), illumination=0.0)
-    # A static scatterer (a teflon block): nothing moves during the experiment.
-    return SpeckleScene(np.full(settings.shape, 1e9), illumination=skin.illumination)
+    if kind == "static":  # a teflon block: nothing moves
+        return SpeckleScene(np.full(settings.shape, 1e9), illumination=skin)
+    session = SpeckleScene.skin(
+        settings.shape,
+        baseline_tau_c_s=settings.baseline_tau_c_s,
+        ischemic_factor=settings.ischemic_factor,
+        needling_time_s=settings.recovery_s,
+        recovery_factor=settings.recovery_factor,
+    )
+    return SpeckleScene(session.tau_c_at(0.0), illumination=skin, changes=session.changes)
 
 
 def _acquire(

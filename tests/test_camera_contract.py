@@ -28,6 +28,7 @@ from lsci.drivers.base import (
     TriggerMode,
     UnsupportedFeatureError,
 )
+from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
 
 
 def viky_camera() -> Camera:
@@ -41,6 +42,7 @@ def viky_camera() -> Camera:
 
 DRIVERS = [
     pytest.param(viky_camera, id="genicam-viky", marks=pytest.mark.camera),
+    pytest.param(lambda: SimulatedCamera(SpeckleScene.skin((64, 64))), id="simulated"),
 ]
 
 

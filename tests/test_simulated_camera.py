@@ -107,6 +107,27 @@ def test_needling_recovers_flow_in_the_truth_and_in_the_frames() -> None:
     assert max(late) < min(early)
 
 
+def test_a_late_device_changes_the_scene_when_its_time_stamps_say() -> None:
+    # Asked for more frames per second than physical simulation of 256² affords, the device
+    # runs late; the scripted change must still land at its time on the camera clock.
+    change_s = 0.4
+    scene = SpeckleScene(np.full((256, 256), 5e-3), changes=[FlowChange(change_s, 10.0)])
+    with SimulatedCamera(scene) as cam:
+        cam.set("frame_rate_hz", 1000.0)
+        cam.set("exposure_s", 0.005)
+        cam.start()
+        frames = [cam.read(timeout_s=5.0) for _ in range(80)]
+        cam.stop()
+    stamps = np.array([f.camera_timestamp_ns for f in frames], dtype=np.float64)
+    times_s = (stamps - stamps[0]) / 1e9
+    assert times_s[-1] > 2 * change_s  # the frames span the change,
+    assert times_s[-1] > 2 * 79 * 0.005  # and the device ran late (frame interval 5 ms)
+    k = np.array([median_k(f.data) for f in frames])
+    # τc 5 ms → 0.5 ms at T = 5 ms: K drops from ≈0.75 to ≈0.3.
+    assert (k[times_s < change_s - 0.02] > 0.55).all()
+    assert (k[times_s > change_s + 0.02] < 0.45).all()
+
+
 def test_injected_drops_are_id_gaps() -> None:
     faults = SimulatedFaults(drop_frame_ids={3, 4, 9})
     with SimulatedCamera(small_scene(), mode="replay", faults=faults) as cam:

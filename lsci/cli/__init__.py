@@ -31,13 +31,14 @@ def main() -> None:
 
 
 def _register() -> None:
+    from lsci.cli.acquire import acquire
     from lsci.cli.cameras import cameras
     from lsci.cli.demo import demo
     from lsci.cli.export import export_command
     from lsci.cli.info import info
     from lsci.cli.process import process
 
-    for command in (cameras, demo, export_command, info, process):
+    for command in (acquire, cameras, demo, export_command, info, process):
         main.add_command(command)
 
 
