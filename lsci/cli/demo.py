@@ -45,6 +45,6 @@ def demo(out_dir: Path, view: bool) -> None:
     for path in result.files:
         click.echo(f"  {path.name}")
     if view:
-        from lsci.cli.view import open_viewer
+        from lsci.cli.view import show
 
-        open_viewer(result.recording)
+        show(result.recording)

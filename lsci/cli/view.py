@@ -46,7 +46,7 @@ def open_viewer(path: str | Path, viewer: Any = None) -> dict[str, Any]:
     dict
         ``"viewer"`` and each docked widget by display name.
     """
-    import napari  # type: ignore[import-untyped]
+    import napari
 
     viewer = napari.Viewer(title=f"lsci — {Path(path).name}") if viewer is None else viewer
     viewer.open(str(path), plugin="lsci")
@@ -65,12 +65,14 @@ def _scale_bar(viewer: Any) -> Any:
     return canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
 
 
-@click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def view(file: Path) -> None:
-    """Show the recording FILE in napari: raw frames, stored maps, events and lsci's widgets."""
-    # Checked first: a file that is not a recording gets lsci's message, not napari's.
-    open_recording(file).close()
+def show(path: Path) -> None:
+    """Open napari on the recording ``path`` and run it until its window is closed.
+
+    Raises
+    ------
+    click.ClickException
+        When napari cannot be imported or no display is available.
+    """
     try:
         import napari
     except ImportError as exc:
@@ -78,5 +80,14 @@ def view(file: Path) -> None:
     problem = _display_problem()
     if problem is not None:
         raise click.ClickException(problem)
-    open_viewer(file)
+    open_viewer(path)
     napari.run()
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def view(file: Path) -> None:
+    """Show the recording FILE in napari: raw frames, stored maps, events and lsci's widgets."""
+    # Checked first: a file that is not a recording gets lsci's message, not napari's.
+    open_recording(file).close()
+    show(file)
