@@ -70,6 +70,7 @@ Performance
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 from collections.abc import Iterator
@@ -215,8 +216,12 @@ def _prepare_out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _index_map(n: int, n_out: int, w: int, edges: str) -> np.ndarray:
-    """Source index of each of the n_out + w − 1 padded positions along one axis."""
+    """Source index of each of the n_out + w − 1 padded positions along one axis.
+
+    Cached (the kernels only read it): building it costs more than a small frame's K.
+    """
     q = np.arange(n_out + w - 1, dtype=np.int64)
     if edges == "valid":
         return q
