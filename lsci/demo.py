@@ -110,11 +110,13 @@ def _scene(settings: DemoSettings, kind: str) -> SpeckleScene:
     """What the camera sees: the skin session, the laser switched off, or a static target."""
     # Skin as a camera sees it: fine texture (pores, hair) beside the vessel and the beam profile.
     # It is what registers the before and after images; a smooth field would be refused.
-    skin = skin_reflectance_map(settings.shape, texture=0.25, texture_px=3.0, rng=7)
+    # Its spatial variance adds to K² (Kim et al. 2023), so it is kept faint.
     if kind == "dark":  # laser off
         return SpeckleScene(np.full(settings.shape, 1.0), illumination=0.0)
-    if kind == "static":  # a teflon block: nothing moves
-        return SpeckleScene(np.full(settings.shape, 1e9), illumination=skin)
+    if kind == "static":  # an even teflon block under the same beam: nothing moves
+        block = skin_reflectance_map(settings.shape, texture=0.0, vessel=False)
+        return SpeckleScene(np.full(settings.shape, 1e9), illumination=block)
+    skin = skin_reflectance_map(settings.shape, texture=0.1, texture_px=3.0, rng=7)
     session = SpeckleScene.skin(
         settings.shape,
         baseline_tau_c_s=settings.baseline_tau_c_s,
