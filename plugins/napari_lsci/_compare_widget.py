@@ -185,12 +185,6 @@ class CompareWidget(Container):
         for widget, key in pairs:
             if key in by_role:
                 widget.value = by_role[key]
-        before, after = self.before_layer.value, self.after_layer.value
-        field = None if before is None else before.metadata.get("lsci_field")
-        if field and after is not None and after.metadata.get("lsci_field") == field:
-            # Both maps declare the same fixed field of view (simulated with one camera):
-            # already aligned, and featureless speckle averages give registration no hold.
-            self.register.value = False
 
     def _recording_changed(self, _value: Any = None) -> None:
         self.start_label.reset_choices()

@@ -52,8 +52,6 @@ N_FRAMES = 20
 ISCHEMIC_CENTER = ((SHAPE[0] - 1) / 2.0, (SHAPE[1] - 1) / 2.0)
 ISCHEMIC_RADIUS_PX = 26.0
 UNIT = "1/τc (1/s)"
-#: Field-of-view id of the before/after layers: one camera, one field, already aligned.
-FIELD = "simulated skin patch"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -97,7 +95,9 @@ def simulate_skin(
         tau_c_s=_flow(ischemic_factors[0], seed),
         exposure_s=EXPOSURE_S,
         frame_interval_s=FRAME_INTERVAL_S,
-        illumination=skin_reflectance_map(SHAPE, rng=seed + 1),
+        # Faint fine texture (pores, hair): what registers the before and after images, as on
+        # real skin; a smooth field would be refused by the registration.
+        illumination=skin_reflectance_map(SHAPE, texture=0.1, texture_px=3.0, rng=seed + 1),
         grain_px=3.0,
         # No black level: the maps are computed without a dark-frame calibration, and an
         # offset would lower K (most at slow flow) and bias the recovery factor.
@@ -156,9 +156,9 @@ def ischemic_skin() -> list[LayerData]:
 def before_after_pair() -> list[LayerData]:
     """Sample: mean intensity and perfusion of the same patch before and after treatment.
 
-    Layers carry ``lsci_role`` (``"intensity"`` or ``"perfusion"``), ``lsci_pair``
-    (``"before"`` or ``"after"``) and ``lsci_field`` (the same for both: one field of view) in
-    their metadata, which the compare widget uses to fill in its choices.
+    Layers carry ``lsci_role`` (``"intensity"`` or ``"perfusion"``) and ``lsci_pair``
+    (``"before"`` or ``"after"``) in their metadata, which the compare widget uses to fill in
+    its choices.
     """
     layers: list[LayerData] = []
     series = simulate_skin(N_FRAMES, (BEFORE_FACTOR, AFTER_FACTOR))
@@ -173,14 +173,13 @@ def before_after_pair() -> list[LayerData]:
                 "unit": "ADU",
                 "lsci_role": "intensity",
                 "lsci_pair": pair,
-                "lsci_field": FIELD,
             },
         }
         layers.append((intensity, intensity_kwargs, "image"))
         layers.append(
             (
                 perfusion,
-                _perfusion_kwargs(f"{pair} perfusion", perfusion, lsci_pair=pair, lsci_field=FIELD),
+                _perfusion_kwargs(f"{pair} perfusion", perfusion, lsci_pair=pair),
                 "image",
             )
         )

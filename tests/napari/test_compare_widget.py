@@ -50,8 +50,12 @@ def test_compare_sample_pair_recovers_the_known_factor(
     # The sample's layers are found and paired without touching a setting.
     assert widget.before_layer.value.name.startswith("before perfusion")
     assert widget.after_intensity.value.name.startswith("after intensity")
-    assert widget.register.value is False
+    assert widget.register.value is True
     _compare(qtbot, widget)
+    # The two halves of the pair are one field of view: registered with no shift.
+    registration = widget.comparison.registration
+    assert registration is not None
+    assert np.hypot(*registration.shift_px) < 0.5
     assert [row.name for row in widget.comparison.rois] == ["field of view"]
     change = viewer.layers["compare: change [%]"]
     low, high = change.contrast_limits
