@@ -281,6 +281,12 @@ def _accumulator(dtype: np.dtype[Any], n: int) -> tuple[Any, bool]:
     return np.float64, dtype.kind == "f"
 
 
+def _int_k(dtype: np.dtype[Any], n: int) -> bool:
+    """Whether K may form n·ΣI² − (ΣI)² in int32: uint8 data (then it equals n²·σ² ≤
+    n²·255²/4 < 2³¹ for n ≤ 363; the int32 arithmetic wraps modulo 2³² but the result fits)."""
+    return bool(dtype == np.uint8 and n * n * (255 * 255 // 4 + 1) < 2**31)
+
+
 def _offsets_zero(x: np.ndarray) -> tuple[Any, Any]:
     """Accumulator zero and whether values get an offset, by input dtype (not uint8)."""
     if x.dtype.kind == "f":
@@ -373,7 +379,7 @@ def spatial_contrast(
             offsets[:] = xc[:, h // 2, wd // 2]
         _kernel("spatial_box", xc.size)(
             xc, xc, o3[sl], w, 0, rowmap, colmap, left, ddof, _bands(ho, w, xc.shape[0]),
-            offsets, use_off, acc,
+            offsets, use_off, acc, _int_k(xc.dtype, w * w),
         )  # fmt: skip
     return o
 
@@ -474,7 +480,9 @@ def temporal_contrast(
 def _temporal_slab(x2: np.ndarray, o2: np.ndarray, win: int, st: int, ddof: int) -> None:
     acc, use_off = _accumulator(x2.dtype, win)
     chunk = _pixel_chunk(x2.shape[1])
-    _kernel("temporal_box", x2.size)(x2, o2, win, st, ddof, chunk, use_off, acc)
+    _kernel("temporal_box", x2.size)(
+        x2, o2, win, st, ddof, chunk, use_off, acc, _int_k(x2.dtype, win)
+    )
 
 
 def spatiotemporal_contrast(
@@ -555,7 +563,7 @@ def spatiotemporal_contrast(
         plane_kernel(x2, b * st, win, p1.reshape(-1), p2.reshape(-1), acc(off), chunk)
         box_kernel(
             p1, p2, o[b : b + 1], w, win, rowmap, colmap, 0 if mode == "valid" else w // 2,
-            ddof, _bands(ho, w, 1), offsets, use_off, acc,
+            ddof, _bands(ho, w, 1), offsets, use_off, acc, _int_k(xc.dtype, w * w * win),
         )  # fmt: skip
     return o
 
@@ -708,6 +716,7 @@ class RollingTemporalContrast:
         _kernel("rolling_update", f1.size)(
             f1, self._ring, self._pos, evict, emit, self._s1, self._s2, self._off, o1,
             self._window, self._ddof, self._chunk, self._use_off, self._acc,
+            _int_k(self._dtype, self._window),
         )  # fmt: skip
         self._pos = (self._pos + 1) % self._window
         self._count = min(self._count + 1, self._window)

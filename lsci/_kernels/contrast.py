@@ -43,7 +43,9 @@ _MASK32 = np.int64(0xFFFFFFFF)
 
 
 @njit(parallel=True, **_OPTS)
-def spatial_box(x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc):  # type: ignore[no-untyped-def]
+def spatial_box(  # type: ignore[no-untyped-def]
+    x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc, int_k
+):
     """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
 
     ``acc`` is the accumulator type (float32 or int32 for uint8, float64 otherwise, exact for
@@ -69,12 +71,14 @@ def spatial_box(x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offset
         if i0 < i1:
             _spatial_band(
                 x[t], sq[t], out[t], i0, i1, w, nsamp, rowmap, colmap, left, ddof, offsets[t],
-                use_off, acc,
+                use_off, acc, int_k,
             )  # fmt: skip
 
 
 @njit(fastmath=_FAST, **_OPTS)
-def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off, use_off, acc):  # type: ignore[no-untyped-def]
+def _spatial_band(  # type: ignore[no-untyped-def]
+    x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off, use_off, acc, int_k
+):
     """Output rows i0 .. i1 − 1 of one frame x (H, W) into out (Ho, Wo); see spatial_box.
 
     With nsamp = 0, x holds intensities. Otherwise x and sq hold per-pixel sums of (I − off)
@@ -85,6 +89,7 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
     planes = nsamp > 0
     n = w * w * max(nsamp, 1)
     nf = np.float64(n)
+    n32 = np.int32(n)
     scale = np.float32(math.sqrt(n / (n - ddof)))
     ne = Wo + w - 1
     mid_end = min(left + W, ne)
@@ -174,7 +179,7 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
                 orow[j] = _k32(h1[j], h2[j], nf, off, scale)
         elif nterm == 1:
             for j in range(Wo):
-                orow[j] = _k32s(acc(a1[j]), acc(a2[j]), nf, scale)
+                orow[j] = _kk(acc(a1[j]), acc(a2[j]), nf, n32, scale, int_k)
         elif nterm == 2:
             b1 = lv1[tl[1]][to[1] :]
             b2 = lv2[tl[1]][to[1] :]
@@ -182,7 +187,7 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
             for j in range(Wo):
                 s1 = acc(a1[j] + g1 * b1[j])
                 s2 = acc(a2[j] + g1 * b2[j])
-                orow[j] = _k32s(s1, s2, nf, scale)
+                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
         elif nterm == 3:
             b1 = lv1[tl[1]][to[1] :]
             b2 = lv2[tl[1]][to[1] :]
@@ -193,7 +198,7 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
             for j in range(Wo):
                 s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
                 s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
-                orow[j] = _k32s(s1, s2, nf, scale)
+                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
         else:
             b1 = lv1[tl[1]][to[1] :]
             b2 = lv2[tl[1]][to[1] :]
@@ -207,7 +212,7 @@ def _spatial_band(x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off,
             for j in range(Wo):
                 s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
                 s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
-                orow[j] = _k32s(s1, s2, nf, scale)
+                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
 
 
 @njit(**_OPTS)
@@ -259,6 +264,18 @@ def _window_terms(w):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always", fastmath=_FAST, **_OPTS)
+def _kk(s1, s2, nf, n32, scale, int_k):  # type: ignore[no-untyped-def]
+    """K from exact sums of I and I² (no offset). With ``int_k`` (uint8 data, n ≤ 363),
+    n·S2 − S1² = n²·σ² < 2³¹ is formed in int32 arithmetic modulo 2³² (exact, and faster
+    than float64); otherwise in float64 (:func:`_k32s`)."""
+    if int_k:
+        a = np.int32(s1)
+        d = np.int32(np.int32(n32 * np.int32(s2)) - np.int32(a * a))
+        return np.sqrt(np.float32(d)) * scale / np.float32(a)
+    return _k32s(s1, s2, nf, scale)
+
+
+@njit(inline="always", fastmath=_FAST, **_OPTS)
 def _k32s(s1, s2, nf, scale):  # type: ignore[no-untyped-def]
     """K in float32 from sums of I and I² (no offset): NaN where S1 = 0 (then S2 = 0: 0/0)."""
     s1f = np.float64(s1)
@@ -295,7 +312,7 @@ def _k_from_sums(s1, s2, n, off, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore[no-untyped-def]
+def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc, int_k):  # type: ignore[no-untyped-def]
     """Temporal K; block b covers frames b·step .. b·step + wt − 1 of each pixel (column).
 
     ``acc``: np.float32/np.int32 (uint8) or np.float64 (uint16: exact; float input: values
@@ -305,6 +322,7 @@ def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore
     P = x2.shape[1]
     nout = out2.shape[0]
     nf = np.float64(wt)
+    n32 = np.int32(wt)
     scale = np.float32(math.sqrt(wt / (wt - ddof)))
     nchunks = (P + chunk - 1) // chunk
     for c in prange(nchunks):
@@ -373,7 +391,7 @@ def temporal_box(x2, out2, wt, step, ddof, chunk, use_off, acc):  # type: ignore
                     orow[k] = _k32(s1[k], s2[k], nf, off[k], scale)
             else:
                 for k in range(L):
-                    orow[k] = _k32s(s1[k], s2[k], nf, scale)
+                    orow[k] = _kk(s1[k], s2[k], nf, n32, scale, int_k)
 
 
 @njit(parallel=True, **_OPTS)
@@ -403,7 +421,9 @@ def temporal_planes(x2, t0, nt, p1, p2, off, chunk):  # type: ignore[no-untyped-
 
 
 @njit(parallel=True, fastmath=_FAST, **_OPTS)
-def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, chunk, use_off, acc):  # type: ignore[no-untyped-def]
+def rolling_update(  # type: ignore[no-untyped-def]
+    frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, chunk, use_off, acc, int_k
+):
     """Put frame (P,) into ring[pos] and update the running sums s1, s2 (P,).
 
     With ``evict`` the frame it replaces leaves the sums first. Writes K to out (P,) if ``emit``
@@ -412,6 +432,7 @@ def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, ch
     """
     P = frame.shape[0]
     nf = np.float64(wt)
+    n32 = np.int32(wt)
     scale = np.float32(math.sqrt(wt / (wt - ddof)))
     nchunks = (P + chunk - 1) // chunk
     old = ring[pos]
@@ -455,7 +476,7 @@ def rolling_update(frame, ring, pos, evict, emit, s1, s2, off, out, wt, ddof, ch
                 o[k] = _k32(a[k], b[k], nf, of[k], scale)
         elif emit:
             for k in range(L):
-                o[k] = _k32s(a[k], b[k], nf, scale)
+                o[k] = _kk(a[k], b[k], nf, n32, scale, int_k)
         else:
             for k in range(L):
                 o[k] = np.nan
