@@ -173,6 +173,21 @@ def test_spatial_uint8_accumulator_limits_exact(w: int) -> None:
     assert_k_close(spatial_contrast(frame, w), ref_spatial(frame, w), INT_RTOL)
 
 
+@pytest.mark.parametrize("n", [362, 363, 364])
+def test_uint8_maximum_variance_near_int32_limit(n: int) -> None:
+    # n·ΣI² − (ΣI)² = n²σ² is formed in wrapping int32 for uint8 up to n = 363: check it at the
+    # largest possible variance (half 0, half 255).
+    stack = np.zeros((n + 1, 2, 3), np.uint8)
+    stack[::2] = 255
+    stack[:, 1, 2] = 7
+    k = temporal_contrast(stack, n, step=1)
+    assert_k_close(k, ref_temporal(stack, n, 1), INT_RTOL)
+    side = 19 if n < 364 else 21  # 361 and 441 samples
+    board = np.where(np.indices((side + 4, side + 6)).sum(axis=0) % 2 == 0, 255, 0)
+    board = board.astype(np.uint8)
+    assert_k_close(spatial_contrast(board, side), ref_spatial(board, side), INT_RTOL)
+
+
 @pytest.mark.parametrize("n", [258, 259])
 def test_temporal_uint8_accumulator_limits_exact(n: int) -> None:
     stack = np.full((n + 2, 3, 4), 255, np.uint8)
