@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test lint format bench system-deps clean
+.PHONY: demo test lint format bench screenshots system-deps clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lsci needs Python 3.11 or newer, found " + sys.version.split()[0]'
@@ -52,6 +52,13 @@ $(VENV)/.bench: $(VENV)/.all
 
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The README's pictures: the demo's figures and the napari compare view from the test suite.
+screenshots: $(VENV)/.all system-deps
+	$(BIN)/lsci demo --out build/demo
+	cp build/demo/comparison.png build/demo/timecourse.png docs/images/
+	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/napari/test_compare_widget.py -k recovers_the_known_factor
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
