@@ -458,6 +458,18 @@ def rolling_update(  # type: ignore[no-untyped-def]
                     va = f[k] - of[k]
                     a[k] += va
                     b[k] += va * va
+        elif evict and emit:
+            # The steady state: one pass updates the sums and writes K.
+            for k in range(L):
+                va = acc(f[k])
+                vs = acc(r[k])
+                sa = acc(a[k] + (va - vs))
+                sb = acc(b[k] + (va * va - vs * vs))
+                a[k] = sa
+                b[k] = sb
+                r[k] = f[k]
+                o[k] = _kk(sa, sb, nf, n32, scale, int_k)
+            continue
         elif evict:
             for k in range(L):
                 va = acc(f[k])
