@@ -695,7 +695,10 @@ class RollingTemporalContrast:
     def update(self, frame: npt.ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
         """Add one frame; return K over the last ``window`` frames (all NaN until ready).
 
-        Returns a new float32 (H, W) array, or ``out`` (float32/float64, shape (H, W)).
+        Returns ``out`` (float32/float64, shape (H, W)) if given, else a float32 (H, W) array
+        that nothing else refers to: an output of an earlier update is recycled once the caller
+        has dropped every reference to it (a map you keep is never overwritten). Work per
+        pixel: subtract the oldest frame, add the new one, form K: O(1) whatever the window.
         """
         f = np.asarray(frame)
         if f.dtype != self._dtype:

@@ -493,6 +493,21 @@ def test_rolling_accepts_safe_casts_and_out() -> None:
     assert roll.dtype == np.uint16
 
 
+def test_rolling_never_overwrites_a_map_the_caller_keeps() -> None:
+    roll = RollingTemporalContrast((5, 6), 2, dtype=np.uint8)
+    stack = speckle_like((12, 5, 6), np.uint8, seed=31)
+    kept = [roll.update(f) for f in stack]  # every map kept: all distinct
+    assert len({id(k) for k in kept}) == len(kept)
+    sliding = temporal_contrast(stack, 2, step=1)
+    for i in range(1, len(stack)):
+        np.testing.assert_allclose(kept[i], sliding[i - 1], rtol=INT_RTOL)
+    view = roll.update(stack[0])[1:3]  # a view keeps its base alive, too
+    before = view.copy()
+    for f in stack[1:4]:
+        roll.update(f)
+    np.testing.assert_array_equal(view, before)
+
+
 def test_rolling_float_resum_keeps_equality() -> None:
     roll = RollingTemporalContrast((3, 4), 2, dtype=np.float64)
     stack = speckle_like((300, 3, 4), np.float64, seed=27)
