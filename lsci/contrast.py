@@ -60,8 +60,8 @@ Windows and shapes
     window are not used).
 Performance
     Work per pixel does not depend on the window size for temporal windows (running sums) and
-    grows only with log2(w) for spatial ones (column running sums, then doubling sums along the
-    row); large inputs run on all numba threads (``numba.set_num_threads``), small ones on one.
+    grows only with log4(w) for spatial ones (column running sums, then radix-4 level sums along
+    the row); large inputs run on all numba threads (``numba.set_num_threads``), small ones on one.
     Kernels are compiled on first use and cached on disk. Non-contiguous input (slices,
     transposes) is copied frame by frame (spatial) or in slabs of rows (temporal) into a
     contiguous buffer; spatio-temporal and masked temporal windows make one contiguous copy of

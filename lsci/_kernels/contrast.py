@@ -2,8 +2,8 @@
 
 Every kernel takes C-contiguous arrays that the wrapper has already checked, writes K into an
 ``out`` array it is given, and allocates only small per-band or per-chunk row buffers. Work per
-pixel does not grow with the window, or only with log2(w): column running sums (vertical) and
-doubling levels (horizontal) for spatial windows, running sums over frames for temporal ones.
+pixel does not grow with the window, or only with log4(w): column running sums (vertical) and
+radix-4 levels (horizontal) for spatial windows, running sums over frames for temporal ones.
 Every inner loop runs over contiguous 1-D slices so that LLVM vectorises it.
 
 Accumulators (chosen by ``lsci.contrast._accumulator``; all exact for integer input):
@@ -56,10 +56,10 @@ def spatial_box(  # type: ignore[no-untyped-def]
 
     Each job is a band of output rows of one frame. Per output row: the column sums of the
     window's rows are updated (add the row entering, subtract the row leaving), the padded row
-    of column sums is summed horizontally by doubling (level b holds sums of 2^b neighbours;
-    the w-sum is the top level plus one lower level per further set bit of w), and K is formed
-    from the two sums. Every inner loop runs over contiguous columns and vectorises; the cost
-    per pixel grows only with log2(w).
+    of column sums is summed horizontally with levels (level k holds sums of 4^k neighbours,
+    one pass of four loads per level; the w-sum is a signed sum of a few level terms, see
+    _window_terms), and K is formed from the two sums. Every inner loop runs over contiguous
+    columns and vectorises; the cost per pixel grows only with log4(w).
     """
     T = x.shape[0]
     Ho = out.shape[1]
