@@ -56,18 +56,21 @@ def _single_machine(report: Report, folder: Path, n_frames: int) -> None:
             per_second=n_frames / raw_s, note=f"{n_frames * frame_mb / raw_s:,.0f} MB/s")
     )  # fmt: skip
     ratios = {}
-    for model in ("none", "1/K2"):
-        settings = ProcessingSettings(mode="spatial", window=7, model=model)  # type: ignore[arg-type]
+    # Full-rate float32 maps are 4× (K) or 8× (K and 1/K²) the uint8 input to write; averaging
+    # frames into one map shrinks the output and shows what the writing costs.
+    for model, average in (("none", 1), ("1/K2", 1), ("none", 8)):
+        settings = ProcessingSettings(mode="spatial", window=7, model=model, average=average)  # type: ignore[arg-type]
         result = process_recording(path, settings, overwrite=True)
+        name = f"lsci process spatial w=7, {model}, average {average}"
         report.rows.append(
-            Row(SUITE, f"1280×1024 u8, {n_frames} frames",
-                f"lsci process spatial w=7, model {model}", 1e3 * result.seconds / n_frames,
+            Row(SUITE, f"1280×1024 u8, {n_frames} frames", name, 1e3 * result.seconds / n_frames,
                 per_second=result.frames_per_s, note=f"{result.megabytes_per_s:,.0f} MB/s raw")
         )  # fmt: skip
-        ratios[model] = result.frames_per_s / (n_frames / raw_s)
+        ratios[f"{model}, average {average}"] = result.frames_per_s / (n_frames / raw_s)
     report.targets.append(
-        Target("lsci process spatial w=7 (K only) / raw read throughput", ratios["none"], 0.8)
-    )
+        Target("lsci process spatial w=7 (K only) / raw read throughput", ratios["none, average 1"],
+               0.8)
+    )  # fmt: skip
     report.extra["process_over_raw_read"] = ratios
 
 

@@ -124,9 +124,12 @@ def process_recording_distributed(
                 )
 
             pending = iter(plan.chunks)
-            futures = as_completed([submit(c) for c in itertools.islice(pending, in_flight)])
-            for future in futures:
-                result: ChunkResult = future.result()
+            # Results are fetched in the background while the previous one is being stored.
+            futures = as_completed(
+                [submit(c) for c in itertools.islice(pending, in_flight)], with_results=True
+            )
+            result: ChunkResult
+            for _, result in futures:
                 store_chunk(sink, result)
                 chunk = result.chunk
                 frames_read += chunk.frame_stop - chunk.frame_start
