@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.report import Report, Row, Target
 from bench.timing import Bandwidth, measure
-from lsci.contrast import (
+from lsci.core.contrast import (
     RollingTemporalContrast,
     spatial_contrast,
     spatiotemporal_contrast,
@@ -99,7 +99,7 @@ def compile_and_cache_load_s() -> tuple[float, float]:
     """First-call time of spatial_contrast in a new process: with an empty and a warm cache."""
     code = (
         "import time, numpy as np\n"
-        "from lsci.contrast import spatial_contrast\n"
+        "from lsci.core.contrast import spatial_contrast\n"
         "frame = np.ones((64, 64), np.uint8)\n"
         "t = time.perf_counter(); spatial_contrast(frame, 7)\n"
         "print(time.perf_counter() - t)\n"

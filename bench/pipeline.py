@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bench.report import Report, Row, Target
 from bench.timing import Bandwidth
+from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
 from lsci.drivers.base import Camera, Roi
-from lsci.pipeline import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
 from lsci.recording import RecordingWriter
 
 SUITE = "pipeline"

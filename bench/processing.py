@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.report import Report, Row, Target
 from bench.timing import Bandwidth
-from lsci.process import ProcessingSettings, process_recording
+from lsci.processing.process import ProcessingSettings, process_recording
 from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
 
 SUITE = "processing"
@@ -77,7 +77,7 @@ def _single_machine(report: Report, folder: Path, n_frames: int) -> None:
 def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> float:
     from distributed import Client, LocalCluster
 
-    from lsci.distributed import process_recording_distributed
+    from lsci.processing.distributed import process_recording_distributed
 
     # One numba thread per worker process: the workers are the parallelism.
     os.environ["NUMBA_NUM_THREADS"] = "1"
@@ -88,7 +88,7 @@ def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> 
             Client(cluster) as client,
         ):  # fmt: skip
             # Warm up: every worker imports lsci and loads the compiled kernels.
-            client.run(lambda: __import__("lsci.process"))
+            client.run(lambda: __import__("lsci.processing.process"))
             start = time.perf_counter()
             process_recording_distributed(
                 path, settings, scheduler=client, memory_bytes=32 << 20, overwrite=True

@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from lsci._kernels.unpack import unpack_lsb, unpack_mono12packed
+from lsci.drivers._unpack import unpack_lsb, unpack_mono12packed
 
 __all__ = [
     "PIXEL_FORMATS",

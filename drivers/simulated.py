@@ -1,7 +1,7 @@
 """A simulated laser speckle camera with a known truth, for demos, tests and benchmarks.
 
 :class:`SimulatedCamera` implements :class:`~lsci.drivers.base.Camera` like any vendor
-driver. Its frames come from the physical speckle model of :mod:`lsci.simulate`: a correlation
+driver. Its frames come from the physical speckle model of :mod:`lsci.sim.speckle`: a correlation
 time map τc(x, y) (a :class:`SpeckleScene`, by default a skin patch with an ischemic region),
 an exposure that really changes the contrast K, shot and read noise, and the bit depth of the
 pixel format (``Mono8``, ``Mono12``, ``Mono16``).
@@ -41,7 +41,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lsci.simulate import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
 
 from . import pixel_formats
 from .base import (

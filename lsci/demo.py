@@ -25,16 +25,21 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
+from lsci.analysis.compare import Comparison, compare_before_after
+from lsci.analysis.time_windows import (
+    event_windows,
+    frame_times_s,
+    recording_window_mean,
+    window_mean,
+)
 from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
-from lsci.compare import Comparison, compare_before_after
+from lsci.core.perfusion import speckle_flow_index
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-from lsci.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
-from lsci.perfusion import speckle_flow_index
-from lsci.pipeline import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
-from lsci.process import ProcessingSettings, process_recording
+from lsci.processing.process import ProcessingSettings, process_recording
 from lsci.recording import RecordingWriter, open_recording
-from lsci.simulate import skin_reflectance_map
-from lsci.time_windows import event_windows, frame_times_s, recording_window_mean, window_mean
+from lsci.sim.speckle import skin_reflectance_map
+from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 

@@ -21,7 +21,7 @@ from lsci.calibration import (
 )
 from lsci.errors import LsciError
 from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
-from lsci.simulate import SpeckleSimulator, speckle_pattern
+from lsci.sim.speckle import SpeckleSimulator, speckle_pattern
 
 
 def box_k2_reference(frames: np.ndarray, w: int, ddof: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from lsci.cli import main
-from lsci.contrast import temporal_contrast
-from lsci.perfusion import inverse_correlation_time
+from lsci.core.contrast import temporal_contrast
+from lsci.core.perfusion import inverse_correlation_time
 from lsci.recording import open_recording
 from tests.test_process import write_recording
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lsci.compare import (
+from lsci.analysis.compare import (
     Comparison,
     RoiStatistics,
     compare_before_after,
@@ -20,7 +20,7 @@ from lsci.compare import (
     ratio_map,
     roi_statistics,
 )
-from lsci.registration import RegistrationError
+from lsci.analysis.registration import RegistrationError
 
 SHAPE = (96, 112)
 PATCH = [(30.0, 40.0), (30.0, 70.0), (60.0, 70.0), (60.0, 40.0)]  # (row, col), 30 × 30 px

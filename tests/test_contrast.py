@@ -1,4 +1,5 @@
-"""lsci.contrast against plain NumPy float64 references written here, plus properties and errors.
+"""lsci.core.contrast against plain NumPy float64 references written here, plus properties and
+errors.
 
 The references use ``np.pad`` + ``sliding_window_view`` (spatial) or explicit loops over blocks of
 frames (temporal): they share no code with the kernels. Edge modes map to ``np.pad`` modes as
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lsci.contrast import (
+from lsci.core.contrast import (
     EDGE_MODES,
     RollingTemporalContrast,
     spatial_contrast,
@@ -148,7 +149,7 @@ def test_spatial_every_odd_window_up_to_41() -> None:
 
 @given(st.integers(1, 2000))
 def test_window_terms_cover_the_window_exactly(w: int) -> None:
-    from lsci._kernels.contrast import _window_terms
+    from lsci.core._kernels.contrast import _window_terms
 
     top, nterm, levels, offsets, signs, reach = _window_terms(w)
     cover = np.zeros(reach + 1, np.int64)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsci.process import ProcessingSettings, process_recording
+from lsci.processing.process import ProcessingSettings, process_recording
 from lsci.recording import open_recording
 from tests.test_process import write_recording
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
-from lsci.distributed import process_recording_distributed  # noqa: E402
+from lsci.processing.distributed import process_recording_distributed  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of lsci.mesi: the model against an independent float64 implementation, and the fit."""
+"""Tests of lsci.core.mesi: the model against an independent float64 implementation, and the fit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from lsci._kernels.mesi import model_and_jacobian
-from lsci.mesi import MesiFit, fit_mesi, mesi_model
-from lsci.perfusion import correlation_time, visibility_k2
+from lsci.core._kernels.mesi import model_and_jacobian
+from lsci.core.mesi import MesiFit, fit_mesi, mesi_model
+from lsci.core.perfusion import correlation_time, visibility_k2
 
 EXPOSURES_S = np.geomspace(50e-6, 80e-3, 8)
 

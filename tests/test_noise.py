@@ -7,8 +7,7 @@ import pytest
 from scipy import ndimage
 
 from lsci.calibration import CameraNoise, DarkFrame
-from lsci.contrast import spatial_contrast, temporal_contrast
-from lsci.noise import (
+from lsci.calibration.noise import (
     QUANTISATION_VARIANCE_ADU2,
     correct_k2,
     fundamental_k2,
@@ -16,7 +15,8 @@ from lsci.noise import (
     noise_k2,
     subtract_dark,
 )
-from lsci.simulate import SpeckleSimulator
+from lsci.core.contrast import spatial_contrast, temporal_contrast
+from lsci.sim.speckle import SpeckleSimulator
 
 CAMERA = CameraNoise(gain_adu_per_e=0.5, read_noise_e=3.0)
 

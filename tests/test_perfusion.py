@@ -1,4 +1,4 @@
-"""Tests of lsci.perfusion against independent float64 references."""
+"""Tests of lsci.core.perfusion against independent float64 references."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from lsci.perfusion import (
+from lsci.core.perfusion import (
     PerfusionScale,
     correlation_time,
     correlation_time_approx,

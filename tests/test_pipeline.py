@@ -11,6 +11,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lsci.acquisition import (
+    AcquisitionPipeline,
+    FrameDrop,
+    FrameRing,
+    LiveSettings,
+    PipelineState,
+    PipelineStateError,
+    PipelineStats,
+    PipelineSummary,
+    recording_metadata,
+)
 from lsci.drivers.base import (
     CameraDisconnectedError,
     CameraState,
@@ -22,17 +33,6 @@ from lsci.drivers.simulated import (
     SimulatedFaults,
     SpeckleScene,
     decode_frame_id,
-)
-from lsci.pipeline import (
-    AcquisitionPipeline,
-    FrameDrop,
-    FrameRing,
-    LiveSettings,
-    PipelineState,
-    PipelineStateError,
-    PipelineStats,
-    PipelineSummary,
-    recording_metadata,
 )
 from lsci.recording import Event, RecordingWriteError, RecordingWriter, open_recording
 

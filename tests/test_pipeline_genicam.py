@@ -13,9 +13,9 @@ import pytest
 genicam = pytest.importorskip("genicam", reason="the camera extra (genicam) is not installed")
 pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
 
+from lsci.acquisition import AcquisitionPipeline, LiveSettings, recording_metadata  # noqa: E402
 from lsci.drivers.base import Roi  # noqa: E402
 from lsci.drivers.genicam import GenICamCamera  # noqa: E402
-from lsci.pipeline import AcquisitionPipeline, LiveSettings, recording_metadata  # noqa: E402
 from lsci.recording import RecordingWriter, open_recording  # noqa: E402
 
 pytestmark = pytest.mark.camera

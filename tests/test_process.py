@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsci.contrast import spatial_contrast, spatiotemporal_contrast, temporal_contrast
-from lsci.perfusion import inverse_correlation_time, speckle_flow_index
-from lsci.process import ProcessingSettings, plan_chunks, process_recording
+from lsci.core.contrast import spatial_contrast, spatiotemporal_contrast, temporal_contrast
+from lsci.core.perfusion import inverse_correlation_time, speckle_flow_index
+from lsci.processing.process import ProcessingSettings, plan_chunks, process_recording
 from lsci.recording import (
     AcquisitionMetadata,
     DerivedProductExistsError,
@@ -152,8 +152,8 @@ def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
 
 def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
     from lsci.calibration import CameraNoise, DarkFrame, calibrate_beta
-    from lsci.noise import fundamental_k2
-    from lsci.simulate import SpeckleSimulator
+    from lsci.calibration.noise import fundamental_k2
+    from lsci.sim.speckle import SpeckleSimulator
 
     path = tmp_path / "rec.h5"
     frames = write_recording(path, n_frames=8)

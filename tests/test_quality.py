@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from lsci.calibration import CameraNoise, DarkFrame
-from lsci.quality import (
+from lsci.analysis.quality import (
     NYQUIST_GRAIN_PX,
     UnderSampledSpeckleWarning,
     _airy_table,
@@ -19,7 +18,8 @@ from lsci.quality import (
     speckle_grain_px,
     valid_pixels,
 )
-from lsci.simulate import SpeckleSimulator, speckle_pattern
+from lsci.calibration import CameraNoise, DarkFrame
+from lsci.sim.speckle import SpeckleSimulator, speckle_pattern
 
 
 def test_saturated_pixels() -> None:

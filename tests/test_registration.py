@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from lsci.analysis.registration import (
+    Registration,
+    RegistrationError,
+    apply_shift,
+    register_translation,
+)
 from lsci.errors import LsciError
-from lsci.registration import Registration, RegistrationError, apply_shift, register_translation
 
 
 def textured_scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:

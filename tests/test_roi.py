@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.path import Path
 
-from lsci.roi import label_masks, polygon_mask, roi_masks
+from lsci.analysis.roi import label_masks, polygon_mask, roi_masks
 
 
 def edge_distance(points: np.ndarray, vertices: np.ndarray) -> np.ndarray:

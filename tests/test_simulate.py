@@ -1,4 +1,4 @@
-"""Tests of lsci.simulate against speckle physics computed independently in plain NumPy."""
+"""Tests of lsci.sim.speckle against speckle physics computed independently in plain NumPy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import j1
 
-from lsci.simulate import (
+from lsci.sim.speckle import (
     SpeckleSimulator,
     skin_flow_map,
     skin_reflectance_map,
@@ -405,7 +405,7 @@ def test_demo_scene_contrast_is_lower_where_flow_is_faster() -> None:
 
 
 def test_sampled_average_matches_direct_sum() -> None:
-    from lsci.simulate import _sampled_average
+    from lsci.sim.speckle import _sampled_average
 
     decay = np.array([0.0, 1e-9, 1e-3, 0.3, 2.0, 40.0])
     for n in (1, 8, 57):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from lsci.contrast import spatial_contrast
+from lsci.core.contrast import spatial_contrast
 from lsci.drivers.base import CameraDisconnectedError, CameraState, Roi
 from lsci.drivers.simulated import (
     FlowChange,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lsci.time_windows import (
+from lsci.analysis.time_windows import (
     event_window_means,
     event_windows,
     frame_times_s,

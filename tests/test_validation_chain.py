@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lsci.analysis.compare import compare_before_after
+from lsci.analysis.time_windows import event_windows, recording_window_mean
 from lsci.calibration import BetaCalibration, CameraNoise, DarkFrame, calibrate_beta
-from lsci.compare import compare_before_after
-from lsci.contrast import spatial_contrast
-from lsci.noise import fundamental_k2
-from lsci.perfusion import correlation_time, inverse_correlation_time
+from lsci.calibration.noise import fundamental_k2
+from lsci.core.contrast import spatial_contrast
+from lsci.core.perfusion import correlation_time, inverse_correlation_time
 from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
-from lsci.simulate import SpeckleSimulator, skin_reflectance_map
-from lsci.time_windows import event_windows, recording_window_mean
+from lsci.sim.speckle import SpeckleSimulator, skin_reflectance_map
 
 EXPOSURE_S = 1e-3
 X_VALUES = (0.5, 1.0, 2.0, 5.0, 10.0, 25.0)  # x = T/τc

@@ -35,15 +35,15 @@ from typing import Any, TextIO
 import click
 import numpy as np
 
-from lsci.drivers.base import Camera, Capability, FrameInfo
-from lsci.errors import LsciError
-from lsci.pipeline import (
+from lsci.acquisition import (
     AcquisitionPipeline,
     LiveSettings,
     PipelineStats,
     PipelineSummary,
     recording_metadata,
 )
+from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
 
 __all__ = ["acquire"]

@@ -10,8 +10,14 @@ from typing import Any
 
 import click
 
-from lsci.contrast import EDGE_MODES
-from lsci.process import MODELS, MODES, ProcessingResult, ProcessingSettings, process_recording
+from lsci.core.contrast import EDGE_MODES
+from lsci.processing.process import (
+    MODELS,
+    MODES,
+    ProcessingResult,
+    ProcessingSettings,
+    process_recording,
+)
 from lsci.recording import open_recording
 
 
@@ -121,7 +127,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
         settings = settings_for(path, options)
         with progress_bar(path.name) as advance:
             if scheduler is not None:
-                from lsci.distributed import process_recording_distributed
+                from lsci.processing.distributed import process_recording_distributed
 
                 result = process_recording_distributed(
                     path,

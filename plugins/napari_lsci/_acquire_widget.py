@@ -18,8 +18,8 @@ from magicgui.widgets import (
 )
 from superqt.utils import ensure_main_thread
 
+from lsci.acquisition import PipelineStats, PipelineSummary
 from lsci.drivers.base import Camera, FrameInfo
-from lsci.pipeline import PipelineStats, PipelineSummary
 from lsci.recording import Event
 from napari_lsci._acquisition import (
     GENICAM,
@@ -51,7 +51,7 @@ class AcquireWidget(Container):
     The widget only drives lsci: it opens the camera (:meth:`connect_camera`), applies the
     settings the camera supports (:meth:`apply_settings`; unsupported ones are disabled with
     the reason from the camera's capability query), runs an
-    :class:`lsci.pipeline.AcquisitionPipeline` (:meth:`start`, :meth:`stop`), marks events
+    :class:`lsci.acquisition.AcquisitionPipeline` (:meth:`start`, :meth:`stop`), marks events
     (:meth:`mark`) and listens to the pipeline's signals, delivered to the GUI thread.
 
     Parameters

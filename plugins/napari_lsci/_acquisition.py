@@ -1,7 +1,7 @@
 """What the Acquire widget drives (Qt-free): a camera, its settings, and one pipeline run.
 
 The camera work is lsci's: :class:`lsci.drivers.simulated.SimulatedCamera` or
-:class:`lsci.drivers.genicam.GenICamCamera`, the :class:`lsci.pipeline.AcquisitionPipeline`
+:class:`lsci.drivers.genicam.GenICamCamera`, the :class:`lsci.acquisition.AcquisitionPipeline`
 (camera thread, ring buffer, recorder, live maps) and its psygnal signals. This module opens
 the camera, tells which settings it supports (and why not), and starts and stops a run.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
 from lsci.drivers.base import Camera, Roi
-from lsci.pipeline import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
 from lsci.recording import RecordingWriter
 
 __all__ = [
@@ -213,7 +213,7 @@ class AcquisitionRun:
         self.path = None if path is None else Path(path)
 
     def start(self) -> None:
-        """Start acquiring (see :meth:`lsci.pipeline.AcquisitionPipeline.start`)."""
+        """Start acquiring (see :meth:`lsci.acquisition.AcquisitionPipeline.start`)."""
         self.pipeline.start()
 
     def mark(self, label: str) -> None:

@@ -1,6 +1,7 @@
 """What the Compare widget computes and exports (Qt-free): inputs, ROI table, figure.
 
-The numbers come from :mod:`lsci.compare`, :mod:`lsci.time_windows` and :mod:`lsci.process`;
+The numbers come from :mod:`lsci.analysis.compare`, :mod:`lsci.analysis.time_windows` and
+:mod:`lsci.processing.process`;
 this module only gathers the inputs (two maps, or two time windows of one recording chosen
 by its events), keeps the ROI table up to date and draws the figure.
 """
@@ -18,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
-from lsci.compare import Comparison, compare_before_after, roi_statistics
-from lsci.process import ProcessingSettings, plan_chunks, process_chunk
+from lsci.analysis.compare import Comparison, compare_before_after, roi_statistics
+from lsci.analysis.time_windows import event_windows, recording_window_mean
+from lsci.processing.process import ProcessingSettings, plan_chunks, process_chunk
 from lsci.recording import open_recording
-from lsci.time_windows import event_windows, recording_window_mean
 from napari_lsci._display import (
     CHANGE_COLORMAP,
     PERFUSION_COLORMAP,
@@ -86,7 +87,8 @@ def settings_for_recording(path: str | Path) -> ProcessingSettings:
 
 
 def perfusion_maps(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDArray[Any]:
-    """Perfusion maps (contrast for model ``'none'``) of a batch of raw frames, via lsci.process.
+    """Perfusion maps (contrast for model ``'none'``) of a batch of raw frames, via
+    lsci.processing.process.
 
     Returns an empty (0, M, N) stack when the batch is too short for one map.
     """
@@ -192,8 +194,8 @@ def compute_comparison(inputs: CompareInputs, *, register: bool = True) -> Compa
 
     Raises
     ------
-    ValueError, lsci.registration.RegistrationError
-        As :func:`lsci.compare.compare_before_after`.
+    ValueError, lsci.analysis.registration.RegistrationError
+        As :func:`lsci.analysis.compare.compare_before_after`.
     """
     before = np.asarray(inputs.before)
     field = np.ones(before.shape[-2:], dtype=bool)

@@ -20,7 +20,7 @@ from magicgui.widgets import (
 )
 from superqt.utils import create_worker
 
-from lsci.compare import Comparison
+from lsci.analysis.compare import Comparison
 from napari_lsci._compare import (
     TABLE_COLUMNS,
     CompareInputs,
@@ -83,7 +83,7 @@ class CompareWidget(Container):
         Start, outcome, ROI table.
     csv_path, export_csv_button, figure_path, export_figure_button : magicgui widgets
         Exports.
-    comparison : lsci.compare.Comparison or None
+    comparison : lsci.analysis.compare.Comparison or None
         The current result, with the table of the current ROIs.
     inputs : CompareInputs or None
         What it was computed from.
@@ -415,7 +415,7 @@ class CompareWidget(Container):
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str | Path) -> Path:
-        """Write the ROI table (all columns of :meth:`lsci.compare.Comparison.to_csv`)."""
+        """Write the ROI table (all columns of :meth:`lsci.analysis.compare.Comparison.to_csv`)."""
         comparison = self._require_comparison()
         comparison.to_csv(path)
         return Path(path)

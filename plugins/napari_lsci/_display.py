@@ -126,7 +126,8 @@ def object_pixel_um(metadata: AcquisitionMetadata) -> float | None:
 def frames_between_maps(info: DerivedInfo, n_frames: int) -> int:
     """Raw frames between consecutive maps of a product, to place its maps on the frame axis.
 
-    Products written by :func:`lsci.process.process_recording` record it in their parameters
+    Products written by :func:`lsci.processing.process.process_recording` record it in their
+    parameters
     (``average`` in spatial mode, ``step`` otherwise); a product with one map per frame, or
     of unknown origin, gets 1.
     """

@@ -18,7 +18,7 @@ from magicgui.widgets import (
 )
 from superqt.utils import create_worker, ensure_main_thread
 
-from lsci.process import MODELS, MODES, ProcessingSettings
+from lsci.processing.process import MODELS, MODES, ProcessingSettings
 from napari_lsci._processing import beta_calibrations, exposure_of, process_file, process_stack
 from napari_lsci._reader import is_recording
 from napari_lsci._ui import chosen_file, image_layers, notify_error, put_layers
@@ -49,7 +49,7 @@ class ProcessWidget(Container):
     layer, file : magicgui widgets
         The source: an image layer, or a recording file (the file wins when one is chosen).
     mode, window, frames_window, average, model : magicgui widgets
-        :class:`lsci.process.ProcessingSettings` fields.
+        :class:`lsci.processing.process.ProcessingSettings` fields.
     beta_source, beta : magicgui widgets
         β from a calibration stored in the recording, or a value typed in (model ``'tau'``).
     exposure_ms : magicgui widget

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lsci.process import (
+from lsci.processing.process import (
     ProcessingSettings,
     maps_per_chunk_for,
     plan_chunks,
@@ -76,7 +76,7 @@ def process_file(
     Raises
     ------
     lsci.recording.RecordingError, ValueError
-        As :func:`lsci.process.process_recording`.
+        As :func:`lsci.processing.process.process_recording`.
     """
     result = process_recording(path, settings, overwrite=overwrite, progress=progress)
     return recording_layers(path, raw=False, products=result.products)
@@ -167,7 +167,7 @@ def process_stack(
                 "lsci_product": product,
                 "unit": unit,
                 "provenance": {
-                    "algorithm": f"lsci.process {settings.mode}",
+                    "algorithm": f"lsci.processing.process {settings.mode}",
                     "parameters": parameters,
                 },
             },

@@ -1,7 +1,7 @@
 """Sample data made on this machine by lsci's speckle simulator (nothing is downloaded).
 
 The scene is a skin patch with a vessel and an ischemic disc in the middle, where the flow is
-``1 / ischemic_factor`` of the healthy skin (:func:`lsci.simulate.skin_flow_map`). Perfusion is
+``1 / ischemic_factor`` of the healthy skin (:func:`lsci.sim.speckle.skin_flow_map`). Perfusion is
 computed by lsci as 1/τc (exact visibility-equation inversion), so the numbers mean what they
 say: after treatment the disc's flow goes from 1/5 to 4/5 of normal, a recovery factor of 4.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci.process import ProcessingSettings, plan_chunks, process_chunk
+from lsci.processing.process import ProcessingSettings, plan_chunks, process_chunk
 from lsci.recording import AcquisitionMetadata, RecordingWriter
-from lsci.simulate import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
 from napari_lsci._display import (
     PERFUSION_COLORMAP,
     RAW_COLORMAP,

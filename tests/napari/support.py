@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lsci.process import ProcessingSettings, process_recording
+from lsci.processing.process import ProcessingSettings, process_recording
 from lsci.recording import AcquisitionMetadata, RecordingWriter
-from lsci.simulate import SpeckleSimulator
+from lsci.sim.speckle import SpeckleSimulator
 
 SHAPE = (32, 40)
 N_FRAMES = 12

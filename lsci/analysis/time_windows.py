@@ -66,7 +66,7 @@ def window_mean(
     window_s : tuple of float
         ``(start_s, stop_s)``; the maps with ``start_s <= t < stop_s`` are averaged.
     mask : array_like of bool, optional
-        True where a value is valid (the :mod:`lsci.contrast` convention), broadcastable to
+        True where a value is valid (the :mod:`lsci.core.contrast` convention), broadcastable to
         ``maps``: an (M, N) mask (for example without the saturated pixels) or (T, M, N).
     out : (M, N) ndarray, optional
         Output array of the result dtype.
@@ -237,7 +237,7 @@ def recording_window_mean(
     batch_frames : int, optional
         Frames read at once (bounds memory). The last batch of the window may be shorter.
     mask : (M, N) array_like of bool, optional
-        True at valid pixels (the :mod:`lsci.contrast` convention); the others are ignored.
+        True at valid pixels (the :mod:`lsci.core.contrast` convention); the others are ignored.
 
     Returns
     -------

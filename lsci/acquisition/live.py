@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from lsci.contrast import spatial_contrast
-from lsci.perfusion import speckle_flow_index
+from lsci.core.contrast import spatial_contrast
+from lsci.core.perfusion import speckle_flow_index
 
 __all__ = ["LiveSettings", "live_map"]
 

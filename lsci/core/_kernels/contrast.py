@@ -1,4 +1,5 @@
-"""Numba kernels for speckle contrast; wrapped, validated and documented by :mod:`lsci.contrast`.
+"""Numba kernels for speckle contrast; wrapped, validated and documented by
+:mod:`lsci.core.contrast`.
 
 Every kernel takes C-contiguous arrays that the wrapper has already checked, writes K into an
 ``out`` array it is given, and allocates only small per-band or per-chunk row buffers. Work per
@@ -6,7 +7,7 @@ pixel does not grow with the window, or only with log4(w): column running sums (
 radix-4 levels (horizontal) for spatial windows, running sums over frames for temporal ones.
 Every inner loop runs over contiguous 1-D slices so that LLVM vectorises it.
 
-Accumulators (chosen by ``lsci.contrast._accumulator``; all exact for integer input):
+Accumulators (chosen by ``lsci.core.contrast._accumulator``; all exact for integer input):
 - uint8: float32 while n·255² < 2²⁴ (n ≤ 258: every partial sum is an integer below 2²⁴, and
   float32 lanes vectorise best), else int32 (n ≤ 33025).
 - uint16: float64 (integer sums exact below 2⁵³).

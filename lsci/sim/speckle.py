@@ -44,7 +44,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lsci._kernels.simulate import expose, expose_serial
+from lsci.sim._kernels import expose, expose_serial
 
 __all__ = [
     "SUPPORTED_BIT_DEPTHS",
@@ -220,7 +220,7 @@ def speckle_pattern(
 
     Examples
     --------
-    >>> from lsci.simulate import speckle_pattern
+    >>> from lsci.sim.speckle import speckle_pattern
     >>> image = speckle_pattern((256, 256), 4.0, rng=1)
     >>> image.shape, bool(0.9 < image.mean() < 1.1), bool(0.9 < image.std() / image.mean() < 1.1)
     ((256, 256), True, True)
@@ -366,7 +366,7 @@ class SpeckleSimulator:
 
     Examples
     --------
-    >>> from lsci.simulate import SpeckleSimulator
+    >>> from lsci.sim.speckle import SpeckleSimulator
     >>> camera = SpeckleSimulator((64, 64), tau_c_s=1e-3, exposure_s=5e-3, seed=0)
     >>> frame = camera.next_frame()
     >>> frame.dtype, frame.shape
@@ -785,7 +785,7 @@ def skin_flow_map(
 
     Examples
     --------
-    >>> from lsci.simulate import skin_flow_map
+    >>> from lsci.sim.speckle import skin_flow_map
     >>> tau = skin_flow_map((128, 128), baseline_tau_c_s=1e-3, ischemic_factor=5.0, rng=0)
     >>> bool(tau[64, 64] > 3 * tau[120, 10])
     True
@@ -875,7 +875,7 @@ def skin_reflectance_map(
 
     Examples
     --------
-    >>> from lsci.simulate import skin_reflectance_map
+    >>> from lsci.sim.speckle import skin_reflectance_map
     >>> illumination = skin_reflectance_map((64, 64), rng=0)
     >>> round(float(illumination.mean()), 6), bool(illumination.min() > 0)
     (1.0, True)

@@ -5,17 +5,17 @@
 reports through the psygnal signals of :class:`PipelineSignals` (no Qt needed).
 """
 
-from lsci.pipeline.engine import (
+from lsci.acquisition.engine import (
     AcquisitionPipeline,
     PipelineState,
     PipelineStateError,
     default_ring_frames,
     recording_metadata,
 )
-from lsci.pipeline.live import LiveSettings, live_map
-from lsci.pipeline.ring import FrameRing
-from lsci.pipeline.signals import PipelineSignals
-from lsci.pipeline.stats import FrameDrop, PipelineStats, PipelineSummary
+from lsci.acquisition.live import LiveSettings, live_map
+from lsci.acquisition.ring import FrameRing
+from lsci.acquisition.signals import PipelineSignals
+from lsci.acquisition.stats import FrameDrop, PipelineStats, PipelineSummary
 
 __all__ = [
     "AcquisitionPipeline",

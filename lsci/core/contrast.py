@@ -80,7 +80,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsci._kernels import contrast as _k
+from lsci.core._kernels import contrast as _k
 
 __all__ = [
     "EDGE_MODES",

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lsci._kernels.perfusion import g_and_dg
+from lsci.core._kernels.perfusion import g_and_dg
 
 N_PARAMS = 4
 _LAMBDA_START = 1e-3

@@ -2,7 +2,7 @@
 
 The field of the moving scatterers evolves per pixel as a complex Ornstein–Uhlenbeck (AR(1))
 process; its innovations are pupil-filtered complex Gaussian fields taken from a precomputed bank
-with a random circular shift and a random phase per sub-step (see :mod:`lsci.simulate`).
+with a random circular shift and a random phase per sub-step (see :mod:`lsci.sim.speckle`).
 
 Arguments shared by the kernels:
 

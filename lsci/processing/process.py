@@ -5,7 +5,8 @@ each chunk reads a contiguous range of raw frames (with the overlap a temporal w
 and yields a contiguous range of output maps. :func:`plan_chunks` makes the plan,
 :func:`process_chunk` computes one chunk from its frames, and :func:`process_recording` runs the
 plan on one machine, reading the next chunk while the current one is computed and storing the
-result as derived products of the recording. :mod:`lsci.distributed` runs the same plan on a Dask
+result as derived products of the recording. :mod:`lsci.processing.distributed` runs the same plan
+on a Dask
 cluster; both call :func:`process_chunk`, so they give the same numbers.
 
 Output maps
@@ -15,15 +16,15 @@ Output maps
     as FOIL's speckle software does).
 ``mode='temporal'`` / ``'spatiotemporal'``
     One K map per window of ``frames_window`` frames, windows starting every ``step`` frames
-    (default: non-overlapping), as :func:`lsci.contrast.temporal_contrast` defines them.
+    (default: non-overlapping), as :func:`lsci.core.contrast.temporal_contrast` defines them.
 
 Perfusion models
 ----------------
 ``'1/K2'``
-    Speckle flow index 1/K² (:func:`lsci.perfusion.speckle_flow_index`), no unit.
+    Speckle flow index 1/K² (:func:`lsci.core.perfusion.speckle_flow_index`), no unit.
 ``'tau'``
     Inverse correlation time 1/τc in 1/s from the exact visibility equation
-    (:func:`lsci.perfusion.inverse_correlation_time`; Bandyopadhyay et al. 2005, Boas & Dunn
+    (:func:`lsci.core.perfusion.inverse_correlation_time`; Bandyopadhyay et al. 2005, Boas & Dunn
     2010); needs the exposure time and β.
 ``'none'``
     Contrast only.
@@ -44,15 +45,15 @@ import numpy as np
 import numpy.typing as npt
 
 from lsci.calibration import BetaCalibration, CameraNoise, DarkFrame
-from lsci.contrast import (
+from lsci.calibration.noise import fundamental_k2, subtract_dark
+from lsci.core.contrast import (
     EDGE_MODES,
     Edges,
     spatial_contrast,
     spatiotemporal_contrast,
     temporal_contrast,
 )
-from lsci.noise import fundamental_k2, subtract_dark
-from lsci.perfusion import inverse_correlation_time, speckle_flow_index
+from lsci.core.perfusion import inverse_correlation_time, speckle_flow_index
 from lsci.recording import Recording, open_recording
 from lsci.recording.sink import DerivedSink
 
@@ -90,7 +91,7 @@ class ProcessingSettings:
     Parameters
     ----------
     mode : {'spatial', 'temporal', 'spatiotemporal'}
-        Which samples make up one contrast value (see :mod:`lsci.contrast`).
+        Which samples make up one contrast value (see :mod:`lsci.core.contrast`).
     window : int
         Spatial window side in pixels (odd, ≥ 3); unused in temporal mode.
     frames_window : int
@@ -102,7 +103,7 @@ class ProcessingSettings:
     ddof : {0, 1}
         Variance divisor n − ddof.
     edges : str
-        Spatial border handling (:data:`lsci.contrast.EDGE_MODES`).
+        Spatial border handling (:data:`lsci.core.contrast.EDGE_MODES`).
     model : {'1/K2', 'tau', 'none'}
         Perfusion model.
     exposure_s : float or None
@@ -197,10 +198,11 @@ class Corrections:
     Parameters
     ----------
     dark : DarkFrame, optional
-        Subtracted from every frame (:func:`lsci.noise.subtract_dark`).
+        Subtracted from every frame (:func:`lsci.calibration.noise.subtract_dark`).
     camera : CameraNoise, optional
         Gain and read noise: the camera-noise bias of K² (shot, read and quantisation noise;
-        Kim et al., Commun Biol 6:844, 2023) is removed (:func:`lsci.noise.fundamental_k2`),
+        Kim et al., Commun Biol 6:844, 2023) is removed
+        (:func:`lsci.calibration.noise.fundamental_k2`),
         and K is the square root of the corrected K² (0 where noise exceeds the measured
         variance). Supported for spatial contrast and for temporal contrast in
         non-overlapping windows.
@@ -499,7 +501,7 @@ class RecordingPlan:
         return DerivedSink(
             self.path,
             self.shapes,
-            algorithm=f"lsci.process {self.settings.mode}",
+            algorithm=f"lsci.processing.process {self.settings.mode}",
             parameters=self.settings.parameters() | self.corrections.parameters(),
             overwrite=overwrite,
         )

@@ -2,8 +2,10 @@
 
 The clinical question: did perfusion in the ischemic area come back after treatment, and by how
 much, compared with healthy skin nearby? :func:`compare_before_after` aligns the "after" map with
-the "before" map (:mod:`lsci.registration`), computes the ratio and percent-change maps and one
-row of statistics per region of interest (:mod:`lsci.roi`), and returns a :class:`Comparison`
+the "before" map (:mod:`lsci.analysis.registration`), computes the ratio and percent-change maps
+and one
+row of statistics per region of interest (:mod:`lsci.analysis.roi`), and returns a
+:class:`Comparison`
 that exports to CSV and JSON.
 
 Conventions
@@ -35,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci.registration import Registration, apply_shift, register_translation
-from lsci.roi import RoiSpec, roi_masks
+from lsci.analysis.registration import Registration, apply_shift, register_translation
+from lsci.analysis.roi import RoiSpec, roi_masks
 
 __all__ = [
     "Comparison",
@@ -285,7 +287,8 @@ def roi_statistics(
     before, after : (M, N) array_like
         Maps of the same shape, ``after`` aligned with ``before``. NaN pixels are left out.
     rois : mapping or array_like
-        A label image or a mapping from name to mask or polygon (see :func:`lsci.roi.roi_masks`;
+        A label image or a mapping from name to mask or polygon (see
+        :func:`lsci.analysis.roi.roi_masks`;
         polygons are ``(row, col)`` vertices, napari's Shapes convention).
     reference : str or mask or polygon, optional
         The healthy-skin region the others are compared with: the name of one of ``rois``, or a
@@ -361,7 +364,8 @@ def compare_before_after(
     ----------
     before, after : (M, N) or (T, M, N) array_like
         Perfusion maps (any linear perfusion index: 1/K², 1/τc, ...). A stack is averaged over
-        its first axis, ignoring NaN (use :func:`lsci.time_windows.window_mean` to pick a time
+        its first axis, ignoring NaN (use :func:`lsci.analysis.time_windows.window_mean` to pick a
+        time
         window first).
     rois : mapping or array_like
         Regions in the coordinates of ``before``: a label image, or a mapping from name to a
@@ -376,7 +380,7 @@ def compare_before_after(
         Mean-intensity images of the two recordings, to register on (they show the anatomy
         better than perfusion, which the treatment changes). Default: the maps themselves.
     upsample_factor, min_peak_ratio, max_shift_px
-        Passed to :func:`lsci.registration.register_translation`.
+        Passed to :func:`lsci.analysis.registration.register_translation`.
 
     Returns
     -------
@@ -388,7 +392,7 @@ def compare_before_after(
     ValueError
         If shapes differ (maps, intensity images), a region is invalid or empty, or ``reference``
         names no region.
-    lsci.registration.RegistrationError
+    lsci.analysis.registration.RegistrationError
         If ``register`` is true and the registration is unreliable: the maps are not compared
         misaligned.
 

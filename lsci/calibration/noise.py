@@ -12,7 +12,8 @@ Units: ⟨I⟩ is the dark-subtracted mean intensity in ADU, the gain G in ADU p
 known extra term from fixed-pattern (pixel-to-pixel) heterogeneity of a spatial window; zero
 unless measured.
 
-A dark frame's per-pixel variance (:class:`lsci.calibration.DarkFrame`) already holds read noise
+A dark frame's per-pixel variance (:class:`lsci.calibration.stored.DarkFrame`) already holds read
+noise
 and the quantisation of the dark signal; when it is given as the read variance the separate 1/12
 term is not subtracted again.
 
@@ -31,10 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lsci.contrast import spatial_contrast, temporal_contrast
+from lsci.core.contrast import spatial_contrast, temporal_contrast
 
 if TYPE_CHECKING:
-    from lsci.calibration import CameraNoise, DarkFrame
+    from lsci.calibration.stored import CameraNoise, DarkFrame
 
 __all__ = [
     "correct_k2",
@@ -98,7 +99,7 @@ def local_mean(
     step: int | None = None,
     mask: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Mean intensity over the same windows :mod:`lsci.contrast` uses for K.
+    """Mean intensity over the same windows :mod:`lsci.core.contrast` uses for K.
 
     Parameters
     ----------
@@ -109,17 +110,17 @@ def local_mean(
     mode : {'spatial', 'temporal'}
         Which windows.
     edges : str, optional
-        Spatial border mode, as in :func:`lsci.contrast.spatial_contrast`.
+        Spatial border mode, as in :func:`lsci.core.contrast.spatial_contrast`.
     step : int, optional
         Temporal step between windows (default ``window``), as in
-        :func:`lsci.contrast.temporal_contrast`.
+        :func:`lsci.core.contrast.temporal_contrast`.
     mask : (M, N) array_like of bool, optional
         True at valid pixels; the mean is over the valid samples, NaN where none is.
 
     Returns
     -------
     ndarray of float64
-        The shape :mod:`lsci.contrast` gives for the same settings.
+        The shape :mod:`lsci.core.contrast` gives for the same settings.
 
     Raises
     ------
@@ -225,7 +226,7 @@ def correct_k2(
     Parameters
     ----------
     k2 : array_like
-        Measured K² (square of :mod:`lsci.contrast`'s K) of dark-subtracted frames.
+        Measured K² (square of :mod:`lsci.core.contrast`'s K) of dark-subtracted frames.
     mean_adu : array_like
         Dark-subtracted mean intensity over the same windows (:func:`local_mean`), ADU;
         broadcastable to ``k2``.
@@ -252,7 +253,7 @@ def correct_k2(
     Examples
     --------
     >>> import numpy as np
-    >>> from lsci.calibration import CameraNoise
+    >>> from lsci.calibration.stored import CameraNoise
     >>> camera = CameraNoise(gain_adu_per_e=0.5, read_noise_e=2.0)
     >>> correct_k2(np.array([0.30]), np.array([50.0]), camera)  # 0.30 − 0.01 − (1 + 1/12)/2500
     array([0.28956667])
@@ -296,7 +297,7 @@ def fundamental_k2(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Noise-corrected K² and mean intensity straight from raw frames.
 
-    Subtracts ``dark`` (if given), computes K with :mod:`lsci.contrast` and the mean over the
+    Subtracts ``dark`` (if given), computes K with :mod:`lsci.core.contrast` and the mean over the
     same windows, and removes the noise bias (:func:`correct_k2`). With a dark frame, its
     per-pixel variance (averaged over each window) is the read variance; without, the camera's
     read noise plus quantisation.
@@ -310,13 +311,14 @@ def fundamental_k2(
     dark : DarkFrame, optional
         Dark calibration. Without it the frames must already be dark-subtracted.
     mode, window, ddof, edges, mask
-        As in :func:`lsci.contrast.spatial_contrast` / :func:`lsci.contrast.temporal_contrast`
+        As in :func:`lsci.core.contrast.spatial_contrast` /
+        :func:`lsci.core.contrast.temporal_contrast`
         (temporal windows in consecutive blocks); ``mask`` True at valid pixels.
 
     Returns
     -------
     k2 : ndarray of float32
-        Corrected K², the shape :mod:`lsci.contrast` gives.
+        Corrected K², the shape :mod:`lsci.core.contrast` gives.
     mean_adu : ndarray of float32
         Dark-subtracted mean intensity over the same windows.
     """

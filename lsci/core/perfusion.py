@@ -3,7 +3,7 @@
 Conventions
 -----------
 K
-    Speckle contrast σ_I/⟨I⟩ as computed by :mod:`lsci.contrast` (normally a float32 map). Any
+    Speckle contrast σ_I/⟨I⟩ as computed by :mod:`lsci.core.contrast` (normally a float32 map). Any
     real array is accepted; float32 and float64 are used as they are, other dtypes are converted
     to float64. ``K <= 0`` is treated as ``K = 0``.
 β (``beta``)
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci._kernels import perfusion as _kp
+from lsci.core._kernels import perfusion as _kp
 
 __all__ = [
     "PerfusionScale",
@@ -157,7 +157,7 @@ def visibility_k2(x: npt.ArrayLike, beta: float = 1.0) -> FloatArray:
 
     Examples
     --------
-    >>> from lsci.perfusion import visibility_k2
+    >>> from lsci.core.perfusion import visibility_k2
     >>> visibility_k2([0.0, 1.0, 1e6]).round(6).tolist()
     [1.0, 0.567668, 1e-06]
     """
@@ -190,7 +190,7 @@ def correlation_time(
     Parameters
     ----------
     k : array_like
-        Speckle contrast K (from :mod:`lsci.contrast`).
+        Speckle contrast K (from :mod:`lsci.core.contrast`).
     exposure_s : float
         Camera exposure time T in seconds, ``> 0``.
     beta : float, optional
@@ -237,7 +237,7 @@ def correlation_time(
     Examples
     --------
     >>> import numpy as np
-    >>> from lsci.perfusion import correlation_time
+    >>> from lsci.core.perfusion import correlation_time
     >>> tau = correlation_time(np.array([0.2, 1.0, 0.0], np.float32), 5e-3)
     >>> [round(float(v) * 1e6, 1) for v in tau]  # microseconds
     [204.2, inf, 0.0]
@@ -257,7 +257,7 @@ def inverse_correlation_time(
     Parameters
     ----------
     k : array_like
-        Speckle contrast K (from :mod:`lsci.contrast`).
+        Speckle contrast K (from :mod:`lsci.core.contrast`).
     exposure_s : float
         Camera exposure time T in seconds, ``> 0``.
     beta : float, optional
@@ -290,7 +290,7 @@ def inverse_correlation_time(
     Examples
     --------
     >>> import numpy as np
-    >>> from lsci.perfusion import inverse_correlation_time
+    >>> from lsci.core.perfusion import inverse_correlation_time
     >>> rate = inverse_correlation_time(np.array([0.2, 1.0, 0.0], np.float32), 5e-3)
     >>> [round(float(v), 1) for v in rate]
     [4897.9, 0.0, inf]
@@ -335,7 +335,7 @@ def speckle_flow_index(k: npt.ArrayLike, *, out: np.ndarray | None = None) -> Fl
 
     Examples
     --------
-    >>> from lsci.perfusion import speckle_flow_index
+    >>> from lsci.core.perfusion import speckle_flow_index
     >>> speckle_flow_index([0.5, 0.1]).tolist()
     [4.0, 100.0]
     """
@@ -392,7 +392,7 @@ def correlation_time_approx(
 
     Examples
     --------
-    >>> from lsci.perfusion import correlation_time_approx
+    >>> from lsci.core.perfusion import correlation_time_approx
     >>> [round(float(v), 9) for v in correlation_time_approx([0.1], 5e-3)]
     [5e-05]
     """
@@ -440,7 +440,7 @@ def relative_perfusion(
     Examples
     --------
     >>> import numpy as np
-    >>> from lsci.perfusion import relative_perfusion
+    >>> from lsci.core.perfusion import relative_perfusion
     >>> relative_perfusion([2.0, 3.0, np.nan], [2.0, 0.0, 1.0]).tolist()
     [1.0, nan, nan]
     """
@@ -497,7 +497,7 @@ class PerfusionScale:
 
     Examples
     --------
-    >>> from lsci.perfusion import PerfusionScale
+    >>> from lsci.core.perfusion import PerfusionScale
     >>> s = PerfusionScale.from_reference(2500.0, 250.0, index="inverse_correlation_time")
     >>> s.scale, s.apply([5000.0]).tolist()
     (0.1, [500.0])

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from psygnal import Signal, SignalGroup, SignalInstance
 
+from lsci.acquisition.stats import FrameDrop, PipelineStats, PipelineSummary
 from lsci.drivers.base import FrameInfo
-from lsci.pipeline.stats import FrameDrop, PipelineStats, PipelineSummary
 from lsci.recording import Event
 
 __all__ = ["PipelineSignals"]
@@ -36,7 +36,7 @@ FRAME_PERIOD_S = 0.02
 
 
 class PipelineSignals(SignalGroup):
-    """What an :class:`~lsci.pipeline.AcquisitionPipeline` tells its listeners.
+    """What an :class:`~lsci.acquisition.AcquisitionPipeline` tells its listeners.
 
     Signals
     -------

@@ -3,7 +3,7 @@
 Threads and who owns what:
 
 - The **camera thread** reads every frame with :meth:`~lsci.drivers.base.Camera.read_into`
-  straight into a slot of the :class:`~lsci.pipeline.ring.FrameRing` (the only copy of the
+  straight into a slot of the :class:`~lsci.acquisition.ring.FrameRing` (the only copy of the
   pixels on the hot path is the driver's, into that slot).
 - The **recorder thread** appends committed slots, in order and in runs, to the
   :class:`~lsci.recording.RecordingWriter`, then releases them. It owns the writer: it also
@@ -11,7 +11,7 @@ Threads and who owns what:
   whether the acquisition was stopped or failed.
 - The **live thread** copies the newest frame (a sequence lock, never holding up the camera)
   and computes a live map at the rate the machine affords, skipping frames in between.
-- The **relay thread** (:mod:`lsci.pipeline.signals`) emits every signal.
+- The **relay thread** (:mod:`lsci.acquisition.signals`) emits every signal.
 
 When the recorder falls behind and the ring is full, the camera thread does not wait: it
 reads the frame into the ring's spare slot and the frame is dropped. Waiting would only move
@@ -41,6 +41,10 @@ from typing import Final, Self
 import numba
 import numpy as np
 
+from lsci.acquisition.live import LiveSettings, live_map
+from lsci.acquisition.ring import FrameRing
+from lsci.acquisition.signals import PipelineSignals, Relay
+from lsci.acquisition.stats import FrameDrop, PipelineStats, PipelineSummary
 from lsci.drivers import pixel_formats
 from lsci.drivers.base import (
     Camera,
@@ -51,10 +55,6 @@ from lsci.drivers.base import (
     UnsupportedFeatureError,
 )
 from lsci.errors import LsciError
-from lsci.pipeline.live import LiveSettings, live_map
-from lsci.pipeline.ring import FrameRing
-from lsci.pipeline.signals import PipelineSignals, Relay
-from lsci.pipeline.stats import FrameDrop, PipelineStats, PipelineSummary
 from lsci.recording import AcquisitionMetadata, Event, RecordingWriter
 from lsci.recording.events import check_label
 

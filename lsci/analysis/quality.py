@@ -2,9 +2,9 @@
 
 Masks follow two conventions, named in each function: ``saturated_pixels`` and
 ``low_signal_pixels`` are True at *bad* pixels; :func:`valid_pixels` is True at *usable* pixels,
-the ``mask`` convention of :mod:`lsci.contrast` (pass it on as ``mask=``).
+the ``mask`` convention of :mod:`lsci.core.contrast` (pass it on as ``mask=``).
 
-Speckle grain size (:func:`speckle_grain_px`) uses the definition of :mod:`lsci.simulate`: the
+Speckle grain size (:func:`speckle_grain_px`) uses the definition of :mod:`lsci.sim.speckle`: the
 speckle diameter is the full width, between first zeros, of the intensity autocorrelation
 ``1 + |2 J1(u)/u|²`` of a circular pupil (Goodman 2007), i.e. twice the lag at which the
 normalised autocovariance first vanishes. Contrast is under-estimated when the grain is smaller
@@ -167,7 +167,8 @@ def valid_pixels(
     read_noise_factor: float = 5.0,
     dark: DarkFrame | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """Pixels neither saturated in any frame nor too dark: the ``mask`` for :mod:`lsci.contrast`.
+    """Pixels neither saturated in any frame nor too dark: the ``mask`` for
+    :mod:`lsci.core.contrast`.
 
     Parameters
     ----------
@@ -209,7 +210,7 @@ def speckle_grain_px(frames: npt.ArrayLike, *, max_lag_px: int = 16, warn: bool 
     Returns
     -------
     float
-        Speckle diameter in pixels, the definition of :mod:`lsci.simulate`'s ``grain_px``
+        Speckle diameter in pixels, the definition of :mod:`lsci.sim.speckle`'s ``grain_px``
         (module docstring). Grains of 2 px and less all read about 2–2.3 px: sampled at whole
         pixels, they cannot be told apart (the warning then says so).
 
@@ -231,7 +232,7 @@ def speckle_grain_px(frames: npt.ArrayLike, *, max_lag_px: int = 16, warn: bool 
     divided by the number of overlapping pixel pairs at each lag. Along the rows and the columns
     ``ρ(L) = C(L)/C(0)`` is averaged; at the largest lag ``L`` where ``ρ`` is still above 0.25
     (or ``L = 1``), the Airy model ``ρ = |2 J1(u)/u|²`` with ``u = 2 · 3.8317 · L / d`` is solved
-    for the diameter ``d``. Point-sampled ideal speckle (as :mod:`lsci.simulate` makes) gives
+    for the diameter ``d``. Point-sampled ideal speckle (as :mod:`lsci.sim.speckle` makes) gives
     ``d`` exactly up to estimation noise. Pixel-area integration, uncorrelated noise (it lowers
     ``ρ`` at all lags, so small grains read smaller) or an uneven illumination (a slow trend
     raises ``ρ``) bias the estimate; crop to an evenly lit region of good signal.

@@ -1,8 +1,10 @@
 """Processing recordings on a Dask distributed cluster (the ``dask`` extra).
 
-The plan is the one :func:`lsci.process.process_recording` makes: chunks of frames, with the
+The plan is the one :func:`lsci.processing.process.process_recording` makes: chunks of frames, with
+the
 overlap a temporal window needs. Each chunk becomes a task that a worker runs: it opens the
-recording read-only (SWMR), reads its frames and calls :func:`lsci.process.process_chunk`, the
+recording read-only (SWMR), reads its frames and calls
+:func:`lsci.processing.process.process_chunk`, the
 function the single-machine path calls, so both paths give the same maps. The client keeps the
 recording open in SWMR write mode and stores each result as it arrives; only a bounded number
 of tasks is in flight, so the client's memory does not grow with the recording.
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lsci.process import (
+from lsci.processing.process import (
     Chunk,
     ChunkResult,
     Corrections,
@@ -70,7 +72,8 @@ def process_recording_distributed(
     calibrated: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProcessingResult:
-    """Like :func:`lsci.process.process_recording`, with the chunks computed on a Dask cluster.
+    """Like :func:`lsci.processing.process.process_recording`, with the chunks computed on a Dask
+    cluster.
 
     Parameters
     ----------
@@ -87,7 +90,8 @@ def process_recording_distributed(
     overwrite : bool
         Replace products of the same names computed with different settings.
     calibrated : bool
-        Apply the recording's stored calibrations (see :func:`lsci.process.plan_recording`).
+        Apply the recording's stored calibrations (see
+        :func:`lsci.processing.process.plan_recording`).
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` as results are stored.
 

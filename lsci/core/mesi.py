@@ -3,7 +3,7 @@
 Conventions
 -----------
 K
-    Speckle contrast σ_I/⟨I⟩ from :mod:`lsci.contrast` (float32 maps), one map per exposure,
+    Speckle contrast σ_I/⟨I⟩ from :mod:`lsci.core.contrast` (float32 maps), one map per exposure,
     stacked as ``(n_exposures, H, W)`` (or ``(n_exposures,)`` for a single point), all computed
     with the same window and estimator.
 T (``exposures_s``)
@@ -14,7 +14,7 @@ T (``exposures_s``)
     Fraction of the detected light that is dynamically scattered, ``0 <= ρ <= 1`` (1: no
     static scattering).
 β (``beta``)
-    Coherence factor, ``0 < β <= 1``, as in :mod:`lsci.perfusion`.
+    Coherence factor, ``0 < β <= 1``, as in :mod:`lsci.core.perfusion`.
 ν (``nu``)
     Additive contrast offset from experimental noise and nonergodic variance.
 
@@ -27,7 +27,7 @@ is, with x = T/τc,
 
 The three terms are the dynamic–dynamic, dynamic–static (heterodyne) and static–static parts of
 the intensity variance. With ρ = 1 and ν = 0 it reduces to the single-exposure visibility
-equation of :func:`lsci.perfusion.visibility_k2`.
+equation of :func:`lsci.core.perfusion.visibility_k2`.
 
 References
 ----------
@@ -48,7 +48,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsci._kernels import mesi as _km
+from lsci.core._kernels import mesi as _km
 
 __all__ = ["MesiFit", "fit_mesi", "mesi_model"]
 
@@ -136,7 +136,7 @@ def mesi_model(
 
     Examples
     --------
-    >>> from lsci.mesi import mesi_model
+    >>> from lsci.core.mesi import mesi_model
     >>> mesi_model([1e-6, 1e-3, 1.0], 1e-3, rho=0.5, beta=0.64).round(4).tolist()
     [0.7999, 0.6973, 0.401]
     """
@@ -294,7 +294,7 @@ def fit_mesi(
     Examples
     --------
     >>> import numpy as np
-    >>> from lsci.mesi import fit_mesi, mesi_model
+    >>> from lsci.core.mesi import fit_mesi, mesi_model
     >>> t = np.geomspace(50e-6, 80e-3, 8)
     >>> k = mesi_model(t, 1e-3, rho=0.6, beta=0.8)
     >>> fit = fit_mesi(k, t)

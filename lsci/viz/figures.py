@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lsci.compare import Comparison
+from lsci.analysis.compare import Comparison
 
 __all__ = ["comparison_figure", "map_figure", "maps_figure", "timecourse_figure"]
 
@@ -130,8 +130,8 @@ def comparison_figure(
 
     Parameters
     ----------
-    comparison : lsci.compare.Comparison
-        From :func:`lsci.compare.compare_before_after`.
+    comparison : lsci.analysis.compare.Comparison
+        From :func:`lsci.analysis.compare.compare_before_after`.
     path : str or Path
         PNG file to write.
     masks : dict of str to (M, N) bool array
