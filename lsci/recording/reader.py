@@ -18,6 +18,7 @@ from lsci.recording.derived import DerivedInfo, read_info
 from lsci.recording.errors import CorruptRecordingError, RecordingFormatError
 from lsci.recording.events import Event, read_events
 from lsci.recording.metadata import AcquisitionMetadata
+from lsci.recording.products import ProductSet, find_product_sets
 
 Index = int | slice | tuple[Any, ...]
 
@@ -168,6 +169,7 @@ class Recording:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._product_files: dict[Path, h5py.File] = {}
         self._file = open_for_reading(self.path)
         try:
             self._load()
@@ -340,16 +342,57 @@ class Recording:
         }
 
     @property
+    def product_sets(self) -> list[ProductSet]:
+        """The finished product sets beside the recording (``session.lsci/``), oldest first."""
+        return find_product_sets(self.path)
+
+    @property
     def derived(self) -> Mapping[str, DerivedProduct]:
-        """Derived products by name, with provenance; data read lazily."""
+        """Every derived product, with provenance; data read lazily.
+
+        Products of a product set beside the recording are named ``"<set>/<product>"``
+        (for example ``"spatial-w7-avg8-inverse_tau-3f2a9c01de/perfusion"``); products that
+        older lsci versions stored inside the recording keep their plain names. Use
+        :meth:`product` to find a product by its plain name.
+        """
+        products: dict[str, DerivedProduct] = {}
         group = self._file.get(layout.DERIVED)
-        if group is None:
-            return {}
-        return {
-            name: DerivedProduct(item, self.path)
-            for name, item in group.items()
-            if isinstance(item, h5py.Dataset)
-        }
+        if group is not None:
+            for name, item in group.items():
+                if isinstance(item, h5py.Dataset):
+                    products[name] = DerivedProduct(item, self.path)
+        for product_set in self.product_sets:
+            handle = self._product_files.get(product_set.path)
+            if handle is None:
+                try:
+                    handle = h5py.File(product_set.path, "r")
+                except OSError:
+                    continue  # removed or replaced since it was listed
+                self._product_files[product_set.path] = handle
+            for name in product_set.products:
+                dataset = handle[name]
+                products[f"{product_set.path.stem}/{name}"] = DerivedProduct(
+                    dataset, product_set.path
+                )
+        return products
+
+    def product(self, name: str) -> DerivedProduct:
+        """A derived product by its full name, or by its plain name from the newest set.
+
+        Raises
+        ------
+        KeyError
+            When no product has that name; the message lists the ones there are.
+        """
+        products = self.derived
+        if name in products:
+            return products[name]
+        matching = [key for key in products if key.rsplit("/", 1)[-1] == name]
+        if not matching:
+            raise KeyError(
+                f"no derived product {name!r}; there are: {', '.join(products) or 'none'}"
+            )
+        return products[matching[-1]]
 
     @property
     def compression(self) -> str | None:
@@ -365,7 +408,10 @@ class Recording:
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (and the product sets read through it)."""
+        for handle in self._product_files.values():
+            handle.close()
+        self._product_files.clear()
         self._file.close()
 
     @property

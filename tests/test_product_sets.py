@@ -1,0 +1,160 @@
+"""Product sets beside a sealed recording: atomic publication, coexistence, discovery."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
+from lsci.recording.errors import RecordingError
+from lsci.recording.products import ProductSetWriter, find_product_sets, product_folder
+
+SHAPE = (16, 24)
+META = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, pixel_format="Mono8", bit_depth=8)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Path:
+    path = tmp_path / "session.h5"
+    rng = np.random.default_rng(3)
+    with RecordingWriter(path, META, frame_shape=SHAPE, dtype=np.uint8) as writer:
+        for i in range(8):
+            writer.append(rng.integers(0, 256, SHAPE, dtype=np.uint8), frame_id=i)
+    return path
+
+
+def _write_set(recording: Path, window: int, maps: np.ndarray) -> ProductSetWriter:
+    with ProductSetWriter(
+        recording,
+        {"contrast": maps.shape},
+        algorithm="spatial_contrast",
+        parameters={"mode": "spatial", "window": window},
+        attributes={"contrast": {"unit": "1"}},
+    ) as out:
+        if not out.complete:
+            out.write("contrast", 0, maps)
+    return out
+
+
+def test_a_set_is_published_beside_the_recording_which_is_unchanged(recording: Path) -> None:
+    before = _sha256(recording)
+    maps = np.random.default_rng(0).random((8, *SHAPE), dtype=np.float32)
+    out = _write_set(recording, 7, maps)
+    assert out.path.parent == product_folder(recording) == recording.with_name("session.lsci")
+    assert out.path.name.startswith("spatial-w7-")
+    assert _sha256(recording) == before
+    # Readable with plain h5py, no lsci: attributes name the recording and the settings.
+    with h5py.File(out.path, "r") as handle:
+        assert handle.attrs["lsci_format"] == "lsci-products"
+        assert handle.attrs["recording"] == "session.h5"
+        np.testing.assert_array_equal(handle["contrast"][()], maps)
+        assert handle["contrast"].attrs["unit"] == "1"
+    with open_recording(recording) as rec:
+        name = f"{out.path.stem}/contrast"
+        assert list(rec.derived) == [name]
+        np.testing.assert_array_equal(rec.product("contrast").read(), maps)
+        assert rec.product(name).info.parameters == {"mode": "spatial", "window": 7}
+        assert not list(product_folder(recording).glob(".*"))
+
+
+def test_settings_coexist_and_the_same_settings_are_recognised(recording: Path) -> None:
+    maps = np.ones((8, *SHAPE), dtype=np.float32)
+    first = _write_set(recording, 7, maps)
+    mtime = first.path.stat().st_mtime_ns
+    again = _write_set(recording, 7, maps * 2)  # same settings: recognised, not recomputed
+    assert again.path == first.path
+    assert first.path.stat().st_mtime_ns == mtime
+    other = _write_set(recording, 9, maps * 3)
+    assert other.path != first.path
+    sets = find_product_sets(recording)
+    assert [s.parameters["window"] for s in sets] == [7, 9]
+    with open_recording(recording) as rec:
+        assert len(rec.derived) == 2
+        # the newest set answers a plain name
+        np.testing.assert_array_equal(rec.product("contrast").read(), maps * 3)
+    other.path.unlink()  # deleting a set's file is all it takes to remove it
+    assert [s.path for s in find_product_sets(recording)] == [first.path]
+
+
+def test_an_error_while_writing_leaves_nothing(recording: Path) -> None:
+    maps = np.ones((8, *SHAPE), dtype=np.float32)
+    writer = ProductSetWriter(
+        recording, {"contrast": maps.shape}, algorithm="a", parameters={"window": 7}
+    )
+    with pytest.raises(RuntimeError, match="stop"), writer as out:
+        out.write("contrast", 0, maps[:4])
+        raise RuntimeError("stop")
+    assert not writer.path.exists()
+    assert list(product_folder(recording).iterdir()) == []
+    assert find_product_sets(recording) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_writer_leaves_no_product_and_a_rerun_completes(
+    recording: Path, sig: signal.Signals
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time, numpy as np
+        from lsci.recording.products import ProductSetWriter
+        with ProductSetWriter({str(recording)!r}, {{"contrast": (8, {SHAPE[0]}, {SHAPE[1]})}},
+                              algorithm="a", parameters={{"window": 7}}) as out:
+            out.write("contrast", 0, np.ones((2, {SHAPE[0]}, {SHAPE[1]}), np.float32))
+            print("writing", flush=True)
+            time.sleep(60)
+        """
+    )
+    before = _sha256(recording)
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "writing"
+        process.send_signal(sig)
+        process.wait(timeout=30)
+    assert _sha256(recording) == before
+    assert find_product_sets(recording) == []
+    leftovers = list(product_folder(recording).glob(".*.partial"))
+    assert len(leftovers) == 1  # at most a hidden temporary file, never a product
+    with h5py.File(recording, "r") as handle:  # never opened for writing: not locked
+        assert handle["raw/frames"].shape[0] == 8
+    # The next run ignores it, completes, and removes it once it is stale.
+    old = time.time() - 3600
+    os.utime(leftovers[0], (old, old))
+    out = _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
+    assert out.path.exists()
+    assert not leftovers[0].exists()
+
+
+def test_a_symlinked_products_folder_is_refused(recording: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    product_folder(recording).symlink_to(elsewhere)
+    with pytest.raises(RecordingError, match="symbolic link"):
+        _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_sets_of_another_recording_or_other_files_are_not_listed(recording: Path) -> None:
+    _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
+    folder = product_folder(recording)
+    (folder / "notes.h5").write_bytes(b"not hdf5")
+    with h5py.File(folder / "foreign.h5", "w") as handle:
+        handle.attrs["lsci_format"] = "lsci-products"
+        handle.attrs["format_version"] = 1
+        handle.attrs["recording"] = "other.h5"
+    assert len(find_product_sets(recording)) == 1
