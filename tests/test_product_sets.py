@@ -95,9 +95,14 @@ def test_an_error_while_writing_leaves_nothing(recording: Path) -> None:
     writer = ProductSetWriter(
         recording, {"contrast": maps.shape}, algorithm="a", parameters={"window": 7}
     )
-    with pytest.raises(RuntimeError, match="stop"), writer as out:
-        out.write("contrast", 0, maps[:4])
-        raise RuntimeError("stop")
+
+    def interrupted() -> None:
+        with writer as out:
+            out.write("contrast", 0, maps[:4])
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        interrupted()
     assert not writer.path.exists()
     assert list(product_folder(recording).iterdir()) == []
     assert find_product_sets(recording) == []
