@@ -6,7 +6,8 @@ recording into a clean file with :func:`repair_copy`, and convert from and to TI
 with :mod:`lsci.recording.convert`.
 """
 
-from lsci.recording.calibration import Calibration, save_calibration
+from lsci.recording.annotations import add_event, save_calibration
+from lsci.recording.calibration import Calibration
 from lsci.recording.derived import DerivedInfo, SavedDerived, find_derived, save_derived
 from lsci.recording.errors import (
     CorruptRecordingError,
@@ -17,7 +18,7 @@ from lsci.recording.errors import (
     RecordingStateError,
     RecordingWriteError,
 )
-from lsci.recording.events import Event, add_event
+from lsci.recording.events import Event
 from lsci.recording.layout import FORMAT_VERSION
 from lsci.recording.metadata import AcquisitionMetadata
 from lsci.recording.reader import DerivedProduct, FrameStack, Recording, open_recording

@@ -10,15 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from numbers import Real
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
 from lsci._version import __version__
-from lsci.recording import layout
-from lsci.recording._h5 import check_name, decode_attrs, open_for_editing, write_error
+from lsci.recording._h5 import check_name, decode_attrs
 from lsci.recording.errors import RecordingError
 from lsci.recording.metadata import format_utc
 
@@ -153,47 +151,3 @@ def read_calibration(group: h5py.Group) -> Calibration:
         created_utc=created,
         lsci_version=version,
     )
-
-
-def save_calibration(
-    path: str | Path,
-    name: str,
-    arrays: Mapping[str, np.ndarray],
-    attrs: Mapping[str, Any] | None = None,
-    *,
-    overwrite: bool = False,
-) -> None:
-    """Save a calibration into a closed recording.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The recording.
-    name : str
-        Calibration name, e.g. ``"dark_frame"`` or ``"beta"``.
-    arrays : dict of str to numpy.ndarray
-        The arrays to store (bool, integer or float), each as a dataset.
-    attrs : dict, optional
-        Scalar, string or 1-D numeric attributes (units in the names).
-    overwrite : bool
-        Replace an existing calibration of the same name.
-
-    Raises
-    ------
-    TypeError, ValueError
-        When the calibration cannot be stored.
-    RecordingError
-        When the file cannot be modified or the name exists.
-
-    Examples
-    --------
-    >>> save_calibration("run.h5", "dark_frame", {"mean": dark}, {"exposure_s": 0.005})
-    ... # doctest: +SKIP
-    """
-    name, checked, clean = check_calibration(name, arrays, attrs)
-    with open_for_editing(path) as handle:
-        try:
-            parent = handle.require_group(layout.CALIBRATIONS)
-            write_calibration(parent, name, checked, clean, overwrite=overwrite)
-        except OSError as exc:
-            raise write_error(path, exc, f"saving calibration {name!r}") from None

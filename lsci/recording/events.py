@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import numpy as np
 
 from lsci.recording import layout
-from lsci.recording._h5 import open_for_editing, write_error
 
 #: HDF5 type of the labels: fixed-length UTF-8, which MATLAB's h5read returns as text.
 LABEL_DTYPE = h5py.string_dtype("utf-8", layout.EVENT_LABEL_BYTES)
@@ -120,80 +118,3 @@ def read_events(handle: h5py.File) -> tuple[Event, ...]:
         )
         for i in range(count)
     )
-
-
-def add_event(
-    path: str | Path,
-    label: str,
-    *,
-    time_s: float | None = None,
-    host_time_ns: int | None = None,
-    frame_index: int | None = None,
-) -> Event:
-    """Add an event marker to a closed recording.
-
-    Give the moment in exactly one way: seconds since the recording's start, host time, or the
-    index of a frame (the event is then at that frame's host timestamp).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The recording.
-    label : str
-        1 to 128 UTF-8 bytes, e.g. ``"needling start"``.
-    time_s : float, optional
-        Seconds since ``start_host_time_ns``.
-    host_time_ns : int, optional
-        Host clock, nanoseconds since the Unix epoch.
-    frame_index : int, optional
-        Index of a stored frame.
-
-    Returns
-    -------
-    Event
-        The stored event, with all three time fields filled in.
-
-    Raises
-    ------
-    TypeError, ValueError
-        When the label or the moment is invalid.
-    RecordingError
-        When the file is not a closed, writable recording.
-
-    Examples
-    --------
-    >>> add_event("run.h5", "needling start", time_s=12.5)  # doctest: +SKIP
-    """
-    encoded = check_label(label)
-    given = [v is not None for v in (time_s, host_time_ns, frame_index)]
-    if sum(given) != 1:
-        raise ValueError(
-            "give exactly one of time_s, host_time_ns and frame_index, got "
-            f"time_s={time_s!r}, host_time_ns={host_time_ns!r}, frame_index={frame_index!r}"
-        )
-    with open_for_editing(path) as handle:
-        host = handle[layout.HOST_TIMESTAMP]
-        count = min(handle[name].shape[0] for name in layout.PER_FRAME)
-        acquisition = handle.get(layout.ACQUISITION)
-        start = None if acquisition is None else acquisition.attrs.get("start_host_time_ns")
-        if start is None:
-            start = host[0] if count else 0
-        start_ns = int(start)
-        if frame_index is not None:
-            if isinstance(frame_index, bool) or not 0 <= int(frame_index) < count:
-                raise ValueError(
-                    f"frame_index={frame_index!r} is invalid: allowed 0 to {count - 1}"
-                )
-            moment = int(host[int(frame_index)])
-        elif time_s is not None:
-            if not np.isfinite(time_s):
-                raise ValueError(f"time_s={time_s!r} is invalid: it must be finite")
-            moment = start_ns + round(float(time_s) * 1e9)
-        else:
-            moment = int(host_time_ns)  # type: ignore[arg-type]
-        stamps = host[:count]
-        index = int(np.count_nonzero(stamps < moment))
-        try:
-            return write_event(handle, encoded, moment, start_ns, index)
-        except OSError as exc:
-            raise write_error(path, exc, "adding an event") from None

@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +39,7 @@ from lsci.recording._h5 import check_name, decode, describe_os_error, write_erro
 from lsci.recording.derived import canonical_parameters, write_provenance
 from lsci.recording.errors import RecordingError, RecordingFormatError
 from lsci.recording.metadata import format_utc
+from lsci.recording.sidecar import create_temporary, make_folder, publish, sidecar_folder
 
 __all__ = [
     "PRODUCTS_FORMAT_NAME",
@@ -55,17 +54,10 @@ __all__ = [
 PRODUCTS_FORMAT_NAME = "lsci-products"
 #: Version of the product-set layout this module writes.
 PRODUCTS_FORMAT_VERSION = 1
-#: Suffix of the folder beside a recording that holds its product sets.
-FOLDER_SUFFIX = ".lsci"
-_PARTIAL = ".partial"
-#: A temporary file older than this, whose writer is gone, is left over from an interrupted run.
-_STALE_AFTER_S = 60.0
 
 
-def product_folder(recording: str | os.PathLike[str]) -> Path:
-    """The folder holding a recording's product sets: ``session.lsci`` for ``session.h5``."""
-    path = Path(recording)
-    return path.with_name(path.stem + FOLDER_SUFFIX)
+#: The folder holding a recording's product sets: ``session.lsci`` for ``session.h5``.
+product_folder = sidecar_folder
 
 
 def set_name(algorithm: str, parameters: Mapping[str, Any]) -> str:
@@ -248,9 +240,8 @@ class ProductSetWriter:
     def __enter__(self) -> ProductSetWriter:
         if self.complete:
             return self
-        self._make_folder()
-        self._remove_stale_partials()
-        self._temporary = self._create_exclusive()
+        make_folder(self.recording)
+        self._temporary = create_temporary(self.folder, self.path.stem)
         try:
             self._handle = h5py.File(self._temporary, "w", libver="latest")
             self._write_layout(self._handle)
@@ -258,46 +249,6 @@ class ProductSetWriter:
             self._discard()
             raise write_error(self._temporary, exc, "creating a product set") from None
         return self
-
-    def _make_folder(self) -> None:
-        if self.folder.is_symlink():
-            raise RecordingError(
-                self.folder, "is a symbolic link; lsci writes products only into a real folder"
-            )
-        try:
-            self.folder.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise RecordingError(
-                self.folder, f"cannot create the products folder: {exc.strerror}"
-            ) from None
-        if not self.folder.is_dir():
-            raise RecordingError(self.folder, "exists and is not a folder")
-
-    def _create_exclusive(self) -> Path:
-        """A new, empty, hidden file in the products folder, never reached through a link."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        while True:
-            candidate = (
-                self.folder / f".{self.path.stem}.{os.getpid()}-{secrets.token_hex(6)}{_PARTIAL}"
-            )
-            try:
-                descriptor = os.open(candidate, flags, 0o644)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise RecordingError(self.folder, f"cannot create a file: {exc.strerror}") from None
-            os.close(descriptor)
-            return candidate
-
-    def _remove_stale_partials(self) -> None:
-        """Remove what interrupted runs left: partial files whose writer process is gone."""
-        now = time.time()
-        for path in self.folder.glob(f".*{_PARTIAL}"):
-            pid_text = path.name.rsplit(".", 2)[-2].split("-", 1)[0]
-            alive = pid_text.isdigit() and _process_alive(int(pid_text))
-            with contextlib.suppress(OSError):
-                if not alive and now - path.lstat().st_mtime > _STALE_AFTER_S:
-                    path.unlink()
 
     def _write_layout(self, handle: h5py.File) -> None:
         handle.attrs["lsci_format"] = PRODUCTS_FORMAT_NAME
@@ -347,14 +298,8 @@ class ProductSetWriter:
         try:
             self._handle.close()
             self._handle = None
-            descriptor = os.open(self._temporary, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.replace(self._temporary, self.path)
+            publish(self._temporary, self.path)
             self._temporary = None
-            _fsync_folder(self.folder)
         except OSError as exc:
             self._discard()
             raise write_error(self.path, exc, "publishing the product set") from None
@@ -382,23 +327,3 @@ class ProductSetWriter:
             self._discard()
             return
         self._publish()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable: fsync the folder's entry table (POSIX)."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)

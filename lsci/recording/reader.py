@@ -13,6 +13,7 @@ import numpy as np
 
 from lsci.recording import layout
 from lsci.recording._h5 import check_root, decode, decode_attrs, describe_os_error, open_for_reading
+from lsci.recording.annotations import read_annotations
 from lsci.recording.calibration import Calibration, read_calibration
 from lsci.recording.derived import DerivedInfo, read_info
 from lsci.recording.errors import CorruptRecordingError, RecordingFormatError
@@ -326,20 +327,27 @@ class Recording:
     # ----------------------------------------------------------------- other groups
     @property
     def events(self) -> tuple[Event, ...]:
-        """Event markers in stored order."""
-        return read_events(self._file)
+        """Event markers: those recorded during acquisition, then those added later beside the
+        recording, each in stored order."""
+        added, _ = read_annotations(self.path)
+        return (*read_events(self._file), *added)
 
     @property
     def calibrations(self) -> Mapping[str, Calibration]:
-        """Stored calibrations by name, loaded on access."""
+        """Calibrations by name, loaded on access: those stored during acquisition, and those
+        added later beside the recording (a later one of the same name takes precedence)."""
         group = self._file.get(layout.CALIBRATIONS)
-        if group is None:
-            return {}
-        return {
-            name: read_calibration(item)
-            for name, item in group.items()
-            if isinstance(item, h5py.Group)
-        }
+        stored = (
+            {}
+            if group is None
+            else {
+                name: read_calibration(item)
+                for name, item in group.items()
+                if isinstance(item, h5py.Group)
+            }
+        )
+        _, added = read_annotations(self.path)
+        return {**stored, **added}
 
     @property
     def product_sets(self) -> list[ProductSet]:

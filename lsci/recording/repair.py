@@ -13,6 +13,7 @@ import h5py
 
 from lsci.recording import layout
 from lsci.recording._h5 import open_for_reading
+from lsci.recording.annotations import read_annotations
 from lsci.recording.errors import RecordingError
 from lsci.recording.reader import open_recording
 from lsci.recording.writer import RecordingWriter
@@ -85,6 +86,11 @@ def repair_copy(
                     )
                 for event in rec.events:
                     writer.add_event(event.label, host_time_ns=event.host_time_ns)
+                # Calibrations added beside the source after acquisition (the ones stored in it
+                # are copied below with their attributes as they are).
+                _, added = read_annotations(source)
+                for name, calibration in added.items():
+                    writer.save_calibration(name, dict(calibration.arrays), dict(calibration.attrs))
             _copy_groups(Path(source), target)
             with open_recording(target) as copy:
                 if len(copy) != count or not (copy.frame_ids == ids).all():

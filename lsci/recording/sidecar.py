@@ -1,0 +1,122 @@
+"""The folder beside a sealed recording, and writing files into it safely.
+
+Everything lsci makes from a recording after acquisition closed it goes into ``session.lsci/``
+beside ``session.h5``: product sets (:mod:`lsci.recording.products`) and annotations added
+later (:mod:`lsci.recording.annotations`). Every file there is written under a hidden temporary
+name created exclusively (never through a symbolic link) and renamed into place only when it is
+complete, so readers see whole files or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from lsci.recording.errors import RecordingError
+
+__all__ = ["FOLDER_SUFFIX", "create_temporary", "folder_lock", "publish", "sidecar_folder"]
+
+#: Suffix of the folder beside a recording: ``session.lsci`` for ``session.h5``.
+FOLDER_SUFFIX = ".lsci"
+PARTIAL = ".partial"
+#: A temporary file older than this, whose writer is gone, was left by an interrupted run.
+_STALE_AFTER_S = 60.0
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def sidecar_folder(recording: str | os.PathLike[str]) -> Path:
+    """The folder beside a recording that holds what was made from it later."""
+    path = Path(recording)
+    return path.with_name(path.stem + FOLDER_SUFFIX)
+
+
+def make_folder(recording: str | os.PathLike[str]) -> Path:
+    """Create the sidecar folder if needed; refuse a symbolic link or a non-folder there."""
+    folder = sidecar_folder(recording)
+    if folder.is_symlink():
+        raise RecordingError(
+            folder, "is a symbolic link; lsci writes only into a real folder beside the recording"
+        )
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RecordingError(folder, f"cannot create the folder: {exc.strerror}") from None
+    if not folder.is_dir():
+        raise RecordingError(folder, "exists and is not a folder")
+    return folder
+
+
+def create_temporary(folder: Path, stem: str) -> Path:
+    """A new, empty, hidden file in ``folder``, created exclusively and never through a link.
+
+    The name carries this process's id, so later runs can tell a file whose writer is gone.
+    """
+    _remove_stale(folder)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    while True:
+        candidate = folder / f".{stem}.{os.getpid()}-{secrets.token_hex(6)}{PARTIAL}"
+        try:
+            descriptor = os.open(candidate, flags, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RecordingError(folder, f"cannot create a file: {exc.strerror}") from None
+        os.close(descriptor)
+        return candidate
+
+
+def publish(temporary: Path, final: Path) -> None:
+    """Make a finished temporary file durable and give it its final name atomically."""
+    descriptor = os.open(temporary, os.O_RDONLY | _NOFOLLOW)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, final)
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        descriptor = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock for read-modify-write updates of one file in ``folder``."""
+    path = folder / f".{name}.lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise RecordingError(path, f"cannot create the lock file: {exc.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _remove_stale(folder: Path) -> None:
+    """Remove temporary files of interrupted runs: old ones whose writer process is gone."""
+    now = time.time()
+    for path in folder.glob(f".*{PARTIAL}"):
+        pid_text = path.name[: -len(PARTIAL)].rsplit(".", 1)[-1].split("-", 1)[0]
+        alive = pid_text.isdigit() and _process_alive(int(pid_text))
+        with contextlib.suppress(OSError):
+            if not alive and now - path.lstat().st_mtime > _STALE_AFTER_S:
+                path.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
