@@ -220,4 +220,3 @@ def utc_to_ns(text: str) -> int:
     moment = datetime.fromisoformat(text)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
