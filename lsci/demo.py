@@ -36,7 +36,7 @@ from lsci.analysis.time_windows import (
 from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
 from lsci.core.perfusion import speckle_flow_index
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-from lsci.processing.process import ProcessingSettings, process_recording
+from lsci.processing import ProcessingSettings, process_recording
 from lsci.recording import RecordingWriter, open_recording
 from lsci.sim.speckle import skin_reflectance_map
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
@@ -154,7 +154,7 @@ def _acquire(
             dtype=camera.frame_dtype,
             overwrite=True,
         )
-        live = LiveSettings(window=settings.window, quantity="flow_index", max_rate_hz=5.0)
+        live = LiveSettings(window=settings.window, model="inverse_k2", max_rate_hz=5.0)
         pipeline = AcquisitionPipeline(camera, writer, live=live)
 
         def status(stats: PipelineStats) -> None:
@@ -271,7 +271,7 @@ def run_demo(
         mode="spatial",
         window=settings.window,
         average=average,
-        model="tau",
+        model="inverse_tau",
         exposure_s=settings.exposure_s,
     )
     result = process_recording(session, processing, overwrite=True)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from lsci.core.contrast import spatial_contrast, spatiotemporal_contrast, temporal_contrast
 from lsci.core.perfusion import inverse_correlation_time, speckle_flow_index
-from lsci.processing.process import ProcessingSettings, plan_chunks, process_recording
+from lsci.processing import ProcessingSettings, process_recording
+from lsci.processing.chunks import plan_chunks
 from lsci.recording import (
     AcquisitionMetadata,
     DerivedProductExistsError,
@@ -95,7 +96,7 @@ def test_chunked_processing_equals_whole_stack(
 def test_tau_model_uses_exposure_and_beta(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     frames = write_recording(path, n_frames=12)
-    settings = ProcessingSettings(model="tau", exposure_s=0.005, beta=0.8)
+    settings = ProcessingSettings(model="inverse_tau", exposure_s=0.005, beta=0.8)
     process_recording(path, settings)
     with open_recording(path) as rec:
         rate = rec.derived["perfusion"][...]
@@ -141,9 +142,9 @@ def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode='fourier'"):
         ProcessingSettings(mode="fourier")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs the exposure time"):
-        ProcessingSettings(model="tau")
+        ProcessingSettings(model="inverse_tau")
     with pytest.raises(ValueError, match=r"beta=1\.5"):
-        ProcessingSettings(model="tau", exposure_s=0.01, beta=1.5)
+        ProcessingSettings(model="inverse_tau", exposure_s=0.01, beta=1.5)
     path = tmp_path / "short.h5"
     write_recording(path, n_frames=3)
     with pytest.raises(ValueError, match="too few for one map"):
@@ -167,7 +168,7 @@ def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
     for calibration in (dark, camera, beta):
         calibration.save_to_recording(path)
 
-    settings = ProcessingSettings(window=5, model="tau", exposure_s=0.005)
+    settings = ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005)
     process_recording(path, settings)
     k2, _ = fundamental_k2(frames, camera, dark=dark, window=5)
     expected_k = np.sqrt(np.maximum(k2, 0))
@@ -198,6 +199,8 @@ def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7).save_to_recording(path)
     with pytest.raises(CalibrationMismatchError, match=r"window=5 \(calibrated: 7\)"):
-        process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005))
+        process_recording(path, ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005))
     # An explicit β is the user's choice and is used as given.
-    process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005, beta=0.9))
+    process_recording(
+        path, ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005, beta=0.9)
+    )
