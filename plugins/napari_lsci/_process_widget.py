@@ -91,6 +91,7 @@ class ProcessWidget(Container):
         self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.worker: Any = None
+        self._source: Path | None = None
         self.extend(
             [
                 self.layer,
@@ -141,10 +142,18 @@ class ProcessWidget(Container):
             names = [f"calibration {name}" for name in beta_calibrations(path)]
         return [RECORDED_BETA, MANUAL_BETA, *names]
 
+    def reset_choices(self, *_args: Any) -> None:
+        """Refresh the layer list, and the defaults when the source changed with it."""
+        super().reset_choices()
+        self._source_changed()
+
     def _source_changed(self, _value: Any = None) -> None:
         self.beta_source.reset_choices()
         path = self.recording_path()
-        self.model.value = default_model(exposure_of(path) if path is not None else None)
+        if path != self._source:
+            # A new source gets the default model for it, as `lsci process` would choose.
+            self._source = path
+            self.model.value = default_model(exposure_of(path) if path is not None else None)
         self._update_enabled()
 
     def _update_enabled(self, _value: Any = None) -> None:
