@@ -204,3 +204,34 @@ def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
     process_recording(
         path, ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005, beta=0.9)
     )
+
+
+def test_a_stack_in_memory_and_its_recording_give_the_same_maps(tmp_path: Path) -> None:
+    from lsci.calibration import CameraNoise, DarkFrame, calibrate_beta
+    from lsci.processing import Calibrations, process_frames
+
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=12)
+    rng = np.random.default_rng(4)
+    dark = DarkFrame.from_frames(rng.normal(4.0, 1.0, size=(10, *FRAME_SHAPE)).round())
+    camera = CameraNoise(gain_adu_per_e=0.5, read_noise_e=2.0)
+    beta = calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=5)
+    for calibration in (dark, camera, beta):
+        calibration.save_to_recording(path)
+    settings = ProcessingSettings(window=5, average=3, exposure_s=0.005)
+    process_recording(path, settings, memory_bytes=3 * frames[0].nbytes * 4)
+    in_memory = process_frames(frames, settings, Calibrations(dark, camera, beta))
+    assert in_memory.settings.model == "inverse_tau"
+    assert in_memory.settings.beta == beta.beta
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(in_memory.contrast, rec.derived["contrast"][...])
+        np.testing.assert_array_equal(in_memory.perfusion, rec.derived["perfusion"][...])
+        assert in_memory.parameters() == rec.derived["perfusion"].info.parameters
+    with pytest.raises(ValueError, match="another region of interest"):
+        process_frames(frames[:, :10], settings, Calibrations(dark=dark))
+    with pytest.raises(ValueError, match="camera-noise correction is not defined"):
+        process_frames(
+            frames,
+            ProcessingSettings(mode="spatiotemporal", window=3, frames_window=4),
+            Calibrations(camera=camera),
+        )
