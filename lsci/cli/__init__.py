@@ -33,13 +33,14 @@ def main() -> None:
 def _register() -> None:
     from lsci.cli.acquire import acquire
     from lsci.cli.cameras import cameras
+    from lsci.cli.compare import compare
     from lsci.cli.demo import demo
     from lsci.cli.export import export_command
     from lsci.cli.info import info
     from lsci.cli.process import process
     from lsci.cli.view import view
 
-    for command in (acquire, cameras, demo, export_command, info, process, view):
+    for command in (acquire, cameras, compare, demo, export_command, info, process, view):
         main.add_command(command)
 
 
