@@ -27,7 +27,8 @@ import numpy as np
 import tifffile
 
 from lsci.recording import layout
-from lsci.recording.errors import RecordingExistsError, RecordingFormatError
+from lsci.recording.atomic import atomic_write, atomic_writes
+from lsci.recording.errors import RecordingFormatError, RecordingStateError
 from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
 from lsci.recording.reader import Recording, open_recording
 from lsci.recording.writer import RecordingWriter
@@ -169,8 +170,13 @@ def export(
     vmin: float | None = None,
     vmax: float | None = None,
     overwrite: bool = False,
+    allow_incomplete: bool = False,
 ) -> list[Path]:
     """Export raw frames, per-frame timestamps or a derived product.
+
+    Every output is written under a temporary name in its folder and renamed when complete: a
+    failure (disk full, read-only folder, a damaged frame) leaves no file under the output
+    name. The output may never be the recording itself, under any name.
 
     Parameters
     ----------
@@ -186,9 +192,12 @@ def export(
     start, stop : int, optional
         Frame range ``[start, stop)`` of a stack (raw frames or a 3-D product).
     vmin, vmax : float, optional
-        PNG scaling limits; default: the data's minimum and maximum.
+        PNG scaling limits (finite); default: the data's minimum and maximum.
     overwrite : bool
         Replace existing output files.
+    allow_incomplete : bool
+        Export a derived product whose computation did not finish (its unwritten maps are
+        NaN); refused by default.
 
     Returns
     -------
@@ -198,27 +207,41 @@ def export(
     Raises
     ------
     ValueError
-        When ``what``, ``fmt`` or the range is invalid for the data.
+        When ``what``, ``fmt``, the range or the PNG limits are invalid for the data.
     RecordingError
-        When the recording cannot be read or an output file exists.
+        When the recording cannot be read, an output file exists, is the recording, or
+        cannot be written, or the product is incomplete.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is invalid: allowed {FORMATS}")
+    for name, limit in (("vmin", vmin), ("vmax", vmax)):
+        if limit is not None and not np.isfinite(limit):
+            raise ValueError(f"{name}={limit!r} is invalid: it must be a finite number")
     out = Path(out)
+    source = Path(path)
     with open_recording(path) as rec:
         if what == TIMESTAMPS:
             if fmt != "csv" or start is not None or stop is not None:
                 raise ValueError("what='timestamps' exports the whole table, as CSV only")
-            return [_write_timestamps(rec, out, overwrite)]
+            with atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary:
+                _write_timestamps(rec, temporary)
+            return [out]
         data: Any
         if what == RAW:
             data = rec.frames
         elif what in rec.derived:
             data = rec.derived[what]
+            if not data.info.complete and not allow_incomplete:
+                raise RecordingStateError(
+                    rec.path,
+                    f"derived product {what!r} is incomplete: its computation did not finish, "
+                    "so part of it was never written (NaN). Compute it again, or export it "
+                    "anyway with the incomplete flag",
+                )
         else:
             known = ", ".join([RAW, TIMESTAMPS, *rec.derived]) or "none"
             raise ValueError(f"what={what!r} is invalid for {rec.path}: allowed {known}")
-        return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite)
+        return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite, source)
 
 
 def _export_array(
@@ -230,6 +253,7 @@ def _export_array(
     vmin: float | None,
     vmax: float | None,
     overwrite: bool,
+    source: Path,
 ) -> list[Path]:
     ndim = len(data.shape)
     if ndim == 3:
@@ -244,40 +268,35 @@ def _export_array(
         raise ValueError(f"data of shape {data.shape} cannot be exported as images")
     if ndim < 3:
         single = np.asarray(data[()] if ndim else data)
-        _refuse_existing([out], overwrite)
-        if fmt == "tiff":
-            tifffile.imwrite(out, single, photometric="minisblack")
-        elif fmt == "csv":
-            _write_csv(out, single)
-        else:
-            low, high = _limits([single], vmin, vmax)
-            _write_png(out, single, low, high)
+        with atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary:
+            if fmt == "tiff":
+                tifffile.imwrite(temporary, single, photometric="minisblack")
+            elif fmt == "csv":
+                _write_csv(temporary, single)
+            else:
+                low, high = _limits([single], vmin, vmax)
+                _write_png(temporary, single, low, high)
         return [out]
     if fmt == "tiff":
-        _refuse_existing([out], overwrite)
         item_bytes = int(np.prod(data.shape[1:])) * data.dtype.itemsize
-        with tifffile.TiffWriter(out, bigtiff=item_bytes * len(indices) > _BIGTIFF_BYTES) as tw:
+        bigtiff = item_bytes * len(indices) > _BIGTIFF_BYTES
+        with (
+            atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary,
+            tifffile.TiffWriter(temporary, bigtiff=bigtiff) as tw,
+        ):
             for index in indices:
                 tw.write(np.asarray(data[index]), contiguous=True, photometric="minisblack")
         return [out]
     targets = [out.with_name(f"{out.stem}_{index:06d}{out.suffix}") for index in indices]
-    _refuse_existing(targets, overwrite)
-    if fmt == "csv":
-        for index, target in zip(indices, targets, strict=True):
-            _write_csv(target, np.asarray(data[index]))
-        return targets
-    low, high = _limits((np.asarray(data[index]) for index in indices), vmin, vmax)
-    for index, target in zip(indices, targets, strict=True):
-        _write_png(target, np.asarray(data[index]), low, high)
+    if fmt == "png":
+        low, high = _limits((np.asarray(data[index]) for index in indices), vmin, vmax)
+    with atomic_writes(targets, overwrite=overwrite, inputs=[source]) as temporaries:
+        for index, temporary in zip(indices, temporaries, strict=True):
+            if fmt == "csv":
+                _write_csv(temporary, np.asarray(data[index]))
+            else:
+                _write_png(temporary, np.asarray(data[index]), low, high)
     return targets
-
-
-def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    for target in targets:
-        if target.exists():
-            raise RecordingExistsError(target, "exists; choose another output or overwrite")
 
 
 def _limits(images: Any, vmin: float | None, vmax: float | None) -> tuple[float, float]:
@@ -311,20 +330,15 @@ def _write_csv(target: Path, array: np.ndarray) -> None:
     np.savetxt(target, np.atleast_1d(array), fmt=fmt, delimiter=",")
 
 
-def _write_timestamps(rec: Recording, out: Path, overwrite: bool) -> Path:
-    _refuse_existing([out], overwrite)
+def _write_timestamps(rec: Recording, target: Path) -> None:
+    ids = rec.frame_ids
+    camera = rec.camera_timestamps_ns
     host = rec.host_timestamps_ns
-    table = np.column_stack(
-        [
-            np.arange(len(rec)),
-            rec.frame_ids.astype(np.int64),
-            rec.camera_timestamps_ns,
-            host,
-        ]
-    )
     seconds = (host - rec.start_host_time_ns) / 1e9
-    with out.open("w", encoding="utf-8") as stream:
+    with target.open("w", encoding="utf-8") as stream:
         stream.write("frame_index,frame_id,camera_timestamp_ns,host_timestamp_ns,time_s\n")
-        for row, second in zip(table, seconds, strict=True):
-            stream.write(",".join(str(int(v)) for v in row) + f",{second:.9f}\n")
-    return out
+        for index in range(len(ids)):
+            stream.write(
+                f"{index},{int(ids[index])},{int(camera[index])},{int(host[index])},"
+                f"{seconds[index]:.9f}\n"
+            )
