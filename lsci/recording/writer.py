@@ -36,10 +36,10 @@ import numpy.typing as npt
 from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import WRITING, describe_os_error, write_error
+from lsci.recording.atomic import check_target, create_exclusive, publish
 from lsci.recording.calibration import check_calibration, write_calibration
 from lsci.recording.errors import (
     RecordingError,
-    RecordingExistsError,
     RecordingStateError,
     RecordingWriteError,
 )
@@ -149,10 +149,7 @@ class RecordingWriter:
         if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
             raise ValueError(f"block_frames={block_frames!r} is invalid: allowed integers >= 1")
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise RecordingExistsError(
-                self.path, "the file exists; choose another name or pass overwrite=True"
-            )
+        check_target(self.path, overwrite=overwrite)
         if metadata.start_time_utc is None:
             start_ns = time.time_ns()
             start_utc = format_utc(datetime.fromtimestamp(start_ns / 1e9, tz=UTC))
@@ -194,38 +191,42 @@ class RecordingWriter:
 
     # ----------------------------------------------------------------- creation
     def _create(self, compression_args: Any, checksum: bool, overwrite: bool) -> h5py.File:
-        """Build the complete file under a temporary name, publish it, reopen it in SWMR mode.
+        """Build the complete file under a temporary name, reopen it in SWMR mode, publish it.
 
         A file open for writing without SWMR cannot be opened at all after a crash, so the
-        file never exists under its real name in that state: it appears complete and closed,
-        and is reopened directly in SWMR-write mode.
+        file never exists under its real name in that state: it is built and closed under a
+        random name created exclusively in the target folder (a planted symbolic link cannot
+        redirect it), reopened in SWMR-write mode, and only then renamed to its real name.
         """
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         try:
-            handle = h5py.File(partial, "w", libver=LIBVER)
+            partial, descriptor = create_exclusive(self.path.parent, ".partial")
+            os.close(descriptor)
         except OSError as exc:
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
+        opened: h5py.File | None = None
         try:
+            handle = h5py.File(partial, "w", libver=LIBVER)
             try:
                 self._build(handle, compression_args, checksum)
             finally:
                 handle.close()
-            _publish(partial, self.path, overwrite)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise write_error(self.path, exc, "creating the recording") from None
-        except RecordingError:
-            partial.unlink(missing_ok=True)
-            raise
-        try:
             access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
             access.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
             flags = h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE
-            opened = h5py.File(h5py.h5f.open(os.fsencode(self.path), flags, fapl=access))
+            opened = h5py.File(h5py.h5f.open(os.fsencode(partial), flags, fapl=access))
+            publish(partial, self.path, overwrite=overwrite)
         except OSError as exc:
-            raise write_error(self.path, exc, "opening for SWMR writing") from None
+            if opened is not None:
+                opened.close()
+            partial.unlink(missing_ok=True)
+            raise write_error(self.path, exc, "creating the recording") from None
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            partial.unlink(missing_ok=True)
+            raise
         self._frames: h5py.Dataset = opened[layout.FRAMES]
         self._file_space = self._frames.id.get_space()
         self._memory_space = (1, h5py.h5s.create_simple((1, *self.frame_shape)))
@@ -647,9 +648,13 @@ class RecordingWriter:
         write and cannot close the file. Deleting this reserve lets it flush that metadata and
         close the file in a consistent state.
         """
-        reserve = self.path.with_name(f".{self.path.name}.reserve")
         try:
-            descriptor = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            reserve, descriptor = create_exclusive(self.path.parent, ".reserve")
+        except OSError as exc:
+            raise RecordingWriteError(
+                self.path, f"cannot create the file: {describe_os_error(exc)}"
+            ) from None
+        try:
             try:
                 os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
             finally:
@@ -706,30 +711,6 @@ class RecordingWriter:
             f"RecordingWriter({str(self.path)!r}, {self._written} frames "
             f"{self.frame_shape} {self.dtype}, {state})"
         )
-
-
-def _publish(partial: Path, path: Path, overwrite: bool) -> None:
-    """Move the finished file to its name atomically, never replacing a file unless asked."""
-    if overwrite:
-        os.replace(partial, path)
-        return
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        partial.unlink()
-        raise RecordingExistsError(
-            path, "the file exists; choose another name or pass overwrite=True"
-        ) from None
-    except OSError:
-        # File systems without hard links: check, then rename (not atomic against a race).
-        if path.exists():
-            partial.unlink()
-            raise RecordingExistsError(
-                path, "the file exists; choose another name or pass overwrite=True"
-            ) from None
-        os.rename(partial, path)
-        return
-    partial.unlink()
 
 
 def _check_shape(shape: Any) -> tuple[int, int]:
