@@ -35,11 +35,21 @@ def _register() -> None:
     from lsci.cli.cameras import cameras
     from lsci.cli.demo import demo
     from lsci.cli.export import export_command
+    from lsci.cli.import_cmd import import_command
     from lsci.cli.info import info
     from lsci.cli.process import process
     from lsci.cli.view import view
 
-    for command in (acquire, cameras, demo, export_command, info, process, view):
+    for command in (
+        acquire,
+        cameras,
+        demo,
+        export_command,
+        import_command,
+        info,
+        process,
+        view,
+    ):
         main.add_command(command)
 
 

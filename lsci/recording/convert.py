@@ -16,8 +16,10 @@ after ``out``, where ``index`` is the frame index in the recording.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,21 +108,35 @@ def import_tiff(
     period_ns = 1e9 / frame_rate_hz
     with _open_tiff(source) as tif:
         shape, dtype, frames = _tiff_frames(tif, source)
-        with RecordingWriter(
-            out_path,
-            metadata,
-            frame_shape=shape,
-            dtype=dtype,
-            compression=compression,  # type: ignore[arg-type]
-            checksum=checksum,
-            overwrite=overwrite,
-            fsync_interval_s=None,
-        ) as writer:
+        with (
+            atomic_write(out_path, overwrite=overwrite, inputs=[source]) as temporary,
+            RecordingWriter(
+                temporary,
+                metadata,
+                frame_shape=shape,
+                dtype=dtype,
+                compression=compression,  # type: ignore[arg-type]
+                checksum=checksum,
+                overwrite=True,
+                fsync_interval_s=None,
+            ) as writer,
+        ):
             for index, frame in enumerate(frames):
                 writer.append(
                     frame, frame_id=index, host_timestamp_ns=start_ns + round(index * period_ns)
                 )
     return Path(out_path)
+
+
+class _TiffWarnings(logging.Handler):
+    """Collects what tifffile logs: it reports a broken page chain there and reads on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _open_tiff(path: Path) -> tifffile.TiffFile:
@@ -135,28 +151,98 @@ def _open_tiff(path: Path) -> tifffile.TiffFile:
 def _tiff_frames(
     tif: tifffile.TiffFile, path: Path
 ) -> tuple[tuple[int, int], np.dtype[Any], Iterator[np.ndarray]]:
-    series = tif.series[0]
-    dtype = np.dtype(series.dtype)
-    if dtype not in layout.FRAME_DTYPES:
-        raise RecordingFormatError(
-            path, f"holds {dtype} pixels; raw speckle frames must be uint8 or uint16"
-        )
-    shape = tuple(int(n) for n in series.shape)
-    if len(shape) == 2:
-        shape = (1, *shape)
-    if len(shape) != 3:
-        raise RecordingFormatError(
-            path, f"has shape {shape} (axes {series.axes}); expected a stack of 2-D frames"
-        )
-    count, height, width = shape
-    if len(series.pages) == count:
+    """Check every page of the file, then return the frame shape, dtype and a page reader.
 
-        def pages() -> Iterator[np.ndarray]:
-            for index in range(count):
-                yield np.ascontiguousarray(series.asarray(key=index)).reshape(height, width)
+    Every page becomes a frame (a stack written page by page, or by several writes, has as
+    many series as writes). ImageJ stacks above 4 GB store one page and the rest as raw
+    frames described by its metadata; they are read through their single series.
+    """
+    warnings = _TiffWarnings()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(warnings)
+    try:
+        sources = _tiff_sources(tif, path)
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+        raise RecordingFormatError(
+            path, f"the TIFF file is damaged (truncated?): {exc}; nothing was imported"
+        ) from None
+    finally:
+        logger.removeHandler(warnings)
+    if warnings.messages:
+        raise RecordingFormatError(
+            path,
+            f"the TIFF file is damaged (truncated?): {warnings.messages[0]}; pages would be "
+            "missing, nothing was imported",
+        )
+    if not sources:
+        raise RecordingFormatError(path, "holds no image pages")
+    first_shape, first_dtype = sources[0][1], sources[0][2]
+    for number, (_, shape, dtype) in enumerate(sources):
+        if dtype not in layout.FRAME_DTYPES:
+            raise RecordingFormatError(
+                path,
+                f"page {number} holds {dtype} pixels; raw speckle frames must be uint8 or uint16",
+            )
+        if len(shape) != 2:
+            raise RecordingFormatError(
+                path,
+                f"page {number} has shape {shape}: colour (RGB/RGBA) or multi-sample pages are "
+                "not raw speckle frames; expected one grey value per pixel",
+            )
+        if (shape, dtype) != (first_shape, first_dtype):
+            raise RecordingFormatError(
+                path,
+                f"page {number} is {'×'.join(map(str, shape))} {dtype} but page 0 is "
+                f"{'×'.join(map(str, first_shape))} {first_dtype}: every frame of a recording "
+                "has the same size and type",
+            )
+    height, width = (int(n) for n in first_shape)
 
-        return (height, width), dtype, pages()
-    return (height, width), dtype, iter(series.asarray().reshape(shape))
+    def frames() -> Iterator[np.ndarray]:
+        for number, (read, _, _) in enumerate(sources):
+            try:
+                frame = np.asarray(read())
+            except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+                raise RecordingFormatError(
+                    path,
+                    f"page {number} cannot be read (truncated or damaged file?): {exc}; "
+                    "nothing was imported",
+                ) from None
+            yield np.ascontiguousarray(frame).reshape(height, width)
+
+    return (height, width), np.dtype(first_dtype), frames()
+
+
+_PageSource = tuple[Callable[[], np.ndarray], tuple[int, ...], np.dtype[Any]]
+
+
+def _tiff_sources(tif: tifffile.TiffFile, path: Path) -> list[_PageSource]:
+    """One (reader, shape, dtype) per frame, in file order."""
+    if tif.is_imagej and len(tif.series) == 1:
+        series = tif.series[0]
+        axes = series.axes
+        if "S" in axes:
+            raise RecordingFormatError(
+                path,
+                f"has colour samples (axes {axes}, shape {series.shape}): colour (RGB/RGBA) "
+                "images are not raw speckle frames; expected one grey value per pixel",
+            )
+        frame_shape = tuple(int(n) for n in series.shape[-2:])
+        count = int(np.prod(series.shape[:-2], dtype=np.int64)) if len(series.shape) > 2 else 1
+        dtype = np.dtype(series.dtype)
+        return [
+            (functools.partial(series.asarray, key=index), frame_shape, dtype)
+            for index in range(count)
+        ]
+    sources: list[_PageSource] = []
+    for page in tif.pages:
+        if not isinstance(page, tifffile.TiffPage):
+            page = page.aspage()
+        shape = tuple(int(n) for n in page.shape)
+        if page.samplesperpixel > 1 and len(shape) == 2:
+            shape = (*shape, int(page.samplesperpixel))
+        sources.append((page.asarray, shape, np.dtype(page.dtype)))
+    return sources
 
 
 def export(
