@@ -20,7 +20,13 @@ from lsci.recording.errors import (
 from lsci.recording.events import Event, add_event
 from lsci.recording.layout import FORMAT_VERSION
 from lsci.recording.metadata import AcquisitionMetadata
-from lsci.recording.reader import DerivedProduct, FrameStack, Recording, open_recording
+from lsci.recording.reader import (
+    DerivedProduct,
+    FrameStack,
+    Recording,
+    is_recording_file,
+    open_recording,
+)
 from lsci.recording.repair import repair_copy
 from lsci.recording.writer import RecordingWriter
 
@@ -44,6 +50,7 @@ __all__ = [
     "SavedDerived",
     "add_event",
     "find_derived",
+    "is_recording_file",
     "open_recording",
     "repair_copy",
     "save_calibration",

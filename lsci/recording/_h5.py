@@ -89,6 +89,23 @@ def open_for_reading(path: str | Path) -> h5py.File:
     return handle
 
 
+def has_recording_marker(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file marked as an lsci recording; never raises.
+
+    Opens like :func:`open_for_reading` (files still being written, or left by a crashed
+    writer, included) but checks nothing else: a marked file that is malformed or unsafe is
+    still claimed, so that opening it gives lsci's clear error instead of "no reader".
+    """
+    try:
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with _open_read_only(path) as handle:
+            return bool(decode(handle.attrs.get("lsci_format")) == layout.FORMAT_NAME)
+    except (RecordingError, OSError):
+        return False
+
+
 def _open_read_only(path: Path) -> h5py.File:
     try:
         try:

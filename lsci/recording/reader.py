@@ -12,7 +12,14 @@ import h5py
 import numpy as np
 
 from lsci.recording import layout
-from lsci.recording._h5 import check_root, decode, decode_attrs, describe_os_error, open_for_reading
+from lsci.recording._h5 import (
+    check_root,
+    decode,
+    decode_attrs,
+    describe_os_error,
+    has_recording_marker,
+    open_for_reading,
+)
 from lsci.recording.calibration import Calibration, read_calibration
 from lsci.recording.derived import DerivedInfo, read_info
 from lsci.recording.errors import CorruptRecordingError, RecordingFormatError
@@ -388,6 +395,15 @@ class Recording:
         return (
             f"Recording({str(self.path)!r}, {self._count} frames {self.frame_shape} {self.dtype})"
         )
+
+
+def is_recording_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an HDF5 file carrying the lsci recording marker; never raises.
+
+    Files still being written and files whose writer crashed count, as for
+    :func:`open_recording`; whether the file is otherwise readable is left to it.
+    """
+    return has_recording_marker(Path(path))
 
 
 def open_recording(path: str | os.PathLike[str]) -> Recording:
