@@ -15,6 +15,7 @@ from lsci.recording.errors import (
     RecordingExistsError,
     RecordingFormatError,
     RecordingStateError,
+    RecordingWarning,
     RecordingWriteError,
 )
 from lsci.recording.events import Event, add_event
@@ -45,6 +46,7 @@ __all__ = [
     "RecordingExistsError",
     "RecordingFormatError",
     "RecordingStateError",
+    "RecordingWarning",
     "RecordingWriteError",
     "RecordingWriter",
     "SavedDerived",

@@ -315,6 +315,8 @@ def export(
         data: Any
         if what == RAW:
             data = rec.frames
+        elif what in rec.unreadable_derived:
+            raise RecordingFormatError(rec.path, rec.unreadable_derived[what])
         elif what in rec.derived:
             data = rec.derived[what]
             if not data.info.complete and not allow_incomplete:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +24,11 @@ from lsci.recording._h5 import (
 )
 from lsci.recording.calibration import Calibration, read_calibration
 from lsci.recording.derived import DerivedInfo, read_info
-from lsci.recording.errors import CorruptRecordingError, RecordingFormatError
+from lsci.recording.errors import (
+    CorruptRecordingError,
+    RecordingFormatError,
+    RecordingWarning,
+)
 from lsci.recording.events import Event, read_events
 from lsci.recording.metadata import AcquisitionMetadata
 
@@ -32,6 +38,55 @@ Index = int | slice | tuple[Any, ...]
 def _is_checksum_error(exc: OSError) -> bool:
     text = str(exc).lower()
     return "checksum" in text or "filter" in text or "data error" in text
+
+
+#: Raised by h5py and NumPy when a file's structure is not what lsci wrote (a group where a
+#: dataset belongs, nesting deep enough to exhaust the stack, sizes that exhaust memory).
+_STRUCTURE_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, RecursionError, MemoryError)
+#: HDF5 filters that do not shrink data: with only these, stored bytes are at least the data's.
+_NON_SHRINKING_FILTERS = {h5py.h5z.FILTER_FLETCHER32, h5py.h5z.FILTER_SHUFFLE}
+
+
+@contextlib.contextmanager
+def malformed(path: Path, what: str) -> Iterator[None]:
+    """Turn the errors of an unexpected file structure into :class:`RecordingFormatError`."""
+    try:
+        yield
+    except _STRUCTURE_ERRORS as exc:
+        detail = str(exc) or type(exc).__name__
+        raise RecordingFormatError(path, f"{what}: {detail}") from None
+
+
+def _least_bytes_per_row(dataset: h5py.Dataset) -> int:
+    """Fewest bytes the file needs per index of the first axis (1 when data is compressed)."""
+    plist = dataset.id.get_create_plist()
+    codes = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+    if codes <= _NON_SHRINKING_FILTERS:
+        return int(np.prod(dataset.shape[1:], dtype=object)) * int(dataset.dtype.itemsize)
+    return 1
+
+
+def _check_declared_size(dataset: h5py.Dataset, file_bytes: int) -> None:
+    """Refuse a dataset declaring more data than its file can hold (a crafted size).
+
+    Contiguous, uncompressed data must fit in the file; chunked data must not declare more
+    chunks than the file has bytes (unwritten chunks read as fill values).
+    """
+    shape = tuple(int(n) for n in dataset.shape)
+    if dataset.chunks is None:
+        needed = int(np.prod(shape, dtype=object)) * dataset.dtype.itemsize
+        if dataset.id.get_storage_size() == 0:
+            needed = 0  # never written: reads as its fill value
+    else:
+        needed = 1
+        for size, chunk in zip(shape, dataset.chunks, strict=True):
+            needed *= -(-size // chunk)
+    if needed > file_bytes:
+        raise RecordingFormatError(
+            dataset.file.filename,
+            f"{dataset.name} declares shape {shape}, more than the file of {file_bytes} bytes "
+            "can hold",
+        )
 
 
 class FrameStack:
@@ -177,7 +232,8 @@ class Recording:
         self.path = Path(path)
         self._file = open_for_reading(self.path)
         try:
-            self._load()
+            with malformed(self.path, "malformed recording"):
+                self._load()
         except BaseException:
             self._file.close()
             raise
@@ -193,7 +249,7 @@ class Recording:
                 path, f"malformed recording: missing dataset(s) {', '.join(missing)}"
             )
         frames = handle[layout.FRAMES]
-        if not isinstance(frames, h5py.Dataset) or frames.ndim != 3:
+        if not isinstance(frames, h5py.Dataset) or frames.ndim != 3 or 0 in frames.shape[1:]:
             raise RecordingFormatError(
                 path,
                 f"malformed recording: /{layout.FRAMES} must be a 3-D dataset "
@@ -222,10 +278,7 @@ class Recording:
         self.dtype: np.dtype[Any] = frames.dtype
         acquisition = handle.get(layout.ACQUISITION)
         attrs = decode_attrs(acquisition.attrs) if acquisition is not None else {}
-        try:
-            self.metadata = AcquisitionMetadata.from_attrs(attrs)
-        except (TypeError, ValueError) as exc:
-            raise RecordingFormatError(path, f"invalid acquisition metadata: {exc}") from None
+        self.metadata = AcquisitionMetadata.from_attrs(attrs)
         self._count = self._committed_count()
         start = attrs.get("start_host_time_ns")
         if isinstance(start, int):
@@ -234,7 +287,18 @@ class Recording:
             self.start_host_time_ns = int(self.host_timestamps_ns[0]) if self._count else 0
 
     def _committed_count(self) -> int:
-        return int(min(self._frames.shape[0], *(d.shape[0] for d in self._per_frame)))
+        count = int(min(self._frames.shape[0], *(d.shape[0] for d in self._per_frame)))
+        file_bytes = self._file_bytes()
+        needed = count * sum(
+            _least_bytes_per_row(dataset) for dataset in (self._frames, *self._per_frame)
+        )
+        if needed > file_bytes:
+            raise RecordingFormatError(
+                self.path,
+                f"malformed recording: it declares {count} frames, which need at least "
+                f"{needed} bytes, but the file has {file_bytes}",
+            )
+        return count
 
     # ----------------------------------------------------------------- growing files
     def refresh(self) -> int:
@@ -248,7 +312,8 @@ class Recording:
         if self._file.swmr_mode:
             for dataset in (self._frames, *self._per_frame):
                 dataset.refresh()
-        self._count = self._committed_count()
+        with malformed(self.path, "malformed recording"):
+            self._count = self._committed_count()
         return self._count
 
     @property
@@ -312,6 +377,11 @@ class Recording:
     def _read_frames(self, selection: tuple[Any, ...], frames: range, first: int) -> np.ndarray:
         try:
             return np.asarray(self._frames[selection])
+        except MemoryError:
+            raise RecordingFormatError(
+                self.path,
+                f"frames from {first} do not fit in memory (frame size {self.frame_shape})",
+            ) from None
         except OSError as exc:
             if not _is_checksum_error(exc):
                 raise RecordingFormatError(
@@ -332,31 +402,65 @@ class Recording:
     @property
     def events(self) -> tuple[Event, ...]:
         """Event markers in stored order."""
-        return read_events(self._file)
+        with malformed(self.path, "malformed events"):
+            return read_events(self._file)
 
     @property
     def calibrations(self) -> Mapping[str, Calibration]:
         """Stored calibrations by name, loaded on access."""
-        group = self._file.get(layout.CALIBRATIONS)
-        if group is None:
-            return {}
-        return {
-            name: read_calibration(item)
-            for name, item in group.items()
-            if isinstance(item, h5py.Group)
-        }
+        with malformed(self.path, "malformed calibrations"):
+            group = self._file.get(layout.CALIBRATIONS)
+            if group is None:
+                return {}
+            if not isinstance(group, h5py.Group):
+                raise TypeError(f"/{layout.CALIBRATIONS} is not a group")
+            return {
+                name: read_calibration(item)
+                for name, item in group.items()
+                if isinstance(item, h5py.Group)
+            }
 
     @property
     def derived(self) -> Mapping[str, DerivedProduct]:
-        """Derived products by name, with provenance; data read lazily."""
-        group = self._file.get(layout.DERIVED)
-        if group is None:
-            return {}
-        return {
-            name: DerivedProduct(item, self.path)
-            for name, item in group.items()
-            if isinstance(item, h5py.Dataset)
-        }
+        """Derived products by name, with provenance; data read lazily.
+
+        A product whose provenance or layout is unreadable is left out with a
+        :class:`RecordingWarning` (see :attr:`unreadable_derived`), so the others stay usable.
+        """
+        products, problems = self._derived()
+        for problem in problems.values():
+            warnings.warn(problem, RecordingWarning, stacklevel=2)
+        return products
+
+    @property
+    def unreadable_derived(self) -> Mapping[str, str]:
+        """Derived products that cannot be used, by name, with the reason."""
+        return self._derived()[1]
+
+    def _derived(self) -> tuple[dict[str, DerivedProduct], dict[str, str]]:
+        with malformed(self.path, "malformed derived products"):
+            group = self._file.get(layout.DERIVED)
+            if group is None:
+                return {}, {}
+            if not isinstance(group, h5py.Group):
+                raise TypeError(f"/{layout.DERIVED} is not a group")
+            items = list(group.items())
+        products: dict[str, DerivedProduct] = {}
+        problems: dict[str, str] = {}
+        for name, item in items:
+            if not isinstance(item, h5py.Dataset):
+                continue
+            try:
+                product = DerivedProduct(item, self.path)
+                _check_declared_size(item, self._file_bytes())
+            except RecordingFormatError as exc:
+                problems[name] = exc.problem
+                continue
+            products[name] = product
+        return products, problems
+
+    def _file_bytes(self) -> int:
+        return os.fstat(self._file.id.get_vfd_handle()).st_size
 
     @property
     def compression(self) -> str | None:
