@@ -57,6 +57,7 @@ def _register() -> None:
     from lsci.cli.import_cmd import import_command
     from lsci.cli.info import info
     from lsci.cli.process import process
+    from lsci.cli.repair import repair
     from lsci.cli.view import view
 
     for command in (
@@ -67,6 +68,7 @@ def _register() -> None:
         import_command,
         info,
         process,
+        repair,
         view,
     ):
         main.add_command(command)

@@ -2,7 +2,8 @@
 
 Write with :class:`RecordingWriter` while the camera acquires, read with
 :func:`open_recording`, add events, calibrations and derived products afterwards, copy a crashed
-recording into a clean file with :func:`repair_copy`, and convert from and to TIFF, PNG and CSV
+recording into a clean file with :func:`repair_copy` (or keep the readable frames of a damaged
+one with :func:`salvage_copy`), and convert from and to TIFF, PNG and CSV
 with :mod:`lsci.recording.convert`.
 """
 
@@ -28,7 +29,7 @@ from lsci.recording.reader import (
     is_recording_file,
     open_recording,
 )
-from lsci.recording.repair import repair_copy
+from lsci.recording.repair import RepairReport, repair_copy, salvage_copy
 from lsci.recording.writer import RecordingWriter
 
 __all__ = [
@@ -49,12 +50,14 @@ __all__ = [
     "RecordingWarning",
     "RecordingWriteError",
     "RecordingWriter",
+    "RepairReport",
     "SavedDerived",
     "add_event",
     "find_derived",
     "is_recording_file",
     "open_recording",
     "repair_copy",
+    "salvage_copy",
     "save_calibration",
     "save_derived",
 ]

@@ -243,9 +243,9 @@ def open_for_editing(path: str | Path) -> h5py.File:
         if "already open for write" in cause or "file is already open" in str(exc):
             raise RecordingStateError(
                 path,
-                "the recording is still being written, or its writer stopped without closing "
-                "it (crash); it can be read but not modified. Work on a repaired copy "
-                "(lsci.recording.repair_copy)",
+                "the recording is still open for writing (in this or another program), or its "
+                "writer stopped without closing it (crash); it can be read but not modified. "
+                "Work on a repaired copy (lsci repair FILE --out COPY.h5)",
             ) from None
         raise RecordingWriteError(path, f"cannot open for writing: {cause}") from None
     return handle
