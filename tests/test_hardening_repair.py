@@ -54,7 +54,11 @@ def damaged(tmp_path: Path) -> tuple[Path, np.ndarray]:
     with RecordingWriter(
         path, AcquisitionMetadata(exposure_s=0.002, notes="arm"), frame_shape=SHAPE, dtype="uint16"
     ) as writer:
-        writer.append_many(frames, frame_ids=np.arange(100, 100 + COUNT))
+        writer.append_many(
+            frames,
+            frame_ids=np.arange(100, 100 + COUNT),
+            host_timestamps_ns=1_772_359_200_000_000_000 + np.arange(COUNT) * 10_000_000,
+        )
     add_event(path, "needling start", frame_index=80)
     save_derived(path, "map", np.ones(SHAPE), algorithm="a", parameters={})
     for index in DAMAGED:
@@ -82,7 +86,7 @@ def test_salvage_keeps_every_readable_frame(
         assert rec.dropped_frames == 3  # gaps at 3 and 70-71; the lost last frame leaves none
         assert "left out (source indices 3, 70-71, 149)" in rec.metadata.notes
         assert rec.metadata.notes.startswith("arm\n")
-        assert [(e.label, e.frame_index) for e in rec.events] == [("needling start", 78)]
+        assert [(e.label, e.frame_index) for e in rec.events] == [("needling start", 77)]
         np.testing.assert_array_equal(rec.derived["map"].read(), np.ones(SHAPE))
 
 
