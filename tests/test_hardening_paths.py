@@ -21,6 +21,8 @@ from lsci.recording import (
     AcquisitionMetadata,
     RecordingError,
     RecordingExistsError,
+    RecordingStateError,
+    RecordingWriteError,
     RecordingWriter,
     open_recording,
 )
@@ -89,3 +91,47 @@ def test_names_up_to_the_file_system_limit_work(tmp_path: Path, length: int) -> 
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(tifffile.imread(out), frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, out.name])
+
+
+def test_overwrite_refuses_a_recording_still_being_written(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    helper = root / "tests" / "helpers" / "write_recording.py"
+    path = tmp_path / "live.h5"
+    process = subprocess.Popen(
+        [sys.executable, str(helper), str(path), "stream"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    assert process.stdout is not None
+    try:
+        while not process.stdout.readline().startswith("committed"):
+            pass
+        with pytest.raises(RecordingStateError, match="is open in another program"):
+            _write(path, overwrite=True)
+        result = CliRunner().invoke(main, ["export", str(path), "--stop", "1", "--out", str(path)])
+        assert result.exit_code == 1
+        with open_recording(path) as rec:
+            assert len(rec) > 0  # the first acquisition's file is still there, growing
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+    _write(path, overwrite=True)  # a crashed recording (no writer left) may be replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.h5"]
+
+
+def test_a_writer_whose_name_was_taken_over_says_so_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    writer = RecordingWriter(path, AcquisitionMetadata(), frame_shape=SHAPE, dtype=np.uint8)
+    writer.append(np.zeros(SHAPE, np.uint8), frame_id=0)
+    impostor = tmp_path / "other.h5"
+    impostor.write_bytes(b"something else")
+    os.replace(impostor, path)
+    with pytest.raises(RecordingWriteError, match="no longer points at the recording"):
+        writer.close()
+    assert path.read_bytes() == b"something else"

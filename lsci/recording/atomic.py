@@ -13,15 +13,30 @@ depend on the final name, so a final name of up to the file-system limit (255 by
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lsci.recording._h5 import describe_os_error
-from lsci.recording.errors import RecordingError, RecordingExistsError, RecordingWriteError
+from lsci.recording.errors import (
+    RecordingError,
+    RecordingExistsError,
+    RecordingStateError,
+    RecordingWriteError,
+)
 
-__all__ = ["atomic_write", "atomic_writes", "check_target", "create_exclusive", "publish"]
+__all__ = [
+    "atomic_write",
+    "atomic_writes",
+    "check_target",
+    "create_exclusive",
+    "hold",
+    "in_use",
+    "publish",
+]
 
 _PREFIX = ".lsci-"
 _ATTEMPTS = 100
@@ -89,6 +104,9 @@ def check_target(
         When ``target`` is one of ``inputs``, a directory, or a symbolic link to nothing.
     RecordingExistsError
         When ``target`` exists and ``overwrite`` is false.
+    RecordingStateError
+        When ``target`` is to be replaced but another program has it open (see
+        :func:`in_use`).
     """
     target = Path(target)
     if target.is_symlink() and not target.exists():
@@ -110,7 +128,50 @@ def check_target(
             raise RecordingError(target, "is a directory; give a file name")
     if os.path.lexists(target) and not overwrite:
         raise RecordingExistsError(target, "exists and overwriting was not requested")
+    if overwrite and in_use(target):
+        raise RecordingStateError(
+            target,
+            "is open in another program (a recording still being written, or a viewer); "
+            "it is not replaced: close it first or choose another output name",
+        )
     return target
+
+
+def hold(path: str | os.PathLike[str]) -> int:
+    """Mark a file as in use for as long as the returned descriptor stays open.
+
+    A shared advisory lock (``flock``) on a descriptor of its own: other programs see it with
+    :func:`in_use`, and HDF5 readers, which take shared locks too, are not blocked.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def in_use(path: str | os.PathLike[str]) -> bool:
+    """Whether another descriptor holds an advisory lock on the regular file ``path``.
+
+    True for a recording being written (see :func:`hold`) and for a file HDF5 has open.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def publish(temporary: Path, target: Path, *, overwrite: bool) -> None:

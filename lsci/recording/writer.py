@@ -17,8 +17,10 @@ Why it is built this way
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +38,7 @@ import numpy.typing as npt
 from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import WRITING, describe_os_error, write_error
-from lsci.recording.atomic import check_target, create_exclusive, publish
+from lsci.recording.atomic import check_target, create_exclusive, hold, in_use, publish
 from lsci.recording.calibration import check_calibration, write_calibration
 from lsci.recording.errors import (
     RecordingError,
@@ -174,6 +176,7 @@ class RecordingWriter:
         self._last_flush = time.monotonic()
         self._last_fsync = self._last_flush
         self._unsynced = False
+        self._hold: int | None = None
         self._reserve = self._make_reserve()
         try:
             self._file = self._create(compression_args, checksum, overwrite)
@@ -182,6 +185,8 @@ class RecordingWriter:
             raise
         # Our own descriptor for fsync: valid until we close it, whatever HDF5 does meanwhile.
         self._fd = os.dup(self._file.id.get_vfd_handle())
+        written = os.fstat(self._fd)
+        self._identity = (written.st_dev, written.st_ino)
         WRITING.add(self.path.resolve())
         self._stop = threading.Event()
         self._flusher = threading.Thread(
@@ -216,16 +221,15 @@ class RecordingWriter:
             access.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
             flags = h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE
             opened = h5py.File(h5py.h5f.open(os.fsencode(partial), flags, fapl=access))
+            self._hold = hold(partial)
+            if overwrite:
+                check_target(self.path, overwrite=True)  # not replacing a file in use
             publish(partial, self.path, overwrite=overwrite)
         except OSError as exc:
-            if opened is not None:
-                opened.close()
-            partial.unlink(missing_ok=True)
+            self._abandon_partial(opened, partial)
             raise write_error(self.path, exc, "creating the recording") from None
         except BaseException:
-            if opened is not None:
-                opened.close()
-            partial.unlink(missing_ok=True)
+            self._abandon_partial(opened, partial)
             raise
         self._frames: h5py.Dataset = opened[layout.FRAMES]
         self._file_space = self._frames.id.get_space()
@@ -233,6 +237,14 @@ class RecordingWriter:
         self._per_frame: list[h5py.Dataset] = [opened[name] for name in layout.PER_FRAME]
         self._raw_attrs = opened[layout.RAW].attrs
         return opened
+
+    def _abandon_partial(self, opened: h5py.File | None, partial: Path) -> None:
+        if opened is not None:
+            opened.close()
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+        partial.unlink(missing_ok=True)
 
     def _build(self, handle: h5py.File, compression_args: Any, checksum: bool) -> None:
         handle.attrs["lsci_format"] = layout.FORMAT_NAME
@@ -632,8 +644,18 @@ class RecordingWriter:
                 _ABANDONED.append(self._file)
         self._flusher.join()
         os.close(self._fd)
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
         self._release_reserve()
         WRITING.discard(self.path.resolve())
+        if self._failure is None and not self._still_named():
+            self._failure = RecordingWriteError(
+                self.path,
+                "this name no longer points at the recording that was being written: the file "
+                "was replaced, moved or deleted meanwhile, and the frames written to it are not "
+                "under this name",
+            )
         if self._failure is not None:
             if not failed_before:
                 raise self._failure
@@ -641,35 +663,48 @@ class RecordingWriter:
         if self._calibrations and not failed_before:
             self._write_calibrations()
 
+    def _still_named(self) -> bool:
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return False
+        return (current.st_dev, current.st_ino) == self._identity
+
     def _make_reserve(self) -> Path:
         """Set aside a little disk space beside the file, given back if the disk fills up.
 
         When a write fails because the disk is full, HDF5 still holds metadata it could not
         write and cannot close the file. Deleting this reserve lets it flush that metadata and
-        close the file in a consistent state.
+        close the file in a consistent state. The reserve is held with an advisory lock while
+        the writer lives, so the reserve of a writer that was killed is recognised (not held)
+        and removed by the next writer in the folder.
         """
+        _remove_stale_reserves(self.path.parent)
         try:
-            reserve, descriptor = create_exclusive(self.path.parent, ".reserve")
+            reserve, descriptor = create_exclusive(self.path.parent, _RESERVE_SUFFIX)
         except OSError as exc:
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
         try:
-            try:
-                os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
-            finally:
-                os.close(descriptor)
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
         except OSError as exc:
+            os.close(descriptor)
             with contextlib.suppress(OSError):
                 reserve.unlink(missing_ok=True)
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
+        self._reserve_fd: int | None = descriptor
         return reserve
 
     def _release_reserve(self) -> None:
         with contextlib.suppress(OSError):
             self._reserve.unlink(missing_ok=True)
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)  # the space is freed when the last descriptor closes
+            self._reserve_fd = None
 
     def _write_calibrations(self) -> None:
         try:
@@ -711,6 +746,24 @@ class RecordingWriter:
             f"RecordingWriter({str(self.path)!r}, {self._written} frames "
             f"{self.frame_shape} {self.dtype}, {state})"
         )
+
+
+_RESERVE_SUFFIX = ".reserve"
+_RESERVE_NAME = re.compile(r"\.lsci-[0-9a-f]{32}\.reserve")
+
+
+def _remove_stale_reserves(folder: Path) -> None:
+    """Delete the disk-space reserves that writers killed in ``folder`` left behind."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            stale = (
+                _RESERVE_NAME.fullmatch(entry.name)
+                and entry.is_file(follow_symlinks=False)
+                and not in_use(entry.path)
+            )
+            if stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _check_shape(shape: Any) -> tuple[int, int]:
