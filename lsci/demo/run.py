@@ -1,31 +1,15 @@
-"""The main job end to end, on the simulated camera: a needling session from capture to comparison.
-
-:func:`run_demo` does what a user at a speckle rig does, with the simulated speckle camera
-(:class:`lsci.drivers.simulated.SimulatedCamera`) in place of a real one, through the same code:
-
-1. record a dark frame (laser off) and a static target (for β) through the live pipeline;
-2. record a skin patch with an ischemic region: a baseline, a "needling" procedure marked by
-   events, and a recovery during which the patch's flow rises by a known factor;
-3. process the recording with its calibrations (dark subtraction, β): spatial contrast and the
-   inverse correlation time 1/τc from the speckle visibility equation;
-4. compare the windows before and after needling: registration, ratio and percent-change maps,
-   ROI statistics of the ischemic patch against healthy skin;
-5. write the figures, the ROI table and a summary that sets the measured recovery next to the
-   simulated truth.
-"""
+"""Run the demo: the five steps from capture to the summary, each a small function."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
 from lsci.analysis.compare import Comparison, compare_before_after
 from lsci.analysis.time_windows import (
     event_windows,
@@ -35,37 +19,41 @@ from lsci.analysis.time_windows import (
 )
 from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
 from lsci.core.perfusion import speckle_flow_index
-from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
+from lsci.demo.session import Report, record_needling_session, record_simulated
+from lsci.demo.summary import DemoOutcome, summary_text
+from lsci.drivers.simulated import SpeckleScene
 from lsci.processing.process import ProcessingSettings, process_recording
-from lsci.recording import RecordingWriter, open_recording, store_calibration
+from lsci.recording import open_recording, store_calibration
+from lsci.sim.needling import HEALTHY, ISCHEMIC, NEEDLING_END, NEEDLING_START, NeedlingScene
 from lsci.sim.speckle import skin_reflectance_map
+from lsci.viz.display import CONTRAST_UNIT, RAW_UNIT, colormap_of, display_limits
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
 
 __all__ = ["DemoResult", "DemoSettings", "run_demo"]
 
-Report = Callable[[str], None]
-
-ISCHEMIC = "ischemic patch"
-HEALTHY = "healthy skin"
+_SCENE = NeedlingScene(
+    shape=(256, 256),
+    baseline_tau_c_s=1e-3,
+    ischemic_factor=5.0,
+    recovery_factor=3.0,
+    needling_start_s=9.0,
+    needling_end_s=12.0,
+)
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The simulated session. Times in seconds since the start of the main recording.
+    """The simulated session and how it is filmed and processed.
 
     Attributes
     ----------
-    shape : tuple of int
-        Sensor size in pixels.
+    scene : NeedlingScene
+        The session: skin, ischemic disk, its recovery and the needling events (times in
+        seconds since the start of the main recording).
     frame_rate_hz, exposure_s
         Camera settings.
-    baseline_tau_c_s
-        τc of healthy skin; the ischemic patch has ``ischemic_factor`` times longer τc.
-    ischemic_factor, recovery_factor
-        Flow in the patch is 1/ischemic_factor of healthy skin at first, and is multiplied by
-        ``recovery_factor`` at ``recovery_s`` (the truth the demo must recover).
-    needling_start_s, needling_end_s, recovery_s, duration_s
-        The session's timeline.
+    duration_s
+        Length of the main recording.
     window_s
         Length of the before and after windows compared.
     calibration_s
@@ -76,25 +64,29 @@ class DemoSettings:
         Perfusion maps per second (frames are averaged to this rate).
     """
 
-    shape: tuple[int, int] = (256, 256)
+    scene: NeedlingScene = field(default=_SCENE)
     frame_rate_hz: float = 30.0
     exposure_s: float = 0.005
-    baseline_tau_c_s: float = 1e-3
-    ischemic_factor: float = 5.0
-    recovery_factor: float = 3.0
-    needling_start_s: float = 9.0
-    needling_end_s: float = 12.0
-    recovery_s: float = 10.5
     duration_s: float = 21.0
     window_s: float = 8.0
     calibration_s: float = 1.5
     window: int = 7
     maps_per_s: float = 5.0
 
+    @property
+    def average(self) -> int:
+        """Frames averaged into one map."""
+        return max(1, round(self.frame_rate_hz / self.maps_per_s))
+
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What :func:`run_demo` produced."""
+    """What :func:`run_demo` produced.
+
+    ``true_factor`` is the recovery of the ischemic patch computed from the simulator's true τc
+    maps (:meth:`lsci.sim.needling.NeedlingScene.true_recovery`); the measured factors come from
+    the recorded frames alone.
+    """
 
     out_dir: Path
     recording: Path
@@ -111,90 +103,94 @@ class DemoResult:
         return self.measured_factor / self.true_factor - 1
 
 
-def _scene(settings: DemoSettings, kind: str) -> SpeckleScene:
-    """What the camera sees: the skin session, the laser switched off, or a static target."""
-    # Skin as a camera sees it: fine texture (pores, hair) beside the vessel and the beam profile.
-    # It is what registers the before and after images; a smooth field would be refused.
-    # Its spatial variance adds to K² (Kim et al. 2023), so it is kept faint.
-    if kind == "dark":  # laser off
-        return SpeckleScene(np.full(settings.shape, 1.0), illumination=0.0)
-    if kind == "static":  # an even teflon block under the same beam: nothing moves
-        block = skin_reflectance_map(settings.shape, texture=0.0, vessel=False)
-        return SpeckleScene(np.full(settings.shape, 1e9), illumination=block)
-    skin = skin_reflectance_map(settings.shape, texture=0.1, texture_px=3.0, rng=7)
-    session = SpeckleScene.skin(
-        settings.shape,
-        baseline_tau_c_s=settings.baseline_tau_c_s,
-        ischemic_factor=settings.ischemic_factor,
-        needling_time_s=settings.recovery_s,
-        recovery_factor=settings.recovery_factor,
-    )
-    return SpeckleScene(session.tau_c_at(0.0), illumination=skin, changes=session.changes)
+@dataclass(frozen=True)
+class _Calibration:
+    dark_path: Path
+    static_path: Path
+    dark: DarkFrame
+    beta: BetaCalibration
 
 
-def _acquire(
-    path: Path,
-    scene: SpeckleScene,
-    settings: DemoSettings,
-    duration_s: float,
-    report: Report,
-    *,
-    marks: Sequence[tuple[float, str]] = (),
-    seed: int = 0,
-) -> None:
-    """Record ``duration_s`` of the simulated camera through the live pipeline."""
-    with SimulatedCamera(scene, seed=seed) as camera:
-        camera.set("pixel_format", "Mono12")
-        camera.set("exposure_s", settings.exposure_s)
-        camera.set("frame_rate_hz", settings.frame_rate_hz)
-        writer = RecordingWriter(
+_Map = npt.NDArray[np.floating[Any]]
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """Step 4's results: maps, their times, the windows and the comparisons."""
+
+    comparison: Comparison
+    comparison_sfi: Comparison
+    rate_maps: tuple[_Map, _Map]
+    sfi_maps: tuple[_Map, _Map]
+    intensity: tuple[_Map, _Map]
+    rate: npt.NDArray[np.floating]
+    contrast: npt.NDArray[np.floating]
+    times_s: npt.NDArray[np.float64]
+    events: list[tuple[float, str]]
+    windows: tuple[tuple[float, float], tuple[float, float]]
+    raw_frame: npt.NDArray[np.integer]
+
+
+def _calibration_scene(shape: tuple[int, int], kind: str) -> SpeckleScene:
+    """The laser switched off (``"dark"``) or an even teflon block under the beam (``"static"``)."""
+    if kind == "dark":
+        return SpeckleScene(np.full(shape, 1.0), illumination=0.0)
+    block = skin_reflectance_map(shape, texture=0.0, vessel=False)
+    return SpeckleScene(np.full(shape, 1e9), illumination=block)
+
+
+def _calibrate(out: Path, settings: DemoSettings, report: Report) -> _Calibration:
+    """Step 1: record the dark and static-target recordings and fit the calibrations."""
+    paths = {"dark": out / "dark.h5", "static": out / "static_target.h5"}
+    for seed, (kind, path) in enumerate(paths.items()):
+        record_simulated(
             path,
-            recording_metadata(camera, notes=f"lsci demo: {path.stem}"),
-            frame_shape=camera.frame_shape,
-            dtype=camera.frame_dtype,
-            overwrite=True,
+            _calibration_scene(settings.scene.shape, kind),
+            settings.calibration_s,
+            exposure_s=settings.exposure_s,
+            frame_rate_hz=settings.frame_rate_hz,
+            window=settings.window,
+            seed=seed,
+            report=report,
         )
-        live = LiveSettings(window=settings.window, quantity="flow_index", max_rate_hz=5.0)
-        pipeline = AcquisitionPipeline(camera, writer, live=live)
-
-        def status(stats: PipelineStats) -> None:
-            dropped = stats.frames_dropped_camera + stats.frames_dropped_pipeline
-            report(
-                f"\r  {path.name}: {stats.frames_recorded} frames recorded, "
-                f"{stats.frame_rate_hz:5.1f} fps, {dropped} dropped, {stats.live_maps} live maps"
-            )
-
-        pipeline.events.stats_updated.connect(status)
-        pipeline.start()
-        start = time.monotonic()
-        pending = sorted(marks)
-        done = threading.Event()
-        while not done.wait(0.02):
-            elapsed = time.monotonic() - start
-            while pending and elapsed >= pending[0][0]:
-                pipeline.mark_event(pending.pop(0)[1])
-            if elapsed >= duration_s:
-                done.set()
-        summary = pipeline.stop()
-        stats = summary.stats
-        dropped = stats.frames_dropped_camera + stats.frames_dropped_pipeline
-        report(
-            f"\r  {path.name}: {stats.frames_recorded} frames in {summary.duration_s:.1f} s "
-            f"({summary.mean_frame_rate_hz:.1f} fps), {dropped} dropped\n"
+    with open_recording(paths["dark"]) as rec:
+        dark = DarkFrame.from_frames(rec.frames[:], exposure_s=settings.exposure_s)
+    with open_recording(paths["static"]) as rec:
+        beta = calibrate_beta(
+            rec.frames[:], window=settings.window, dark=dark, exposure_s=settings.exposure_s
         )
+    report(f"  dark level {float(np.mean(dark.mean)):.1f} ADU; β = {beta.beta:.3f}\n")
+    return _Calibration(paths["dark"], paths["static"], dark, beta)
 
 
-def _disk(shape: tuple[int, int], radius: float) -> npt.NDArray[np.bool_]:
-    rows, cols = np.ogrid[: shape[0], : shape[1]]
-    return np.hypot(rows - (shape[0] - 1) / 2, cols - (shape[1] - 1) / 2) <= radius
+def _record(out: Path, settings: DemoSettings, calibration: _Calibration, report: Report) -> Path:
+    """Step 2: film the needling session and store the calibrations with it."""
+    session = record_needling_session(
+        out / "needling_session.h5",
+        settings.scene,
+        settings.duration_s,
+        exposure_s=settings.exposure_s,
+        frame_rate_hz=settings.frame_rate_hz,
+        window=settings.window,
+        seed=2,
+        report=report,
+    )
+    store_calibration(session, calibration.dark)
+    store_calibration(session, calibration.beta)
+    return session
 
 
-def _regions(shape: tuple[int, int]) -> dict[str, npt.NDArray[np.bool_]]:
-    """The ischemic patch (inside its soft edge) and healthy skin away from it and the vessel."""
-    healthy = np.zeros(shape, bool)
-    rows, cols = shape
-    healthy[int(0.68 * rows) : int(0.9 * rows), int(0.08 * cols) : int(0.3 * cols)] = True
-    return {ISCHEMIC: _disk(shape, 0.6 * min(shape) / 5), HEALTHY: healthy}
+def _process(session: Path, settings: DemoSettings, report: Report) -> None:
+    """Step 3: spatial contrast and 1/τc with the stored calibrations."""
+    processing = ProcessingSettings(
+        mode="spatial",
+        window=settings.window,
+        average=settings.average,
+        model="tau",
+        exposure_s=settings.exposure_s,
+    )
+    result = process_recording(session, processing, overwrite=True)
+    report(f"  {result.maps} maps from {result.frames_read} frames in {result.seconds:.1f} s\n")
 
 
 def _map_times(
@@ -204,6 +200,92 @@ def _map_times(
     used = recording_times_s[: n_maps * average].reshape(n_maps, average)
     times: npt.NDArray[np.float64] = used.mean(axis=1)
     return times
+
+
+def _frame_mean(frames: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
+    mean: npt.NDArray[np.float64] = frames.mean(axis=0, dtype=np.float64)
+    return mean
+
+
+def _analyse(session: Path, settings: DemoSettings) -> _Analysis:
+    """Step 4: mean maps in the windows around the events, compared with ROI statistics."""
+    regions = settings.scene.regions()
+    with open_recording(session) as rec:
+        contrast = rec.derived["contrast"][...]
+        rate = rec.derived["perfusion"][...]
+        times = _map_times(frame_times_s(rec), settings.average, len(rate))
+        events = [(e.time_s, e.label) for e in rec.events if e.label.startswith("needling")]
+        before_w = event_windows(rec.events, NEEDLING_START, before_s=settings.window_s)[0]
+        after_w = event_windows(rec.events, NEEDLING_END, after_s=settings.window_s)[1]
+        intensity = (
+            recording_window_mean(rec, before_w, _frame_mean),
+            recording_window_mean(rec, after_w, _frame_mean),
+        )
+        raw_frame = rec.frames[0]
+    sfi = speckle_flow_index(contrast)
+    rate_maps = (window_mean(rate, times, before_w), window_mean(rate, times, after_w))
+    sfi_maps = (window_mean(sfi, times, before_w), window_mean(sfi, times, after_w))
+    comparison = compare_before_after(
+        rate_maps[0],
+        rate_maps[1],
+        regions,
+        reference=HEALTHY,
+        before_intensity=intensity[0],
+        after_intensity=intensity[1],
+    )
+    comparison_sfi = compare_before_after(
+        sfi_maps[0], sfi_maps[1], regions, reference=HEALTHY, register=False
+    )
+    return _Analysis(
+        comparison=comparison,
+        comparison_sfi=comparison_sfi,
+        rate_maps=rate_maps,
+        sfi_maps=sfi_maps,
+        intensity=intensity,
+        rate=rate,
+        contrast=contrast,
+        times_s=times,
+        events=events,
+        windows=(before_w, after_w),
+        raw_frame=raw_frame,
+    )
+
+
+def _write_outputs(out: Path, settings: DemoSettings, analysis: _Analysis) -> list[Path]:
+    """Step 5: the figures and the ROI table, in units of healthy skin at baseline."""
+    regions = settings.scene.regions()
+    unit = analysis.comparison.roi(HEALTHY).before_mean
+    unit_sfi = analysis.comparison_sfi.roi(HEALTHY).before_mean
+    before, after = (m / unit for m in analysis.rate_maps)
+    intensity = analysis.intensity
+    scaled = compare_before_after(
+        before, after, regions, reference=HEALTHY,
+        before_intensity=intensity[0], after_intensity=intensity[1],
+    )  # fmt: skip
+    label = "perfusion (1/τc, healthy skin = 1)"
+    series = {name: np.nanmean(analysis.rate[:, m], axis=1) / unit for name, m in regions.items()}
+    files = [
+        comparison_figure(scaled, out / "comparison.png", masks=regions, label=label,
+                          title="Ischemic skin before and after needling (simulated)"),
+        timecourse_figure(analysis.times_s, series, out / "timecourse.png", label=label,
+                          events=analysis.events),
+        maps_figure(
+            [
+                (before, "1/τc (visibility equation)", "healthy skin = 1"),
+                (analysis.sfi_maps[0] / unit_sfi, "1/K² (speckle flow index)", "healthy skin = 1"),
+            ],
+            out / "perfusion_models.png",
+        ),
+        map_figure(analysis.raw_frame, out / "raw_frame.png", title="Raw speckle frame",
+                   label=RAW_UNIT, cmap=colormap_of("raw"),
+                   limits=display_limits("raw", analysis.raw_frame)),
+        map_figure(analysis.contrast[0], out / "contrast.png", label=CONTRAST_UNIT,
+                   title=f"Spatial contrast K ({settings.window}×{settings.window})",
+                   cmap=colormap_of("contrast"),
+                   limits=display_limits("contrast", analysis.contrast[0])),
+    ]  # fmt: skip
+    scaled.to_csv(out / "roi_table.csv")
+    return [*files, out / "roi_table.csv"]
 
 
 def run_demo(
@@ -232,179 +314,35 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-
     report("1/5 Calibration recordings (laser off; static target)\n")
-    dark_path, static_path = out / "dark.h5", out / "static_target.h5"
-    _acquire(dark_path, _scene(settings, "dark"), settings, settings.calibration_s, report)
-    _acquire(
-        static_path, _scene(settings, "static"), settings, settings.calibration_s, report, seed=1
-    )
-    with open_recording(dark_path) as rec:
-        dark = DarkFrame.from_frames(rec.frames[:], exposure_s=settings.exposure_s)
-    with open_recording(static_path) as rec:
-        beta = calibrate_beta(
-            rec.frames[:], window=settings.window, dark=dark, exposure_s=settings.exposure_s
-        )
-    report(f"  dark level {float(np.mean(dark.mean)):.1f} ADU; β = {beta.beta:.3f}\n")
-
+    calibration = _calibrate(out, settings, report)
     report("2/5 Needling session through the live pipeline\n")
-    session = out / "needling_session.h5"
-    marks = [
-        (settings.needling_start_s, "needling start"),
-        (settings.needling_end_s, "needling end"),
-    ]
-    _acquire(
-        session,
-        _scene(settings, "session"),
-        settings,
-        settings.duration_s,
-        report,
-        marks=marks,
-        seed=2,
-    )
-    store_calibration(session, dark)
-    store_calibration(session, beta)
-
+    session = _record(out, settings, calibration, report)
     report("3/5 Processing with the calibrations: spatial K, 1/τc\n")
-    average = max(1, round(settings.frame_rate_hz / settings.maps_per_s))
-    processing = ProcessingSettings(
-        mode="spatial",
-        window=settings.window,
-        average=average,
-        model="tau",
-        exposure_s=settings.exposure_s,
-    )
-    result = process_recording(session, processing, overwrite=True)
-    report(f"  {result.maps} maps from {result.frames_read} frames in {result.seconds:.1f} s\n")
-
+    _process(session, settings, report)
     report("4/5 Before/after comparison\n")
-    regions = _regions(settings.shape)
-    with open_recording(session) as rec:
-        contrast = rec.derived["contrast"][...]
-        rate = rec.derived["perfusion"][...]
-        times = _map_times(frame_times_s(rec), average, len(rate))
-        events = [(e.time_s, e.label) for e in rec.events if e.label.startswith("needling")]
-        before_w = event_windows(rec.events, "needling start", before_s=settings.window_s)[0]
-        after_w = event_windows(rec.events, "needling end", after_s=settings.window_s)[1]
-        intensity = [
-            recording_window_mean(rec, w, lambda f: f.mean(axis=0, dtype=np.float64))
-            for w in (before_w, after_w)
-        ]
-        raw_frame = rec.frames[0]
-    # τc-based perfusion in units of healthy skin at baseline, and 1/K² in the same units.
-    sfi = speckle_flow_index(contrast)
-    rate_maps = [window_mean(rate, times, w) for w in (before_w, after_w)]
-    sfi_maps = [window_mean(sfi, times, w) for w in (before_w, after_w)]
-    comparison = compare_before_after(
-        rate_maps[0],
-        rate_maps[1],
-        regions,
-        reference=HEALTHY,
-        before_intensity=intensity[0],
-        after_intensity=intensity[1],
-    )
-    comparison_sfi = compare_before_after(
-        sfi_maps[0], sfi_maps[1], regions, reference=HEALTHY, register=False
-    )
-    unit = comparison.roi(HEALTHY).before_mean
-    unit_sfi = comparison_sfi.roi(HEALTHY).before_mean
-
+    analysis = _analyse(session, settings)
     report("5/5 Figures, table and summary\n")
-    label = "perfusion (1/τc, healthy skin = 1)"
-    scaled = compare_before_after(
-        rate_maps[0] / unit,
-        rate_maps[1] / unit,
-        regions,
-        reference=HEALTHY,
-        before_intensity=intensity[0],
-        after_intensity=intensity[1],
+    files = _write_outputs(out, settings, analysis)
+    scene = settings.scene
+    outcome = DemoOutcome(
+        comparison=analysis.comparison,
+        measured_sfi=analysis.comparison_sfi.roi(ISCHEMIC).ratio,
+        true_recovery={name: scene.true_recovery(name) for name in (ISCHEMIC, HEALTHY)},
+        beta=calibration.beta.beta,
+        before_s=analysis.windows[0],
+        after_s=analysis.windows[1],
+        seconds=time.perf_counter() - began,
     )
-    files = [
-        comparison_figure(
-            scaled,
-            out / "comparison.png",
-            masks=regions,
-            label=label,
-            title="Ischemic skin before and after needling (simulated)",
-        ),
-        timecourse_figure(
-            times,
-            {name: np.nanmean(rate[:, mask], axis=1) / unit for name, mask in regions.items()},
-            out / "timecourse.png",
-            label=label,
-            events=events,
-        ),
-        maps_figure(
-            [
-                (rate_maps[0] / unit, "1/τc (visibility equation)", "healthy skin = 1"),
-                (sfi_maps[0] / unit_sfi, "1/K² (speckle flow index)", "healthy skin = 1"),
-            ],
-            out / "perfusion_models.png",
-        ),
-        map_figure(
-            raw_frame, out / "raw_frame.png", title="Raw speckle frame", label="ADU", cmap="gray"
-        ),
-        map_figure(
-            contrast[0],
-            out / "contrast.png",
-            title=f"Spatial contrast K ({settings.window}×{settings.window})",
-            label="K",
-        ),
-    ]
-    scaled.to_csv(out / "roi_table.csv")
-    files.append(out / "roi_table.csv")
-    measured = comparison.roi(ISCHEMIC).ratio
-    measured_sfi = comparison_sfi.roi(ISCHEMIC).ratio
-    seconds = time.perf_counter() - began
     summary = out / "summary.txt"
-    summary.write_text(
-        _summary(settings, comparison, measured, measured_sfi, beta, seconds, before_w, after_w)
-    )
-    files.append(summary)
+    summary.write_text(summary_text(outcome))
     return DemoResult(
         out,
         session,
-        (dark_path, static_path, session, *files),
-        comparison,
-        settings.recovery_factor,
-        measured,
-        measured_sfi,
-        seconds,
+        (calibration.dark_path, calibration.static_path, session, *files, summary),
+        analysis.comparison,
+        outcome.true_recovery[ISCHEMIC],
+        analysis.comparison.roi(ISCHEMIC).ratio,
+        outcome.measured_sfi,
+        outcome.seconds,
     )
-
-
-def _summary(
-    settings: DemoSettings,
-    comparison: Comparison,
-    measured: float,
-    measured_sfi: float,
-    beta: BetaCalibration,
-    seconds: float,
-    before_w: tuple[float, float],
-    after_w: tuple[float, float],
-) -> str:
-    truth = settings.recovery_factor
-    patch, healthy = comparison.roi(ISCHEMIC), comparison.roi(HEALTHY)
-    shift = comparison.registration
-    error = 100 * (measured / truth - 1)
-    lines = [
-        "lsci demo: simulated needling session",
-        "",
-        "Recovery of perfusion in the ischemic patch (after / before needling, 1/τc):",
-        f"  measured {measured:.3f}   simulated truth {truth:.3f}   error {error:+.1f} %",
-        f"  relative to healthy skin: {patch.relative_ratio:.3f} "
-        f"(healthy skin itself: {healthy.ratio:.3f}, truth 1)",
-        f"  with 1/K² instead of 1/τc: {measured_sfi:.3f} "
-        "(1/K² is not proportional to flow when T ≈ τc)",
-        "",
-        f"Windows compared: before {before_w[0]:.1f}–{before_w[1]:.1f} s, "
-        f"after {after_w[0]:.1f}–{after_w[1]:.1f} s",
-        f"Calibration: β = {beta.beta:.3f} on the static target, dark frame subtracted",
-    ]
-    if shift is not None:
-        lines.append(
-            f"Registration: shift ({shift.shift_px[0]:+.2f}, {shift.shift_px[1]:+.2f}) px, "
-            f"peak ratio {shift.peak_ratio:.1f}"
-        )
-    lines += ["", f"Finished in {seconds:.0f} s.", ""]
-    return "\n".join(lines)
