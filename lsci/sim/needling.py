@@ -28,6 +28,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from lsci._arrays import frame_shape
 from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
 
 __all__ = [
@@ -88,6 +89,8 @@ class NeedlingScene:
 
     Raises
     ------
+    TypeError
+        If ``shape`` is not two integers.
     ValueError
         If a parameter is outside its range; the message names it.
 
@@ -116,8 +119,7 @@ class NeedlingScene:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.shape) != 2 or min(self.shape) < 1:
-            raise ValueError(f"shape={self.shape!r} must be two positive integers (rows, columns)")
+        object.__setattr__(self, "shape", frame_shape(self.shape))
         for name in ("baseline_tau_c_s", "ischemic_factor", "recovery_factor"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
