@@ -333,9 +333,9 @@ def test_bad_stream_calls() -> None:
         sim.set_tau_c(0.0)
     with pytest.raises(ValueError, match="where"):
         sim.set_tau_c(1e-3, where=np.ones((8, 8)))
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         sim.next_frame(out=np.empty((8, 8), dtype=np.float32))
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         sim.next_intensity(out=np.empty((8, 8), dtype=np.uint16))
     with pytest.raises(ValueError, match="n must"):
         sim.frames(-1)
