@@ -68,8 +68,9 @@ class PixelScale:
     ----------
     pixel_size_mm : float
         Millimetres on the skin per pixel, > 0.
-    method : {"ruler", "metadata"}
-        Measured in the image between two points, or computed from the optics metadata.
+    method : {"ruler", "metadata", "given"}
+        Measured in the image between two points, computed from the optics metadata, or
+        given as a number by the caller.
     source : str
         A sentence saying how it was obtained, for reports.
     points_px : tuple of tuple of float, optional
@@ -79,15 +80,15 @@ class PixelScale:
     """
 
     pixel_size_mm: float
-    method: Literal["ruler", "metadata"]
+    method: Literal["ruler", "metadata", "given"]
     source: str
     points_px: tuple[tuple[float, float], tuple[float, float]] | None = None
     distance_mm: float | None = None
 
     def __post_init__(self) -> None:
         _positive("pixel_size_mm", self.pixel_size_mm)
-        if self.method not in ("ruler", "metadata"):
-            raise ValueError(f"method must be 'ruler' or 'metadata', got {self.method!r}")
+        if self.method not in ("ruler", "metadata", "given"):
+            raise ValueError(f"method must be 'ruler', 'metadata' or 'given', got {self.method!r}")
 
     @property
     def pixel_area_mm2(self) -> float:
