@@ -37,7 +37,7 @@ from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
 from lsci.core.perfusion import speckle_flow_index
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
 from lsci.processing.process import ProcessingSettings, process_recording
-from lsci.recording import RecordingWriter, open_recording
+from lsci.recording import RecordingWriter, open_recording, store_calibration
 from lsci.sim.speckle import skin_reflectance_map
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
 
@@ -262,8 +262,8 @@ def run_demo(
         marks=marks,
         seed=2,
     )
-    dark.save_to_recording(session)
-    beta.save_to_recording(session)
+    store_calibration(session, dark)
+    store_calibration(session, beta)
 
     report("3/5 Processing with the calibrations: spatial K, 1/τc\n")
     average = max(1, round(settings.frame_rate_hz / settings.maps_per_s))

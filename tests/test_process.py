@@ -18,6 +18,7 @@ from lsci.recording import (
     DerivedProductExistsError,
     RecordingWriter,
     open_recording,
+    store_calibration,
 )
 from lsci.recording.layout import DERIVED_COMPLETE
 
@@ -165,7 +166,7 @@ def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
     ).frames(4)
     beta = calibrate_beta(static, mode="spatial", window=5)
     for calibration in (dark, camera, beta):
-        calibration.save_to_recording(path)
+        store_calibration(path, calibration)
 
     settings = ProcessingSettings(window=5, model="tau", exposure_s=0.005)
     process_recording(path, settings)
@@ -196,7 +197,7 @@ def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     write_recording(path, n_frames=4)
     rng = np.random.default_rng(0)
-    calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7).save_to_recording(path)
+    store_calibration(path, calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7))
     with pytest.raises(CalibrationMismatchError, match=r"window=5 \(calibrated: 7\)"):
         process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005))
     # An explicit β is the user's choice and is used as given.

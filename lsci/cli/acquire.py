@@ -43,6 +43,7 @@ from lsci.acquisition import (
     recording_metadata,
 )
 from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind, kinds_taking
 from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
 
@@ -52,9 +53,6 @@ __all__ = ["acquire"]
 _STATUS_PERIOD_S = 0.25
 _LOG_PERIOD_S = 1.0
 _LIVE_RATE_HZ = 4.0
-# Transport buffers of a GenICam stream: a third of a second at 200 frames/s, to ride out
-# pauses of the camera thread (a slow disk write, a busy machine).
-_GENICAM_BUFFERS = 64
 
 
 def _parse_mark(
@@ -91,29 +89,13 @@ def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 def _open_camera(
     kind: str, cti: Path | None, device: str, sim_mode: str, sim_shape: tuple[int, int]
 ) -> Camera:
-    if kind == "sim":
-        from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-
-        camera: Camera = SimulatedCamera(
-            SpeckleScene.skin(sim_shape), mode="replay" if sim_mode == "replay" else "physical"
-        )
-    else:
-        # Imported here: the driver needs the optional camera extra (harvesters, genicam).
-        from lsci.drivers.genicam import GenICamCamera, list_devices
-
-        selector: int | str = device
-        if device.isdigit():
-            # Serial numbers are often all digits: a number is an index only when no device
-            # has it as serial number or id.
-            known = {
-                name
-                for d in list_devices(None if cti is None else [cti])
-                for name in (d.serial_number, d.device_id)
-            }
-            selector = device if device in known else int(device)
-        camera = GenICamCamera(selector, producer=cti, num_buffers=_GENICAM_BUFFERS)
-    camera.open()
-    return camera
+    options = OpenOptions(
+        producers=() if cti is None else (cti,),
+        device=device,
+        shape=sim_shape,
+        mode="physical" if sim_mode == "physical" else "replay",
+    )
+    return camera_kind(kind).open(options)
 
 
 def _apply(camera: Camera, name: str, value: Any, option: str) -> None:
@@ -281,9 +263,9 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
 @click.option(
     "--camera",
     "camera_kind",
-    type=click.Choice(["sim", "genicam"]),
+    type=click.Choice(list(CAMERA_KINDS)),
     required=True,
-    help="The simulated speckle camera, or a GenICam camera (GigE Vision, USB3 Vision).",
+    help=" ".join(f"{kind.name}: {kind.summary}" for kind in CAMERA_KINDS.values()),
 )
 @click.option(
     "--cti",
@@ -369,8 +351,9 @@ def acquire(
     The simulated camera (--camera sim) looks at a skin patch whose ischemic centre recovers
     its perfusion 20 s after the start.
     """
-    if camera_kind == "sim" and cti is not None:
-        raise click.UsageError("--cti applies to --camera genicam only")
+    takes_producer = kinds_taking("producers")
+    if cti is not None and camera_kind not in takes_producer:
+        raise click.UsageError(f"--cti applies to --camera {' or '.join(takes_producer)} only")
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
     try:
@@ -384,7 +367,7 @@ def acquire(
             _apply(camera, "exposure_s", exposure_ms / 1e3, "--exposure-ms")
         if fps is not None:
             _apply(camera, "frame_rate_hz", fps, "--fps")
-        producer = None if camera_kind == "sim" or cti is None else str(cti)
+        producer = None if cti is None else str(cti)
         try:
             writer = RecordingWriter(
                 out,

@@ -55,6 +55,7 @@ from lsci.core.contrast import (
 )
 from lsci.core.perfusion import inverse_correlation_time, speckle_flow_index
 from lsci.recording import Recording, open_recording
+from lsci.recording.calibration import load_calibration
 from lsci.recording.sink import DerivedSink
 
 __all__ = [
@@ -215,9 +216,9 @@ class Corrections:
     def from_recording(cls, recording: Recording) -> Corrections:
         """The dark frame and camera noise stored in a recording, where it has them."""
         stored = recording.calibrations
-        dark = DarkFrame.from_recording(recording) if DarkFrame.default_name in stored else None
+        dark = load_calibration(recording, DarkFrame) if DarkFrame.default_name in stored else None
         camera = (
-            CameraNoise.from_recording(recording) if CameraNoise.default_name in stored else None
+            load_calibration(recording, CameraNoise) if CameraNoise.default_name in stored else None
         )
         return cls(dark, camera)
 
@@ -264,7 +265,7 @@ def beta_from_recording(recording: Recording, settings: ProcessingSettings) -> f
     """
     if BetaCalibration.default_name not in recording.calibrations:
         return None
-    calibration = BetaCalibration.from_recording(recording)
+    calibration = load_calibration(recording, BetaCalibration)
     window = settings.frames_window if settings.mode == "temporal" else settings.window
     return calibration.beta_for(mode=settings.mode, window=window, ddof=settings.ddof)
 

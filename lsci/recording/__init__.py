@@ -6,8 +6,8 @@ recording into a clean file with :func:`repair_copy`, and convert from and to TI
 with :mod:`lsci.recording.convert`.
 """
 
-from lsci.recording.annotations import add_event, save_calibration
-from lsci.recording.calibration import Calibration
+from lsci.recording.annotations import add_event, save_calibration, store_calibration
+from lsci.recording.calibration import Calibration, load_calibration
 from lsci.recording.derived import DerivedInfo, SavedDerived, find_derived, save_derived
 from lsci.recording.errors import (
     CorruptRecordingError,
@@ -45,8 +45,10 @@ __all__ = [
     "SavedDerived",
     "add_event",
     "find_derived",
+    "load_calibration",
     "open_recording",
     "repair_copy",
     "save_calibration",
     "save_derived",
+    "store_calibration",
 ]

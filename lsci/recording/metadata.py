@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from numbers import Integral, Real
 from typing import Any
 
@@ -220,8 +220,3 @@ def utc_to_ns(text: str) -> int:
     moment = datetime.fromisoformat(text)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def ns_to_utc(time_ns: int) -> str:
-    """The canonical UTC string of nanoseconds since the Unix epoch (microsecond precision)."""
-    return format_utc(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_ns // 1_000))
