@@ -42,6 +42,7 @@ from lsci.acquisition import (
     PipelineSummary,
     recording_metadata,
 )
+from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
 from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind, kinds_taking
 from lsci.errors import LsciError
@@ -53,6 +54,8 @@ __all__ = ["acquire"]
 _STATUS_PERIOD_S = 0.25
 _LOG_PERIOD_S = 1.0
 _LIVE_RATE_HZ = 4.0
+#: Models a live map can show without the exposure time.
+LIVE_MODELS = [name for name, model in MODELS.items() if not model.needs_exposure]
 
 
 def _parse_mark(
@@ -200,12 +203,12 @@ class _EventInput:
 class _Status:
     """The status line, from the pipeline's signals."""
 
-    def __init__(self, pipeline: AcquisitionPipeline, quantity: str) -> None:
+    def __init__(self, pipeline: AcquisitionPipeline, symbol: str) -> None:
         self._terminal = sys.stderr.isatty()
         self._period_s = _STATUS_PERIOD_S if self._terminal else _LOG_PERIOD_S
         self._last_s = 0.0
         self._live: float | None = None
-        self._symbol = "K" if quantity == "contrast" else "1/K²"
+        self._symbol = symbol
         pipeline.events.live_map_ready.connect(self._on_live)
         pipeline.events.event_marked.connect(
             lambda event: self._line(
@@ -309,10 +312,10 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
 )
 @click.option(
     "--live",
-    type=click.Choice(["contrast", "flow_index"]),
+    type=click.Choice(LIVE_MODELS),
     default="contrast",
     show_default=True,
-    help="Live map shown in the status line: K, or the flow index 1/K².",
+    help="Live map shown in the status line: K, or a perfusion model of it.",
 )
 @click.option("--notes", default="", help="Free text stored with the recording.")
 @click.option(
@@ -378,9 +381,7 @@ def acquire(
             )
         except LsciError as error:
             raise click.ClickException(str(error)) from None
-        settings = LiveSettings(
-            quantity="contrast" if live == "contrast" else "flow_index", max_rate_hz=_LIVE_RATE_HZ
-        )
+        settings = LiveSettings(model=live, max_rate_hz=_LIVE_RATE_HZ)
         pipeline = AcquisitionPipeline(camera, writer, live=settings)
         _record(pipeline, out, duration, marks, event_key)
     finally:
@@ -394,9 +395,8 @@ def _record(
     marks: list[tuple[float, str]],
     event_key: bool,
 ) -> None:
-    status = _Status(
-        pipeline, pipeline.live_settings.quantity if pipeline.live_settings else "contrast"
-    )
+    live = pipeline.live_settings
+    status = _Status(pipeline, live.perfusion_model.symbol if live is not None else "K")
     stops = _StopRequests()
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
     with stops.installed():

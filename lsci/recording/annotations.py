@@ -108,7 +108,7 @@ def _rewrite(recording: Path, edit: Callable[[h5py.File], T]) -> T:
     folder = make_folder(recording)
     final = folder / _NAME
     with folder_lock(folder, _NAME):
-        temporary = create_temporary(folder, _NAME)
+        temporary = create_temporary(folder)
         try:
             with h5py.File(temporary, "w") as target:
                 if final.is_file() and not final.is_symlink():

@@ -207,7 +207,7 @@ class AcquisitionRun:
                 frame_shape=camera.frame_shape,
                 dtype=camera.frame_dtype,
             )
-        live = LiveSettings(window=window, quantity="flow_index", max_rate_hz=display_rate_hz)
+        live = LiveSettings(window=window, model="inverse_k2", max_rate_hz=display_rate_hz)
         try:
             self.pipeline = AcquisitionPipeline(camera, writer, live=live)
         except BaseException:
