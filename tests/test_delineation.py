@@ -18,6 +18,7 @@ from lsci.analysis.roi import polygon_mask
 from lsci.analysis.scale import PixelScale
 from lsci.core.contrast import spatial_contrast
 from lsci.core.perfusion import inverse_correlation_time
+from lsci.sim.needling import HEALTHY, NeedlingScene, simulate_needling
 from lsci.sim.speckle import SpeckleSimulator, skin_flow_map
 
 SHAPE = (128, 128)
@@ -103,6 +104,31 @@ def test_simulated_disk_area_within_10_percent(measured_before: npt.NDArray[np.f
     assert result.threshold.value == pytest.approx(0.5 * float(np.median(reference)), rel=1e-12)
     assert result.threshold.reference_px == reference.size
     assert "0.5 × the median" in result.threshold.description
+
+
+def test_simulated_needling_session_against_its_truth(beta: float) -> None:
+    # The needling scene knows its hypoperfused disk and that the needling restores it (the
+    # disk's flow rises from 1/5 to 3/5 of healthy skin, above half of it). 3/5 is near the
+    # threshold: 20 frames per map keep the noise of 1/τc (about 6 % here) from dipping below it.
+    scene = NeedlingScene(needling_start_s=0.8, needling_end_s=1.2)
+    session = simulate_needling(scene, 40, frame_interval_s=0.05, exposure_s=EXPOSURE_S, seed=4)
+    before, after = session.split(scene.recovery_s)
+
+    def perfusion(frames: npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
+        k2 = np.mean(spatial_contrast(frames, 7).astype(np.float64) ** 2, axis=0)
+        rate: npt.NDArray[np.float64] = inverse_correlation_time(
+            np.sqrt(k2), EXPOSURE_S, beta=beta, out=np.empty(scene.shape)
+        )
+        return rate
+
+    result = compare_areas(perfusion(before), perfusion(after), reference=scene.regions()[HEALTHY])
+    true_area = math.pi * scene.radius_px**2
+    assert result.before.area_px == pytest.approx(true_area, rel=0.10)
+    assert result.before.centroid_px is not None
+    assert math.dist(result.before.centroid_px, scene.center_px) < 0.1 * scene.radius_px
+    assert result.after.area_px < 0.05 * true_area
+    assert result.reduction_percent > 95.0
+    assert result.recovered_px == pytest.approx(true_area, rel=0.10)
 
 
 def test_area_in_mm2_for_a_known_pixel_size(measured_before: npt.NDArray[np.float64]) -> None:
