@@ -83,7 +83,9 @@ def recording_layers(
     raw : bool
         Include the raw frames.
     products : sequence of str, optional
-        Only these derived products (default: all of them).
+        Only these derived products, by the names :attr:`lsci.recording.Recording.derived`
+        gives them (default: all of them: those of every product set beside the recording,
+        ``"<set>/<product>"``, and those older lsci versions stored inside it).
 
     Returns
     -------
@@ -118,7 +120,9 @@ def recording_layers(
             if len(info.shape) not in (2, 3) or info.dtype.kind not in "biuf":
                 continue
             sample = _sample(product, info.shape)
-            unit = unit_of(name, info.parameters)
+            # A product set's product is "<set>/<product>": style and unit go by the product.
+            plain = name.rsplit("/", 1)[-1]
+            unit = unit_of(plain, info.parameters)
             kwargs = dict(common)
             if len(info.shape) == 3:
                 kwargs["scale"] = (frames_between_maps(info, n_frames), *common["scale"])
@@ -126,7 +130,7 @@ def recording_layers(
                     kwargs["units"] = ("", *common["units"])
             else:
                 kwargs.pop("axis_labels")
-            kwargs |= product_style(name, info.parameters, sample)
+            kwargs |= product_style(plain, info.parameters, sample)
             kwargs["name"] = (
                 f"{path.stem} {name}"
                 + (f" [{unit}]" if unit else "")
