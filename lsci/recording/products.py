@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from lsci.recording import layout
 from lsci.recording._h5 import check_name, decode, describe_os_error, write_error
 from lsci.recording.atomic import sync_file
 from lsci.recording.derived import canonical_parameters, write_provenance
-from lsci.recording.errors import RecordingError, RecordingFormatError
+from lsci.recording.errors import RecordingError, RecordingFormatError, RecordingWriteError
 from lsci.recording.metadata import format_utc
 from lsci.recording.sidecar import (
     create_temporary_folder,
@@ -71,6 +72,10 @@ PRODUCTS_FORMAT_VERSION = 1
 #: Part files are ``part-<first map, 9 digits>.h5``: sorted by name, they are in map order.
 PART_PREFIX = "part-"
 PART_SUFFIX = ".h5"
+
+#: Space kept free while a part is written (see :class:`PartWriter`), and left free besides the
+#: maps before a set is started.
+RESERVE_BYTES = 4 << 20
 
 #: The folder holding a recording's product sets: ``session.lsci`` for ``session.h5``.
 product_folder = sidecar_folder
@@ -145,13 +150,43 @@ class PartWriter:
         self.n_maps = n_maps
         self.path = Path(folder) / f"{PART_PREFIX}{first_map:09d}{PART_SUFFIX}"
         self._written = dict.fromkeys(set_layout.shapes, 0)
+        self._handle: h5py.File | None = None
+        self._reserve = self._make_reserve()
         try:
             # "x": created exclusively, so a part is never written twice or through a link.
-            self._handle: h5py.File | None = h5py.File(self.path, "x", libver="latest")
+            # No chunk cache: every map goes to the file as it is written, so a full disk is
+            # reported by the write that meets it, and the file can then still be closed.
+            self._handle = h5py.File(self.path, "x", libver="latest", rdcc_nbytes=0)
             self._create(self._handle)
         except OSError as exc:
             self.discard()
             raise write_error(self.path, exc, "creating a product file") from None
+
+    def _make_reserve(self) -> Path | None:
+        """Hold some disk space while the part is written.
+
+        When the disk fills, HDF5 can neither write nor close the file, and the library may
+        crash the interpreter when it tries again at exit. Freeing this reserve lets it close
+        the file, which is then deleted (:meth:`discard`).
+        """
+        reserve = self.path.with_name(f".{self.path.stem}.reserve")
+        try:
+            descriptor = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise write_error(reserve, exc, "creating a product file") from None
+        try:
+            os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+        except OSError as exc:
+            reserve.unlink(missing_ok=True)
+            raise write_error(reserve, exc, "creating a product file") from None
+        finally:
+            os.close(descriptor)
+        return reserve
+
+    def _release_reserve(self) -> None:
+        if self._reserve is not None:
+            self._reserve.unlink(missing_ok=True)
+            self._reserve = None
 
     def _create(self, handle: h5py.File) -> None:
         lay = self.layout
@@ -197,6 +232,7 @@ class PartWriter:
         try:
             dataset[start : start + len(array)] = array
         except OSError as exc:
+            self.discard()
             raise write_error(self.path, exc, f"writing product {name!r}") from None
         self._written[name] += len(array)
 
@@ -211,8 +247,9 @@ class PartWriter:
                 self.path, f"product(s) {', '.join(missing)} did not get all {self.n_maps} maps"
             )
         try:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            handle.close()
+            self._release_reserve()
             sync_file(self.path)
         except OSError as exc:
             self.discard()
@@ -220,6 +257,7 @@ class PartWriter:
 
     def discard(self) -> None:
         """Close and delete the file (an interrupted part)."""
+        self._release_reserve()  # room for HDF5 to close the file on a full disk
         if self._handle is not None:
             with contextlib.suppress(Exception):
                 self._handle.close()
@@ -612,7 +650,16 @@ class ProductSetWriter:
     def __enter__(self) -> ProductSetWriter:
         if self.complete:
             return self
-        make_folder(self.recording)
+        folder = make_folder(self.recording)
+        itemsize = np.dtype(self.layout.dtype).itemsize
+        needed = sum(int(np.prod(shape)) * itemsize for shape in self.layout.shapes.values())
+        free = shutil.disk_usage(folder).free
+        if free < needed + 2 * RESERVE_BYTES:
+            raise RecordingWriteError(
+                folder,
+                f"not enough disk space for the product set: it needs {needed / 1e6:,.1f} MB, "
+                f"{free / 1e6:,.1f} MB are free",
+            )
         self.temporary = create_temporary_folder(self.folder)
         return self
 
