@@ -208,8 +208,13 @@ def test_parts_written_by_several_processes_read_as_one_array(recording: Path) -
 def test_a_set_missing_a_part_is_not_published(recording: Path) -> None:
     maps = np.ones((6, *SHAPE), dtype=np.float32)
     writer = ProductSetWriter(recording, {"contrast": maps.shape}, algorithm="a", parameters={})
-    with pytest.raises(RecordingError, match="incomplete"), writer as out:
-        assert out.temporary is not None
-        write_part(out.temporary, out.layout, 0, {"contrast": maps[:3]})
+
+    def half_written() -> None:
+        with writer as out:
+            assert out.temporary is not None
+            write_part(out.temporary, out.layout, 0, {"contrast": maps[:3]})
+
+    with pytest.raises(RecordingError, match="incomplete"):
+        half_written()
     assert find_product_sets(recording) == []
     assert list(product_folder(recording).iterdir()) == []

@@ -112,7 +112,8 @@ def summary(rec: Recording) -> str:
         name: why for name, why in unreadable.items() if "/" not in name and name not in set_names
     }
     if legacy or legacy_bad:
-        lines.append(_line("In the file", f"{len(legacy) + len(legacy_bad)} derived products"))
+        count = len(legacy) + len(legacy_bad)
+        lines.append(_line("Derived", f"{count} inside the recording (older lsci versions)"))
     for name, product in legacy.items():
         info = product.info
         shape = "×".join(map(str, info.shape))
@@ -134,7 +135,11 @@ def _product_sets(
     for product_set in sets:
         lines.append(
             f"  {product_set.name}: {product_set.maps} maps, {_size(product_set.size_bytes)}"
-            + (f", unreadable ({unreadable[product_set.name]})" if product_set.name in unreadable else "")
+            + (
+                f", unreadable ({unreadable[product_set.name]})"
+                if product_set.name in unreadable
+                else ""
+            )
         )
         settings = json.dumps(product_set.parameters, sort_keys=True)
         lines.append(f"    {product_set.algorithm} {settings}")
@@ -146,9 +151,7 @@ def _product_sets(
             product = derived[key]
             unit = product.attrs.get("unit")
             shape = "×".join(map(str, product.shape))
-            lines.append(
-                f"    {name}: {shape} {product.dtype}" + (f" [{unit}]" if unit else "")
-            )
+            lines.append(f"    {name}: {shape} {product.dtype}" + (f" [{unit}]" if unit else ""))
     return lines
 
 

@@ -68,6 +68,14 @@ def stopped_by_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+class StoppedError(click.ClickException):
+    """The message of a stopped run, with the conventional status 128 + signal number."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+
 def recording_paths(paths: tuple[Path, ...]) -> list[Path]:
     """The files named, with each folder replaced by the ``*.h5`` recordings in it."""
     found: list[Path] = []
@@ -135,11 +143,11 @@ def check_options(options: dict[str, Any]) -> None:
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if options["products"] is not None and PERFUSION_PRODUCT in options["products"]:
-        if not settings.perfusion_model.derived:
-            raise click.BadParameter(
-                f"--model {settings.model} gives no perfusion map", param_hint="--products"
-            )
+    products = options["products"] or ()
+    if PERFUSION_PRODUCT in products and not settings.perfusion_model.derived:
+        raise click.BadParameter(
+            f"--model {settings.model} gives no perfusion map", param_hint="--products"
+        )
 
 
 def parse_products(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -149,9 +157,7 @@ def parse_products(ctx: click.Context, param: click.Parameter, value: str | None
     allowed = (CONTRAST_PRODUCT, PERFUSION_PRODUCT)
     wrong = [name for name in names if name not in allowed]
     if wrong or not names:
-        raise click.BadParameter(
-            f"{value!r}: give a comma-separated list of {', '.join(allowed)}"
-        )
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of {', '.join(allowed)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -275,12 +281,11 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
                 click.echo(plan.cost())
                 result = run(plan, client, overwrite=overwrite)
             except Stopped as exc:
-                stopped = click.ClickException(
+                raise StoppedError(
                     f"{exc}: {path} not finished (its partial results were removed); "
-                    "finished product sets are kept"
-                )
-                stopped.exit_code = 128 + exc.signum
-                raise stopped from None
+                    "finished product sets are kept",
+                    128 + exc.signum,
+                ) from None
             except _FILE_ERRORS as exc:
                 message = _message(exc)
                 if len(paths) == 1:
@@ -337,7 +342,7 @@ def cluster(scheduler: str | None) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +170,7 @@ class ProcessingResult:
 
 def _prefetched(
     chunks: list[Chunk], read: Callable[[int, int], npt.NDArray[Any]]
-) -> Iterator[tuple[Chunk, npt.NDArray[Any]]]:
+) -> Generator[tuple[Chunk, npt.NDArray[Any]], None, None]:
     """Yield each chunk with its frames, reading the next chunk in a thread meanwhile.
 
     Closing the generator (or an error) waits for the reading thread, so the file can be
@@ -523,4 +523,3 @@ def process_recording(
                         pending.result()
     warn_about(check, plan.path)
     return plan.result(out, frames_read, time.perf_counter() - start, reused=False)
-

@@ -143,7 +143,7 @@ class PartWriter:
 
     def __init__(self, folder: Path, set_layout: SetLayout, first_map: int, n_maps: int) -> None:
         total = set_layout.maps
-        if not (0 <= first_map and 1 <= n_maps and first_map + n_maps <= total):
+        if not (first_map >= 0 and n_maps >= 1 and first_map + n_maps <= total):
             raise ValueError(f"maps [{first_map}, {first_map + n_maps}) are not in [0, {total})")
         self.layout = set_layout
         self.first_map = first_map
@@ -452,9 +452,7 @@ class ProductArray:
         dtype.
     """
 
-    def __init__(
-        self, path: Path, pieces: Sequence[tuple[int, h5py.Dataset]], maps: int
-    ) -> None:
+    def __init__(self, path: Path, pieces: Sequence[tuple[int, h5py.Dataset]], maps: int) -> None:
         self.path = path
         self.pieces = sorted(pieces, key=lambda piece: piece[0])
         first = self.pieces[0][1]
@@ -499,7 +497,7 @@ class ProductArray:
                 if index < start + dataset.shape[0]:
                     return np.asarray(dataset[(index - start, *rest)])
         if not isinstance(head, slice):
-            return self[(slice(None), *rest)][head]
+            return np.asarray(self[(slice(None), *rest)][head])
         wanted = range(*head.indices(self.shape[0]))
         if wanted.step < 0:
             ascending = self[(slice(wanted[-1], wanted[0] + 1, -wanted.step), *rest)]
@@ -521,7 +519,7 @@ class ProductArray:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[()] if len(self.pieces) == 1 else self[:]
-        return data if dtype is None else data.astype(dtype)
+        return data if dtype is None else np.asarray(data, dtype=dtype)
 
 
 def find_product_sets(recording: str | os.PathLike[str]) -> list[ProductSet]:
@@ -606,9 +604,11 @@ class ProductSetWriter:
     ) -> None:
         self.recording = Path(recording)
         shapes = {check_name("product", n): tuple(int(v) for v in s) for n, s in shapes.items()}
-        if not shapes or len({s[0] for s in shapes.values()}) != 1 or min(
-            s[0] for s in shapes.values()
-        ) < 1:
+        if (
+            not shapes
+            or len({s[0] for s in shapes.values()}) != 1
+            or min(s[0] for s in shapes.values()) < 1
+        ):
             raise ValueError(f"products {shapes} must have the same number (≥ 1) of maps")
         storage_dtype = np.dtype(dtype)
         if storage_dtype.kind != "f":
@@ -682,7 +682,9 @@ class ProductSetWriter:
                 for name in info.products:
                     files.array(name)  # checks that the parts cover every map once
         except RecordingFormatError as exc:
-            raise RecordingError(self.path, f"the product set is incomplete: {exc.problem}") from None
+            raise RecordingError(
+                self.path, f"the product set is incomplete: {exc.problem}"
+            ) from None
         try:
             publish_folder(self.temporary, self.path)
         except OSError as exc:

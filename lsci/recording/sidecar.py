@@ -85,7 +85,9 @@ def create_temporary_folder(folder: Path) -> Path:
     """
     _remove_stale(folder)
     try:
-        return Path(tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=folder))
+        return Path(
+            tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=folder)
+        )
     except OSError as exc:
         raise RecordingError(folder, f"cannot create a folder: {describe_os_error(exc)}") from None
 
@@ -100,7 +102,9 @@ def publish_folder(temporary: Path, final: Path) -> None:
     sync_folder(temporary)
     old: Path | None = None
     if final.is_dir() and not final.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=final.parent))
+        old = Path(
+            tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=final.parent)
+        )
         os.replace(final, old)
     os.rename(temporary, final)
     sync_folder(final.parent)

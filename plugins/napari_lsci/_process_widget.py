@@ -79,9 +79,7 @@ class ProcessWidget(Container):
         self.mode = ComboBox(label="Mode", choices=list(MODES), value="spatial")
         self.window = SpinBox(label="Window (px)", min=3, max=63, step=2, value=7)
         self.frames_window = SpinBox(label="Frames per window", min=2, max=10_000, value=25)
-        self.average = SpinBox(
-            label="Frames per map", min=1, max=10_000, value=DEFAULT_AVERAGE
-        )
+        self.average = SpinBox(label="Frames per map", min=1, max=10_000, value=DEFAULT_AVERAGE)
         self.model = ComboBox(
             label="Perfusion model", choices=list(MODELS), value=default_model(None)
         )

@@ -113,7 +113,9 @@ def recording_layers(
         n_frames = len(recording)
         if raw and n_frames:
             layers.append(_raw_layer(recording, common, events))
-        for name, product in recording.derived.items():
+        derived = recording.derived
+        plain_names = [name.rsplit("/", 1)[-1] for name in derived]
+        for name, product in derived.items():
             if products is not None and name not in products:
                 continue
             info = product.info
@@ -131,8 +133,12 @@ def recording_layers(
             else:
                 kwargs.pop("axis_labels")
             kwargs |= product_style(plain, info.parameters, sample)
+            # The product's plain name, with its set's name when another set has it too.
+            label = (
+                plain if plain_names.count(plain) == 1 else f"{plain} ({name[: -len(plain) - 1]})"
+            )
             kwargs["name"] = (
-                f"{path.stem} {name}"
+                f"{path.stem} {label}"
                 + (f" [{unit}]" if unit else "")
                 + ("" if info.complete else " (incomplete)")
             )
