@@ -37,9 +37,10 @@ def _register() -> None:
     from lsci.cli.export import export_command
     from lsci.cli.info import info
     from lsci.cli.process import process
+    from lsci.cli.study import study
     from lsci.cli.view import view
 
-    for command in (acquire, cameras, demo, export_command, info, process, view):
+    for command in (acquire, cameras, demo, export_command, info, process, study, view):
         main.add_command(command)
 
 
