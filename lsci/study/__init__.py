@@ -10,7 +10,7 @@ statistics (:meth:`Study.export`). Needs the ``study`` extra (SQLAlchemy, psycop
 from lsci.study.analysis import StudySettings, hypoperfused_area_mm2
 from lsci.study.errors import CatalogError, RecordingChangedError, StudyError
 from lsci.study.rois import ROLES, Roi, read_roi_file
-from lsci.study.study import RecordingEntry, Study, check_subject_code
+from lsci.study.study import RecordingEntry, Study, VisitEntry, check_subject_code
 from lsci.study.trends import Trend, TrendRow
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "StudySettings",
     "Trend",
     "TrendRow",
+    "VisitEntry",
     "check_subject_code",
     "hypoperfused_area_mm2",
     "read_roi_file",

@@ -43,7 +43,14 @@ from lsci.study.output import write_atomically
 from lsci.study.rois import Roi, check_rois
 from lsci.study.trends import Trend, TrendRow, with_changes
 
-__all__ = ["CATALOG_FILE", "STUDY_FILE", "RecordingEntry", "Study", "check_subject_code"]
+__all__ = [
+    "CATALOG_FILE",
+    "STUDY_FILE",
+    "RecordingEntry",
+    "Study",
+    "VisitEntry",
+    "check_subject_code",
+]
 
 #: The file that makes a folder a study.
 STUDY_FILE = "study.json"
@@ -89,6 +96,17 @@ def _check_text(kind: str, text: str, limit: int = 64) -> str:
     ):
         raise StudyError(f"{kind} {text!r} must be 1 to {limit} printable characters")
     return text
+
+
+@dataclass(frozen=True)
+class VisitEntry:
+    """A visit of a subject: its label, number (in order of day, then date), date, day, notes."""
+
+    label: str
+    number: int
+    visit_date: date | None
+    day: int | None
+    notes: str
 
 
 @dataclass(frozen=True)
@@ -518,7 +536,7 @@ class Study:
                     f"{entry.stored_path} ({code}, {entry.site}, visit {entry.visit}): "
                     f"{entry.reason}; not used. Restore it, or add the new file as a recording"
                 )
-        visits = self._visits(code)
+        visits = {visit.label: visit for visit in self.visits(code)}
         rows: list[TrendRow] = []
         for site_name in dict.fromkeys(e.site for e in entries):
             rois = self.rois(code, site_name)
@@ -539,10 +557,10 @@ class Study:
                             subject=code,
                             site=site_name,
                             visit=entry.visit,
-                            visit_number=visits[entry.visit][0],
+                            visit_number=visits[entry.visit].number,
                             day=entry.day,
                             visit_date=entry.visit_date,
-                            notes=visits[entry.visit][1],
+                            notes=visits[entry.visit].notes,
                             recording=counts[entry.visit],
                             roi=roi.name,
                             role=roi.role,
@@ -555,18 +573,21 @@ class Study:
                     )
         return Trend(code, with_changes(rows), self.settings)
 
-    def _visits(self, code: str) -> dict[str, tuple[int, str]]:
-        """Each visit of a subject: its number (in order of day, date, creation) and notes."""
+    def visits(self, subject: str) -> list[VisitEntry]:
+        """The visits of a subject, numbered in order of day, then date, then creation."""
         v, s = schema.visits, schema.subjects
         query = (
-            sa.select(v.c.label, v.c.notes)
+            sa.select(v.c.label, v.c.visit_date, v.c.day, v.c.notes)
             .join(s)
-            .where(s.c.code == code)
+            .where(s.c.code == subject)
             .order_by(v.c.day.is_(None), v.c.day, v.c.visit_date.is_(None), v.c.visit_date, v.c.id)
         )
         with self._transaction() as connection:
             rows = connection.execute(query).all()
-        return {row.label: (number, row.notes or "") for number, row in enumerate(rows, start=1)}
+        return [
+            VisitEntry(row.label, number, row.visit_date, row.day, row.notes or "")
+            for number, row in enumerate(rows, start=1)
+        ]
 
     def _analysis(self, entry: RecordingEntry, rois: Sequence[Roi]) -> dict[str, Any]:
         settings = {"study": self.settings.to_dict(), "rois": rois_digest(rois)}
@@ -662,7 +683,8 @@ def _visit(
         {"subject_id": subject_id, "label": label},
         {"visit_date": visit_date, "day": day, "notes": notes or ""},
     )
-    row = connection.execute(sa.select(v).where(v.c.id == visit_id)).one()
+    # Locked until the transaction ends, so two processes completing it lose no notes.
+    row = connection.execute(sa.select(v).where(v.c.id == visit_id).with_for_update()).one()
     if created:
         return visit_id, row.visit_date, row.day
     changes: dict[str, Any] = {}
