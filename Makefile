@@ -32,9 +32,13 @@ demo: $(VENV)/.core
 system-deps:
 	@bash .ci/system-deps.sh
 
+# mypy finds drivers/ as lsci.drivers through the link .ci/mypy_path/lsci/drivers (see
+# pyproject.toml); a checkout without symlinks would silently lose the drivers' types.
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@test -f .ci/mypy_path/lsci/drivers/base.py || \
+		{ echo "lint: .ci/mypy_path/lsci/drivers must link to drivers/ (git config core.symlinks true)"; exit 1; }
 	$(BIN)/mypy
 
 format: $(VENV)/.all

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,17 +28,12 @@ import numpy.typing as npt
 
 from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
 from lsci.analysis.compare import Comparison, compare_before_after
-from lsci.analysis.time_windows import (
-    event_windows,
-    frame_times_s,
-    recording_window_mean,
-    window_mean,
-)
+from lsci.analysis.compare_recordings import compare_events
+from lsci.analysis.time_windows import frame_times_s
 from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
-from lsci.core.perfusion import speckle_flow_index
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-from lsci.processing.process import ProcessingSettings, process_recording
-from lsci.recording import RecordingWriter, open_recording
+from lsci.processing import ProcessingSettings, process_recording
+from lsci.recording import RecordingWriter, open_recording, store_calibration
 from lsci.sim.speckle import skin_reflectance_map
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
 
@@ -154,7 +150,7 @@ def _acquire(
             dtype=camera.frame_dtype,
             overwrite=True,
         )
-        live = LiveSettings(window=settings.window, quantity="flow_index", max_rate_hz=5.0)
+        live = LiveSettings(window=settings.window, model="inverse_k2", max_rate_hz=5.0)
         pipeline = AcquisitionPipeline(camera, writer, live=live)
 
         def status(stats: PipelineStats) -> None:
@@ -262,8 +258,8 @@ def run_demo(
         marks=marks,
         seed=2,
     )
-    dark.save_to_recording(session)
-    beta.save_to_recording(session)
+    store_calibration(session, dark)
+    store_calibration(session, beta)
 
     report("3/5 Processing with the calibrations: spatial K, 1/τc\n")
     average = max(1, round(settings.frame_rate_hz / settings.maps_per_s))
@@ -271,7 +267,7 @@ def run_demo(
         mode="spatial",
         window=settings.window,
         average=average,
-        model="tau",
+        model="inverse_tau",
         exposure_s=settings.exposure_s,
     )
     result = process_recording(session, processing, overwrite=True)
@@ -279,33 +275,31 @@ def run_demo(
 
     report("4/5 Before/after comparison\n")
     regions = _regions(settings.shape)
+    compared, compared_sfi = (
+        compare_events(
+            session,
+            "needling start",
+            "needling end",
+            window_s=settings.window_s,
+            settings=dataclasses.replace(processing, model=model),
+            rois=regions,
+            reference=HEALTHY,
+            register=model == "inverse_tau",
+        )
+        for model in ("inverse_tau", "inverse_k2")
+    )
+    comparison, comparison_sfi = compared.comparison, compared_sfi.comparison
+    before_w, after_w = compared.before.window_s, compared.after.window_s
+    rate_maps = [compared.before.perfusion, compared.after.perfusion]
+    sfi_maps = [compared_sfi.before.perfusion, compared_sfi.after.perfusion]
+    intensity = [compared.before.intensity, compared.after.intensity]
     with open_recording(session) as rec:
         contrast = rec.derived["contrast"][...]
         rate = rec.derived["perfusion"][...]
         times = _map_times(frame_times_s(rec), average, len(rate))
         events = [(e.time_s, e.label) for e in rec.events if e.label.startswith("needling")]
-        before_w = event_windows(rec.events, "needling start", before_s=settings.window_s)[0]
-        after_w = event_windows(rec.events, "needling end", after_s=settings.window_s)[1]
-        intensity = [
-            recording_window_mean(rec, w, lambda f: f.mean(axis=0, dtype=np.float64))
-            for w in (before_w, after_w)
-        ]
         raw_frame = rec.frames[0]
     # τc-based perfusion in units of healthy skin at baseline, and 1/K² in the same units.
-    sfi = speckle_flow_index(contrast)
-    rate_maps = [window_mean(rate, times, w) for w in (before_w, after_w)]
-    sfi_maps = [window_mean(sfi, times, w) for w in (before_w, after_w)]
-    comparison = compare_before_after(
-        rate_maps[0],
-        rate_maps[1],
-        regions,
-        reference=HEALTHY,
-        before_intensity=intensity[0],
-        after_intensity=intensity[1],
-    )
-    comparison_sfi = compare_before_after(
-        sfi_maps[0], sfi_maps[1], regions, reference=HEALTHY, register=False
-    )
     unit = comparison.roi(HEALTHY).before_mean
     unit_sfi = comparison_sfi.roi(HEALTHY).before_mean
 

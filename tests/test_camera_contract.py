@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +19,7 @@ from lsci.drivers import pixel_formats
 from lsci.drivers.base import (
     SETTING_NAMES,
     Camera,
+    CameraError,
     CameraState,
     Capability,
     Frame,
@@ -28,22 +29,39 @@ from lsci.drivers.base import (
     TriggerMode,
     UnsupportedFeatureError,
 )
-from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
+from lsci.drivers.registry import CAMERA_KINDS, CameraKind, OpenOptions, camera_kind, kinds_taking
 
 
-def viky_camera() -> Camera:
+def viky_options() -> OpenOptions:
     """Device 0 of the simulated GenTL producer shipped with the genicam wheel."""
     genicam = pytest.importorskip("genicam", reason="the camera extra (genicam) is not installed")
     pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
-    from lsci.drivers.genicam import GenICamCamera
+    return OpenOptions(producers=(Path(genicam.__file__).parent / "viky.cti",), device=0)
 
-    return GenICamCamera(0, producer=os.path.join(os.path.dirname(genicam.__file__), "viky.cti"))
+
+# How the suite opens a device of each registered camera kind (small, fast ones).
+CONTRACT_OPTIONS: dict[str, Callable[[], OpenOptions]] = {
+    "sim": lambda: OpenOptions(shape=(64, 64)),
+    "genicam": viky_options,
+}
+
+
+def _factory(name: str) -> Callable[[], Camera]:
+    return lambda: CAMERA_KINDS[name].create(CONTRACT_OPTIONS[name]())
 
 
 DRIVERS = [
-    pytest.param(viky_camera, id="genicam-viky", marks=pytest.mark.camera),
-    pytest.param(lambda: SimulatedCamera(SpeckleScene.skin((64, 64))), id="simulated"),
+    pytest.param(
+        _factory(name),
+        id=name,
+        marks=[pytest.mark.camera] if CAMERA_KINDS[name].requires else [],
+    )
+    for name in CAMERA_KINDS
 ]
+
+
+def test_every_camera_kind_is_in_the_contract_suite() -> None:
+    assert set(CONTRACT_OPTIONS) == set(CAMERA_KINDS)
 
 
 @pytest.fixture(params=DRIVERS)
@@ -295,3 +313,39 @@ def test_start_stop_start_again(camera: Camera) -> None:
         assert all(f.frame_id > first.frame_id for f in rest)
         assert camera.stats().frames_read == 1 + len(rest)
         assert camera.state is CameraState.OPEN
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def test_registry_names_kinds_and_refuses_unknown_ones() -> None:
+    assert camera_kind("sim") is CAMERA_KINDS["sim"]
+    with pytest.raises(ValueError, match=r"'sim', 'genicam'"):
+        camera_kind("webcam")
+    assert kinds_taking("producers") == ["genicam"]
+
+
+def test_a_kind_without_its_packages_says_how_to_install_them() -> None:
+    kind = CameraKind(
+        name="absent",
+        label="absent camera",
+        summary="A kind whose packages are not installed.",
+        options=frozenset(),
+        _create=CAMERA_KINDS["sim"]._create,
+        _discover=CAMERA_KINDS["sim"]._discover,
+        requires=("lsci_no_such_module",),
+        extra="absent",
+    )
+    assert kind.missing() == ["lsci_no_such_module"]
+    with pytest.raises(CameraError, match=r'pip install "lsci\[absent\]"'):
+        kind.create()
+    with pytest.raises(CameraError, match="lsci_no_such_module"):
+        kind.list_devices()
+
+
+def test_the_simulated_kind_lists_and_opens_its_device() -> None:
+    (device,) = CAMERA_KINDS["sim"].list_devices()
+    assert device.index == 0
+    with CAMERA_KINDS["sim"].open(OpenOptions(shape=(32, 48))) as cam:
+        assert cam.state is CameraState.OPEN
+        assert cam.frame_shape == (32, 48)

@@ -27,7 +27,7 @@ def test_processes_every_recording_of_a_folder(tmp_path: Path) -> None:
         "--frames-window",
         "10",
         "--model",
-        "tau",
+        "inverse_tau",
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -73,4 +73,4 @@ def test_recording_holds_events_calibrations_and_products(
         assert {"beta", "dark_frame"} <= set(rec.calibrations)
         assert {"contrast", "perfusion"} <= set(rec.derived)
         assert rec.dropped_frames == 0
-        assert rec.derived["perfusion"].info.parameters["model"] == "tau"
+        assert rec.derived["perfusion"].info.parameters["model"] == "inverse_tau"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsci.processing.process import ProcessingSettings, process_recording
+from lsci.processing import ProcessingSettings, process_recording
 from lsci.recording import open_recording
 from tests.test_process import write_recording
 
@@ -33,7 +33,9 @@ def client() -> Iterator[distributed.Client]:
     "settings",
     [
         ProcessingSettings(mode="spatial", window=5, average=2),
-        ProcessingSettings(mode="temporal", frames_window=8, step=3, model="tau", exposure_s=0.005),
+        ProcessingSettings(
+            mode="temporal", frames_window=8, step=3, model="inverse_tau", exposure_s=0.005
+        ),
     ],
 )
 def test_cluster_results_equal_single_machine(

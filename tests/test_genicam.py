@@ -368,7 +368,7 @@ def test_cameras_without_producers_explains_the_setup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(driver.ENV_VAR, str(tmp_path))
-    result = CliRunner().invoke(cameras, [])
+    result = CliRunner().invoke(cameras, ["--camera", "genicam"])
     assert result.exit_code == 1
     assert "No GenTL producer found" in result.output
     assert f"export {driver.ENV_VAR}=" in result.output

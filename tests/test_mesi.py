@@ -352,5 +352,5 @@ def test_fit_rejects_bad_inputs() -> None:
         fit_mesi(k, EXPOSURES_S, n_starts=3)
     with pytest.raises(ValueError, match="xtol"):
         fit_mesi(k, EXPOSURES_S, xtol=-1.0)
-    with pytest.raises(TypeError, match="k must be real"):
+    with pytest.raises(TypeError, match="k must be a real"):
         fit_mesi(k.astype(complex), EXPOSURES_S)

@@ -72,9 +72,9 @@ def test_correct_k2_errors() -> None:
         correct_k2(k2, np.ones(3), CAMERA)
     with pytest.raises(ValueError, match="broadcast to the shape of k2"):
         correct_k2(k2, np.ones((3, 2, 2)), CAMERA)
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         correct_k2(k2, np.ones((2, 2)), CAMERA, out=np.empty((2, 2), np.float32))
-    with pytest.raises(ValueError, match="real numbers"):
+    with pytest.raises(TypeError, match="real-valued"):
         correct_k2(k2.astype(complex), np.ones((2, 2)), CAMERA)
 
 
@@ -92,18 +92,62 @@ def test_subtract_dark() -> None:
         subtract_dark(frames, dark, out=out)
 
 
+_PAD = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
+
+
+def _reference_box_sum(values: np.ndarray, window: int, edges: str) -> np.ndarray:
+    """Float64 window sums by padding and summed-area tables (independent of the kernels)."""
+    half = window // 2
+    if edges != "valid":
+        pad = [(0, 0)] * (values.ndim - 2) + [(half, half), (half, half)]
+        values = np.pad(values, pad, mode=_PAD[edges])  # type: ignore[call-overload]
+    cum = np.cumsum(np.cumsum(values, axis=-2), axis=-1)
+    cum = np.pad(cum, [(0, 0)] * (values.ndim - 2) + [(1, 0), (1, 0)])
+    w = window
+    return cum[..., w:, w:] - cum[..., :-w, w:] - cum[..., w:, :-w] + cum[..., :-w, :-w]  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("edges", ["reflect", "mirror", "nearest", "wrap", "valid"])
 def test_local_mean_spatial_matches_scipy(edges: str) -> None:
     rng = np.random.default_rng(1)
     frames = rng.random((2, 12, 15))
-    result = local_mean(frames, 5, edges=edges)  # type: ignore[arg-type]
     if edges == "valid":
         expected = ndimage.uniform_filter(frames, (1, 5, 5), mode="constant")[:, 2:-2, 2:-2]
     else:
         expected = ndimage.uniform_filter(frames, (1, 5, 5), mode=edges)
-    np.testing.assert_allclose(result, expected, rtol=1e-12)
+    result = local_mean(frames, 5, edges=edges)  # type: ignore[arg-type]
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
+    out = np.empty(expected.shape)
+    assert local_mean(frames, 5, edges=edges, out=out) is out  # type: ignore[arg-type]
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
     # Same shape as the contrast for the same settings.
     assert result.shape == spatial_contrast(frames, 5, edges=edges).shape  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("edges", ["reflect", "mirror", "nearest", "wrap", "valid"])
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64])
+def test_local_mean_masked_matches_float64_reference(edges: str, dtype: type) -> None:
+    """Kernel means against float64 sums of the masked values over the masked counts."""
+    rng = np.random.default_rng(3)
+    frames = (rng.random((3, 17, 20)) * 4000 + 100).astype(dtype)
+    mask = rng.random((17, 20)) > 0.3
+    weights = mask.astype(np.float64)
+    total = _reference_box_sum(frames.astype(np.float64) * weights, 7, edges)
+    count = _reference_box_sum(weights, 7, edges)
+    expected = np.full(total.shape, np.nan)
+    np.divide(total, count, out=expected, where=count > 0.5)
+    centre = mask if edges != "valid" else mask[3:-3, 3:-3]
+    expected[:, ~centre] = np.nan
+    out = np.empty(expected.shape)
+    local_mean(frames, 7, edges=edges, mask=mask, out=out)  # type: ignore[arg-type]
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    plain = np.empty(expected.shape)
+    local_mean(frames, 7, edges=edges, out=plain)  # type: ignore[arg-type]
+    reference = _reference_box_sum(frames.astype(np.float64), 7, edges) / 49
+    if dtype == np.uint16:  # integer sums are exact, so the means are correctly rounded
+        np.testing.assert_array_equal(plain, reference)
+    np.testing.assert_allclose(plain, reference, rtol=1e-12)
 
 
 def test_local_mean_masked_and_temporal() -> None:
@@ -111,12 +155,12 @@ def test_local_mean_masked_and_temporal() -> None:
     frames = rng.random((7, 6, 6))
     mask = np.ones((6, 6), bool)
     mask[2, 2] = False
-    result = local_mean(frames[0], 3, mask=mask)
+    result = local_mean(frames[0], 3, mask=mask, out=np.empty((6, 6)))
     block = frames[0][1:4, 2:5]
     valid = mask[1:4, 2:5]
     assert result[2, 3] == pytest.approx(block[valid].mean(), rel=1e-12)
     assert np.isnan(result[2, 2])
-    temporal = local_mean(frames, 3, mode="temporal", step=2)
+    temporal = local_mean(frames, 3, mode="temporal", step=2, out=np.empty((3, 6, 6)))
     assert temporal.shape == temporal_contrast(frames, 3, step=2).shape
     np.testing.assert_allclose(temporal[1], frames[2:5].mean(axis=0), rtol=1e-12)
     masked = local_mean(frames, 3, mode="temporal", mask=mask)
@@ -131,16 +175,18 @@ def test_local_mean_errors() -> None:
         local_mean(frames, 3, edges="constant")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="odd"):
         local_mean(frames, 4)
-    with pytest.raises(ValueError, match="fit"):
+    with pytest.raises(ValueError, match="too large"):
         local_mean(frames, 7)
     with pytest.raises(ValueError, match="mode"):
         local_mean(frames, 3, mode="both")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"\(T, M, N\)"):
+    with pytest.raises(ValueError, match="stack of frames"):
         local_mean(frames[0], 3, mode="temporal")
     with pytest.raises(ValueError, match="window"):
         local_mean(frames, 4, mode="temporal")
-    with pytest.raises(ValueError, match=r"\(M, N\)"):
+    with pytest.raises(ValueError, match="ndim=1"):
         local_mean(np.ones(5), 3)
+    with pytest.raises(TypeError, match="boolean"):
+        local_mean(frames, 3, mask=np.ones((6, 6)))
 
 
 def simulate(mean_signal_e: float, *, noise: bool, seed: int) -> SpeckleSimulator:

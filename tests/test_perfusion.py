@@ -221,9 +221,9 @@ def test_invalid_arrays_raise() -> None:
         correlation_time(np.array([0.5 + 1j]), 1e-3)
     with pytest.raises(ValueError, match="shape"):
         correlation_time(np.zeros(3), 1e-3, out=np.zeros(4, np.float32))
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32 or float64"):
         correlation_time(np.zeros(3), 1e-3, out=np.zeros(3, np.int32))
-    with pytest.raises(TypeError, match="numpy array"):
+    with pytest.raises(TypeError, match="NumPy array"):
         speckle_flow_index(np.zeros(3), out=[0.0, 0.0, 0.0])  # type: ignore[arg-type]
     frozen = np.zeros(3, np.float32)
     frozen.flags.writeable = False

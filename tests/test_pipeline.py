@@ -297,7 +297,7 @@ def test_slow_listeners_never_hold_up_acquisition(tmp_path: Path) -> None:
 
     try:
         pipeline = AcquisitionPipeline(
-            cam, make_writer(cam, path), live=LiveSettings(quantity="flow_index"), signal_backlog=8
+            cam, make_writer(cam, path), live=LiveSettings(model="inverse_k2"), signal_backlog=8
         )
         for signal in (pipeline.events.frame_acquired, pipeline.events.live_map_ready):
             signal.connect(slow)

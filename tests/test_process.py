@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 from lsci.core.contrast import spatial_contrast, spatiotemporal_contrast, temporal_contrast
 from lsci.core.perfusion import inverse_correlation_time, speckle_flow_index
-from lsci.processing.process import ProcessingSettings, plan_chunks, process_recording
+from lsci.processing import ProcessingSettings, process_recording
+from lsci.processing.chunks import plan_chunks
 from lsci.recording import (
     AcquisitionMetadata,
     DerivedProductExistsError,
     RecordingWriter,
     open_recording,
+    store_calibration,
 )
 from lsci.recording.layout import DERIVED_COMPLETE
 
@@ -95,7 +97,7 @@ def test_chunked_processing_equals_whole_stack(
 def test_tau_model_uses_exposure_and_beta(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     frames = write_recording(path, n_frames=12)
-    settings = ProcessingSettings(model="tau", exposure_s=0.005, beta=0.8)
+    settings = ProcessingSettings(model="inverse_tau", exposure_s=0.005, beta=0.8)
     process_recording(path, settings)
     with open_recording(path) as rec:
         rate = rec.derived["perfusion"][...]
@@ -141,9 +143,9 @@ def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode='fourier'"):
         ProcessingSettings(mode="fourier")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs the exposure time"):
-        ProcessingSettings(model="tau")
+        ProcessingSettings(model="inverse_tau")
     with pytest.raises(ValueError, match=r"beta=1\.5"):
-        ProcessingSettings(model="tau", exposure_s=0.01, beta=1.5)
+        ProcessingSettings(model="inverse_tau", exposure_s=0.01, beta=1.5)
     path = tmp_path / "short.h5"
     write_recording(path, n_frames=3)
     with pytest.raises(ValueError, match="too few for one map"):
@@ -165,9 +167,9 @@ def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
     ).frames(4)
     beta = calibrate_beta(static, mode="spatial", window=5)
     for calibration in (dark, camera, beta):
-        calibration.save_to_recording(path)
+        store_calibration(path, calibration)
 
-    settings = ProcessingSettings(window=5, model="tau", exposure_s=0.005)
+    settings = ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005)
     process_recording(path, settings)
     k2, _ = fundamental_k2(frames, camera, dark=dark, window=5)
     expected_k = np.sqrt(np.maximum(k2, 0))
@@ -196,8 +198,41 @@ def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     write_recording(path, n_frames=4)
     rng = np.random.default_rng(0)
-    calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7).save_to_recording(path)
+    store_calibration(path, calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=7))
     with pytest.raises(CalibrationMismatchError, match=r"window=5 \(calibrated: 7\)"):
-        process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005))
+        process_recording(path, ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005))
     # An explicit β is the user's choice and is used as given.
-    process_recording(path, ProcessingSettings(window=5, model="tau", exposure_s=0.005, beta=0.9))
+    process_recording(
+        path, ProcessingSettings(window=5, model="inverse_tau", exposure_s=0.005, beta=0.9)
+    )
+
+
+def test_a_stack_in_memory_and_its_recording_give_the_same_maps(tmp_path: Path) -> None:
+    from lsci.calibration import CameraNoise, DarkFrame, calibrate_beta
+    from lsci.processing import Calibrations, process_frames
+
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=12)
+    rng = np.random.default_rng(4)
+    dark = DarkFrame.from_frames(rng.normal(4.0, 1.0, size=(10, *FRAME_SHAPE)).round())
+    camera = CameraNoise(gain_adu_per_e=0.5, read_noise_e=2.0)
+    beta = calibrate_beta(rng.exponential(50, (2, *FRAME_SHAPE)), window=5)
+    for calibration in (dark, camera, beta):
+        store_calibration(path, calibration)
+    settings = ProcessingSettings(window=5, average=3, exposure_s=0.005)
+    process_recording(path, settings, memory_bytes=3 * frames[0].nbytes * 4)
+    in_memory = process_frames(frames, settings, Calibrations(dark, camera, beta))
+    assert in_memory.settings.model == "inverse_tau"
+    assert in_memory.settings.beta == beta.beta
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(in_memory.contrast, rec.derived["contrast"][...])
+        np.testing.assert_array_equal(in_memory.perfusion, rec.derived["perfusion"][...])
+        assert in_memory.parameters() == rec.derived["perfusion"].info.parameters
+    with pytest.raises(ValueError, match="another region of interest"):
+        process_frames(frames[:, :10], settings, Calibrations(dark=dark))
+    with pytest.raises(ValueError, match="camera-noise correction is not defined"):
+        process_frames(
+            frames,
+            ProcessingSettings(mode="spatiotemporal", window=3, frames_window=4),
+            Calibrations(camera=camera),
+        )

@@ -34,7 +34,7 @@ def test_saturated_pixels() -> None:
         saturated_pixels(frames, 12.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="frames"):
         saturated_pixels(np.zeros(3), 8)
-    with pytest.raises(ValueError, match="real numbers"):
+    with pytest.raises(TypeError, match="real numbers"):
         saturated_pixels(np.zeros((2, 2), complex), 8)
 
 
@@ -136,3 +136,5 @@ def test_grain_errors() -> None:
         speckle_grain_px(np.ones((16, 16)))
     with pytest.raises(ValueError, match="max_lag_px"):
         speckle_grain_px(np.random.default_rng(0).random((16, 16)), max_lag_px=0)
+    with pytest.raises(TypeError, match="max_lag_px"):
+        speckle_grain_px(np.random.default_rng(0).random((16, 16)), max_lag_px=2.5)  # type: ignore[arg-type]

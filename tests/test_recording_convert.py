@@ -75,7 +75,7 @@ def test_tiff_import_refuses_what_it_cannot_store(tmp_path: Path) -> None:
         import_tiff(floats, tmp_path / "a.h5", META)
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.ones((2, 4, 4, 3), np.uint8), photometric="rgb")
-    with pytest.raises(RecordingFormatError, match="stack of 2-D frames"):
+    with pytest.raises(RecordingFormatError, match="colour"):
         import_tiff(rgb, tmp_path / "b.h5", META)
     text = tmp_path / "text.tif"
     text.write_text("hello")

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lsci.recording import add_event, open_recording, repair_copy
+from lsci.recording import RecordingError, add_event, open_recording, repair_copy
 from tests.helpers.write_recording import expected_frame
 
 HELPER = Path(__file__).parent / "helpers" / "write_recording.py"
@@ -140,5 +140,5 @@ def test_repair_copy_of_a_crashed_file_is_clean_and_leaves_the_source_alone(
         np.testing.assert_array_equal(rec.frames[count - 1], expected_frame(count - 1))
         assert [(e.label, e.frame_index) for e in rec.events] == [("needling start", 41)]
     add_event(repaired, "note", frame_index=0)
-    with pytest.raises(ValueError, match="differ"):
+    with pytest.raises(RecordingError, match="is the input"):
         repair_copy(path, path)

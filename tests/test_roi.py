@@ -91,9 +91,13 @@ def test_bad_vertices(vertices: object) -> None:
         polygon_mask(vertices, (5, 5))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("shape", [(0, 5), (5,), "ab", (2, -1)])
-def test_bad_shape(shape: object) -> None:
-    with pytest.raises(ValueError, match="shape"):
+@pytest.mark.parametrize(
+    ("shape", "exc"),
+    [((0, 5), ValueError), ((5,), ValueError), ((2, -1), ValueError), ("ab", TypeError),
+     ((2.5, 3), TypeError)],
+)  # fmt: skip
+def test_bad_shape(shape: object, exc: type[Exception]) -> None:
+    with pytest.raises(exc, match="shape"):
         polygon_mask([(0, 0), (0, 2), (2, 2)], shape)  # type: ignore[arg-type]
 
 
@@ -104,7 +108,7 @@ def test_label_masks() -> None:
     np.testing.assert_array_equal(masks["3"], labels == 3)
     with pytest.raises(ValueError, match="2-D"):
         label_masks(np.zeros(3, int))
-    with pytest.raises(ValueError, match="integers"):
+    with pytest.raises(TypeError, match="integers"):
         label_masks(np.zeros((3, 3)))
 
 

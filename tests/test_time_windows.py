@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from lsci.analysis.time_windows import (
-    event_window_means,
     event_windows,
     frame_times_s,
     recording_window_mean,
@@ -160,17 +159,3 @@ def test_recording_window_mean_errors() -> None:
         recording_window_mean(rec, (0, 2), lambda b: b[:, :2])
     with pytest.raises(ValueError, match="mask"):
         recording_window_mean(rec, (0, 2), identity, mask=np.ones((3, 3), bool))
-
-
-def test_event_window_means() -> None:
-    frames = np.concatenate(
-        [np.full((10, 3, 3), 10, np.uint16), np.full((10, 3, 3), 30, np.uint16)]
-    )
-    rec = FakeRecording(frames, np.arange(20) * 0.5, (FakeEvent("needling", 5.0),))
-    before, after = event_window_means(
-        rec, "needling", lambda f: f.astype(np.float32), before_s=3.0, after_s=2.0
-    )
-    np.testing.assert_array_equal(before, 10.0)
-    np.testing.assert_array_equal(after, 30.0)
-    with pytest.raises(ValueError, match="no event labelled"):
-        event_window_means(rec, "other", lambda f: f.astype(np.float32))

@@ -135,7 +135,7 @@ def recording_metadata(
         frame_rate_hz=rate if isinstance(rate, float) else None,
         pixel_format=pixel_format,
         bit_depth=bit_depth,
-        roi=tuple(roi),
+        roi=roi,
         camera_vendor=getattr(device, "vendor", None),
         camera_model=str(getattr(device, "model", camera.name)),
         camera_serial=getattr(device, "serial_number", None),

@@ -1,19 +1,20 @@
-"""Live maps for display: spatial contrast, or the flow index 1/K², of the newest frame."""
+"""Live maps for display: spatial contrast of the newest frame, through a perfusion model.
+
+The map is K, or any model of :data:`lsci.core.models.MODELS` applied to it (1/K², or 1/τc when
+the exposure time is given), the same models offline processing offers.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from lsci.core.contrast import spatial_contrast
-from lsci.core.perfusion import speckle_flow_index
+from lsci.core.models import PerfusionModel, get_model
 
 __all__ = ["LiveSettings", "live_map"]
-
-Quantity = Literal["contrast", "flow_index"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,14 @@ class LiveSettings:
     ----------
     window
         Odd side of the spatial contrast window in pixels (>= 3).
-    quantity
-        ``"contrast"`` (K) or ``"flow_index"`` (1/K², proportional to flow for T ≫ τc).
+    model
+        A name in :data:`lsci.core.models.MODELS`: ``"contrast"`` (K, the default),
+        ``"inverse_k2"`` (1/K², proportional to flow for T ≫ τc) or ``"inverse_tau"`` (1/τc,
+        needs ``exposure_s``).
+    exposure_s
+        Exposure time in seconds, for models that need it.
+    beta
+        Coherence factor β in (0, 1], for models that use it.
     max_rate_hz
         Most maps per second (> 0), None for as many as the machine affords. Each map uses
         the newest frame; frames arriving meanwhile are skipped (they are still recorded).
@@ -35,7 +42,9 @@ class LiveSettings:
     """
 
     window: int = 7
-    quantity: Quantity = "contrast"
+    model: str = "contrast"
+    exposure_s: float | None = None
+    beta: float = 1.0
     max_rate_hz: float | None = 20.0
     threads: int | None = None
 
@@ -47,10 +56,14 @@ class LiveSettings:
             or self.window % 2 == 0
         ):
             raise ValueError(f"window={self.window!r} is invalid: allowed odd integers >= 3")
-        if self.quantity not in ("contrast", "flow_index"):
+        model = self.perfusion_model
+        if model.needs_exposure and not (self.exposure_s is not None and self.exposure_s > 0):
             raise ValueError(
-                f"quantity={self.quantity!r} is invalid: allowed 'contrast' and 'flow_index'"
+                f"model={self.model!r} needs the exposure time: exposure_s={self.exposure_s!r} "
+                "must be > 0"
             )
+        if not 0 < self.beta <= 1:
+            raise ValueError(f"beta={self.beta!r} is invalid: allowed numbers in (0, 1]")
         rate = self.max_rate_hz
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"max_rate_hz={rate!r} is invalid: allowed numbers > 0 or None")
@@ -59,6 +72,11 @@ class LiveSettings:
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
             raise ValueError(f"threads={threads!r} is invalid: allowed integers >= 1 or None")
+
+    @property
+    def perfusion_model(self) -> PerfusionModel:
+        """The registry entry of :attr:`model` (ValueError when there is none)."""
+        return get_model(self.model)
 
     def thread_count(self, available: int) -> int:
         """The threads a map uses when ``available`` numba threads exist (at least 1)."""
@@ -69,6 +87,7 @@ class LiveSettings:
 def live_map(frame: np.ndarray, settings: LiveSettings) -> np.ndarray:
     """The live map of one raw frame: a new float32 array of the frame's shape."""
     k = spatial_contrast(frame, settings.window)
-    if settings.quantity == "flow_index":
-        speckle_flow_index(k, out=k)
+    model = settings.perfusion_model
+    if model.derived:
+        model.apply(k, exposure_s=settings.exposure_s, beta=settings.beta, out=k)
     return k

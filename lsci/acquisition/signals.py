@@ -45,8 +45,8 @@ class PipelineSignals(SignalGroup):
     frame_acquired(FrameInfo)
         A frame arrived from the camera (id and time stamps; pixels are not passed).
     live_map_ready(numpy.ndarray, FrameInfo)
-        A live map (K, or 1/K² with ``quantity="flow_index"``) of the frame described; the
-        array is new for every map and belongs to the listeners.
+        A live map (K, or a perfusion model of it: see ``LiveSettings``) of the frame
+        described; the array is new for every map and belongs to the listeners.
     stats_updated(PipelineStats)
         Periodic statistics.
     frames_dropped(FrameDrop)

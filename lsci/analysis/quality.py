@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import as_int
+
 if TYPE_CHECKING:
     from lsci.calibration import CameraNoise, DarkFrame
 
@@ -75,6 +77,8 @@ def saturated_pixels(
     ------
     ValueError
         If ``bit_depth`` is not in 1..16 or ``frames`` is not 2-D or 3-D.
+    TypeError
+        If ``bit_depth`` is not an integer or ``frames`` does not hold real numbers.
 
     Examples
     --------
@@ -84,8 +88,7 @@ def saturated_pixels(
            [False, False]])
     """
     data = _frames(frames)
-    if isinstance(bit_depth, bool) or not isinstance(bit_depth, int | np.integer):
-        raise TypeError(f"bit_depth must be an int, got {type(bit_depth).__name__}")
+    bit_depth = as_int(bit_depth, "bit_depth")
     if not 1 <= bit_depth <= 16:
         raise ValueError(f"bit_depth must be in 1..16, got {bit_depth}")
     saturated: npt.NDArray[np.bool_] = data >= 2**bit_depth - 1
@@ -218,6 +221,8 @@ def speckle_grain_px(frames: npt.ArrayLike, *, max_lag_px: int = 16, warn: bool 
     ------
     ValueError
         If the frames are smaller than 8 × 8 pixels, uniform, or ``max_lag_px`` < 1.
+    TypeError
+        If ``max_lag_px`` is not an integer or ``frames`` does not hold real numbers.
 
     Warns
     -----
@@ -249,7 +254,8 @@ def speckle_grain_px(frames: npt.ArrayLike, *, max_lag_px: int = 16, warn: bool 
     rows, cols = stack.shape[1:]
     if rows < 8 or cols < 8:
         raise ValueError(f"frames must be at least 8 × 8 pixels, got {(rows, cols)}")
-    if isinstance(max_lag_px, bool) or not isinstance(max_lag_px, int) or max_lag_px < 1:
+    max_lag_px = as_int(max_lag_px, "max_lag_px")
+    if max_lag_px < 1:
         raise ValueError(f"max_lag_px must be a positive int, got {max_lag_px!r}")
     lags = min(max_lag_px, rows // 2, cols // 2)
     acov = np.zeros((lags + 1, lags + 1))
@@ -287,7 +293,7 @@ def _frames(frames: npt.ArrayLike) -> npt.NDArray[Any]:
     if data.ndim not in (2, 3):
         raise ValueError(f"frames must be (M, N) or (T, M, N), got shape {data.shape}")
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise ValueError(f"frames must hold real numbers, got dtype {data.dtype}")
+        raise TypeError(f"frames must hold real numbers, got dtype {data.dtype}")
     return data
 
 

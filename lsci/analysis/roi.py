@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import as_real, frame_shape
+
 __all__ = ["label_masks", "polygon_mask", "roi_masks"]
 
 RoiSpec = npt.ArrayLike
@@ -45,8 +47,10 @@ def polygon_mask(vertices: npt.ArrayLike, shape: tuple[int, int]) -> npt.NDArray
     Raises
     ------
     ValueError
-        If ``vertices`` is not an (N, 2) array of finite numbers with N ≥ 3, or ``shape`` is not
-        two positive integers.
+        If ``vertices`` is not an (N, 2) array of finite numbers with N ≥ 3, or ``shape`` does
+        not hold two positive integers.
+    TypeError
+        If ``vertices`` are not numbers or ``shape`` is not a sequence of integers.
 
     Notes
     -----
@@ -63,8 +67,8 @@ def polygon_mask(vertices: npt.ArrayLike, shape: tuple[int, int]) -> npt.NDArray
            [0, 1, 1, 0],
            [0, 0, 0, 0]])
     """
-    rows, cols = _check_shape(shape)
-    verts = np.asarray(vertices, dtype=np.float64)
+    rows, cols = frame_shape(shape)
+    verts = as_real("vertices", vertices)
     if verts.ndim != 2 or verts.shape[1] != 2 or verts.shape[0] < 3:
         raise ValueError(
             f"vertices must be an (N, 2) array of (row, col) with N >= 3, got shape {verts.shape}"
@@ -104,7 +108,9 @@ def label_masks(labels: npt.ArrayLike) -> dict[str, npt.NDArray[np.bool_]]:
     Raises
     ------
     ValueError
-        If ``labels`` is not a 2-D integer (or boolean) array.
+        If ``labels`` is not 2-D.
+    TypeError
+        If ``labels`` is not an integer (or boolean) array.
 
     Examples
     --------
@@ -115,7 +121,7 @@ def label_masks(labels: npt.ArrayLike) -> dict[str, npt.NDArray[np.bool_]]:
     if lab.ndim != 2:
         raise ValueError(f"labels must be a 2-D label image, got shape {lab.shape}")
     if not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == np.bool_):
-        raise ValueError(f"labels must hold integers, got dtype {lab.dtype}")
+        raise TypeError(f"labels must hold integers, got dtype {lab.dtype}")
     lab = lab.astype(np.int64)
     return {str(int(value)): lab == value for value in np.unique(lab[lab > 0])}
 
@@ -145,7 +151,7 @@ def roi_masks(
         If there is no region, a mask or label image has the wrong shape, a polygon is malformed,
         or a region contains no pixel of the image (empty, or entirely outside it).
     """
-    shape = _check_shape(shape)
+    shape = frame_shape(shape)
     masks: dict[str, npt.NDArray[np.bool_]]
     if isinstance(rois, Mapping):
         masks = {}
@@ -177,15 +183,3 @@ def _one_mask(name: str, spec: Any, shape: tuple[int, int]) -> npt.NDArray[np.bo
             f"ROI {name!r} is neither a boolean mask of shape {shape} nor valid polygon vertices: "
             f"{exc}"
         ) from exc
-
-
-def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
-    try:
-        rows, cols = (int(n) for n in shape)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"shape must be two positive integers (rows, cols), got {shape!r}"
-        ) from None
-    if rows < 1 or cols < 1:
-        raise ValueError(f"shape must be two positive integers (rows, cols), got {shape!r}")
-    return rows, cols

@@ -4,23 +4,40 @@ Times are seconds on one clock shared by the maps and the events: for a recordin
 its start on the host clock (:func:`frame_times_s`), the clock its event markers use. A window
 ``(start_s, stop_s)`` is half-open: a map stamped ``t`` belongs to it when
 ``start_s <= t < stop_s``.
+
+:func:`window_maps` is the one way lsci computes the mean perfusion of a recording over a time
+window (the comparison engine, the command line, the napari plugin and the demo call it): the
+frames of the window go through the processing engine with the recording's calibrations.
+:func:`event_window_maps` does it for the windows before and after events.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from lsci.processing import Calibrations, ProcessingSettings, iter_maps
+from lsci.processing.calibrations import resolve
+from lsci.processing.frames import CHUNK_BYTES
+
 __all__ = [
-    "event_window_means",
+    "DEFAULT_WINDOW_S",
+    "WindowMaps",
+    "event_window_maps",
     "event_windows",
     "frame_times_s",
     "recording_window_mean",
+    "window_maps",
     "window_mean",
 ]
+
+#: Length of the windows before and after an event compared by default, seconds.
+DEFAULT_WINDOW_S = 10.0
 
 
 class _EventLike(Protocol):
@@ -281,59 +298,196 @@ def recording_window_mean(
     return _finish(total, count, dtype, None)
 
 
-def event_window_means(
-    recording: _RecordingLike,
-    label: str,
-    to_maps: Callable[[npt.NDArray[Any]], npt.ArrayLike],
-    *,
-    before_s: float = 10.0,
-    after_s: float = 10.0,
-    gap_s: float = 0.0,
-    occurrence: int = 0,
-    batch_frames: int = 50,
-    mask: npt.ArrayLike | None = None,
-) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
-    """Mean maps of a recording before and after one of its events.
+@dataclass(frozen=True, eq=False)
+class WindowMaps:
+    """Mean maps of a recording over one time window (:func:`window_maps`).
 
-    :func:`event_windows` on ``recording.events``, then :func:`recording_window_mean` for each
-    window.
+    Attributes
+    ----------
+    perfusion : (M, N) ndarray of float32
+        Per-pixel mean of the model's maps (perfusion, or K for the ``'contrast'`` model) over
+        the window, NaN ignored.
+    intensity : (M, N) ndarray of float32
+        Mean raw intensity over the window's frames (dark frame subtracted when one is
+        applied): the anatomy registration aligns, and the underlay of the maps.
+    window_s : tuple of float
+        The window ``(start_s, stop_s)``, seconds since the recording's start.
+    frames : tuple of int
+        The frames ``[first, stop)`` it holds.
+    n_maps : int
+        Maps averaged.
+    settings : ProcessingSettings
+        The settings used, β resolved.
+    calibrations : Calibrations
+        The calibrations applied.
+    """
+
+    perfusion: npt.NDArray[np.float32] = field(repr=False)
+    intensity: npt.NDArray[np.float32] = field(repr=False)
+    window_s: tuple[float, float]
+    frames: tuple[int, int]
+    n_maps: int
+    settings: ProcessingSettings
+    calibrations: Calibrations
+
+    def to_dict(self) -> dict[str, Any]:
+        """The window, the frames and maps in it, and the calibrations applied."""
+        return {
+            "window_s": list(self.window_s),
+            "frames": list(self.frames),
+            "maps": self.n_maps,
+            "calibrations": self.calibrations.parameters(),
+        }
+
+
+class _FrameRange:
+    """Frames ``[first, stop)`` of a recording, sliced lazily like an array."""
+
+    def __init__(self, frames: Any, first: int, stop: int) -> None:
+        self._frames = frames
+        self._first = first
+        self.shape = (stop - first, *frames.shape[1:])
+
+    def __getitem__(self, index: slice) -> npt.NDArray[Any]:
+        start, stop, _ = index.indices(self.shape[0])
+        return np.asarray(self._frames[self._first + start : self._first + stop])
+
+
+def window_maps(
+    recording: Any,
+    window_s: tuple[float, float] | None,
+    settings: ProcessingSettings,
+    *,
+    calibrated: bool = True,
+    memory_bytes: int = CHUNK_BYTES,
+) -> WindowMaps:
+    """Mean perfusion and intensity of a recording over a time window.
+
+    The window's frames go through the processing engine
+    (:func:`lsci.processing.iter_maps`) with the recording's stored calibrations (dark frame,
+    camera noise, β), as ``lsci process`` applies them; the maps are averaged as they come, so
+    memory does not grow with the window.
 
     Parameters
     ----------
     recording : lsci.recording.Recording
-        An open recording with the event marker.
-    label : str
-        The event, e.g. ``"needling"``.
-    to_maps : callable
-        Frames to maps (see :func:`recording_window_mean`).
-    before_s, after_s, gap_s, occurrence
-        See :func:`event_windows`.
-    batch_frames, mask
-        See :func:`recording_window_mean`.
+        An open recording.
+    window_s : tuple of float or None
+        ``(start_s, stop_s)`` in seconds since the recording's start (:func:`frame_times_s`);
+        the frames with ``start_s <= t < stop_s`` are used. None: every frame.
+    settings : ProcessingSettings
+        How maps are computed.
+    calibrated : bool
+        Apply the recording's stored calibrations.
+    memory_bytes : int
+        Rough budget for one chunk of frames and maps.
 
     Returns
     -------
-    before, after : (M, N) ndarray
-        The mean maps of the two windows.
+    WindowMaps
 
     Raises
     ------
     ValueError
-        If there is no such event, or a window holds no frame.
+        If the window is invalid, holds no frame, or too few frames for one map, or a
+        calibration does not fit the frames.
+    lsci.calibration.CalibrationMismatchError
+        When the stored β was measured with other contrast settings.
     """
-    windows = event_windows(
-        recording.events,
-        label,
-        before_s=before_s,
-        after_s=after_s,
-        gap_s=gap_s,
-        occurrence=occurrence,
+    times = frame_times_s(recording)
+    if window_s is None:
+        first, end = 0, len(times)
+        if end == 0:
+            raise ValueError("the recording holds no frame")
+        window = (float(times[0]), float(np.nextafter(times[-1], math.inf)))
+    else:
+        window = _check_window(window_s)
+        selected = np.flatnonzero((times >= window[0]) & (times < window[1]))
+        if selected.size == 0:
+            raise ValueError(
+                f"no frame lies in the window [{window[0]:g}, {window[1]:g}) s of the recording"
+                + (f" (frames span {times[0]:g} to {times[-1]:g} s)" if times.size else " (empty)")
+            )
+        # Host timestamps increase: the frames of a window are contiguous.
+        first, end = int(selected[0]), int(selected[-1]) + 1
+    frames = _FrameRange(recording.frames, first, end)
+    stored = Calibrations.from_recording(recording, settings) if calibrated else None
+    settings, calibrations = resolve(settings, stored, frames.shape[1:])
+    total = np.zeros(settings.map_shape(frames.shape), dtype=np.float64)
+    count = np.zeros(total.shape, dtype=np.int64)
+    n_maps = 0
+    for result in iter_maps(frames, settings, calibrations, memory_bytes=memory_bytes):
+        maps = result.contrast if result.perfusion is None else result.perfusion
+        for single in maps:
+            _accumulate(total, count, single, None)
+        n_maps += len(maps)
+    perfusion = _finish(total, count, np.dtype(np.float32), None)
+    dark = None if calibrations.dark is None else calibrations.dark.mean
+    intensity = _frames_mean(frames, dark)
+    return WindowMaps(perfusion, intensity, window, (first, end), n_maps, settings, calibrations)
+
+
+def _frames_mean(
+    frames: _FrameRange, dark: npt.ArrayLike | None, batch: int = 50
+) -> npt.NDArray[np.float32]:
+    total = np.zeros(frames.shape[1:], dtype=np.float64)
+    for start in range(0, frames.shape[0], batch):
+        total += frames[start : start + batch].sum(axis=0, dtype=np.float64)
+    total /= frames.shape[0]
+    if dark is not None:
+        total -= np.asarray(dark, dtype=np.float64)
+    mean: npt.NDArray[np.float32] = total.astype(np.float32)
+    return mean
+
+
+def event_window_maps(
+    recording: Any,
+    settings: ProcessingSettings,
+    before_label: str,
+    after_label: str | None = None,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    gap_s: float = 0.0,
+    calibrated: bool = True,
+) -> tuple[WindowMaps, WindowMaps]:
+    """Mean maps of a recording in the windows before and after its events.
+
+    The before window ends ``gap_s`` before the first event labelled ``before_label``, the
+    after window starts ``gap_s`` after the first event labelled ``after_label`` (default the
+    same event): :func:`event_windows`, then :func:`window_maps` for each.
+
+    Parameters
+    ----------
+    recording : lsci.recording.Recording
+        An open recording with the event markers.
+    settings : ProcessingSettings
+        How maps are computed.
+    before_label, after_label : str
+        The events, e.g. ``"needling start"`` and ``"needling end"``.
+    window_s : float
+        Length of each window, seconds (> 0).
+    gap_s : float
+        Time left out next to each event, seconds (≥ 0).
+    calibrated : bool
+        Apply the recording's stored calibrations.
+
+    Returns
+    -------
+    before, after : WindowMaps
+
+    Raises
+    ------
+    ValueError
+        If there is no such event, or a window holds too few frames.
+    """
+    after_label = before_label if after_label is None else after_label
+    events = recording.events
+    before = event_windows(events, before_label, before_s=window_s, gap_s=gap_s)[0]
+    after = event_windows(events, after_label, after_s=window_s, gap_s=gap_s)[1]
+    return (
+        window_maps(recording, before, settings, calibrated=calibrated),
+        window_maps(recording, after, settings, calibrated=calibrated),
     )
-    before, after = (
-        recording_window_mean(recording, window, to_maps, batch_frames=batch_frames, mask=mask)
-        for window in windows
-    )
-    return before, after
 
 
 def _batch_maps(

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lsci.core.contrast import spatial_contrast, temporal_contrast
+from lsci._arrays import as_real, check_out
+from lsci.core.contrast import spatial_contrast, spatial_mean, temporal_contrast, temporal_mean
 
 if TYPE_CHECKING:
     from lsci.calibration.stored import CameraNoise, DarkFrame
@@ -47,8 +48,6 @@ __all__ = [
 
 #: Variance of rounding a continuous value to an integer ADU, ADU².
 QUANTISATION_VARIANCE_ADU2 = 1.0 / 12.0
-
-_EDGE_PAD = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
 
 
 def subtract_dark(
@@ -73,7 +72,9 @@ def subtract_dark(
     Raises
     ------
     ValueError
-        If the frame size differs from the dark frame's.
+        If the frame size differs from the dark frame's or ``out`` has the wrong shape.
+    TypeError
+        If ``out`` is not a float32 array.
     """
     data = np.asarray(frames)
     dark_mean = np.asarray(dark.mean, dtype=np.float32)
@@ -81,8 +82,7 @@ def subtract_dark(
         raise ValueError(
             f"frames of shape {data.shape} do not match the dark frame {dark_mean.shape}"
         )
-    if out is not None and (out.shape != data.shape or out.dtype != np.float32):
-        raise ValueError(f"out must be float32 of shape {data.shape}, got {out.dtype} {out.shape}")
+    check_out(out, data.shape, (np.dtype(np.float32),))
     result: npt.NDArray[np.float32] = np.subtract(data, dark_mean, dtype=np.float32)
     if out is None:
         return result
@@ -98,13 +98,18 @@ def local_mean(
     edges: Literal["reflect", "mirror", "nearest", "wrap", "valid"] = "reflect",
     step: int | None = None,
     mask: npt.ArrayLike | None = None,
-) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.floating[Any]] | None = None,
+) -> npt.NDArray[np.floating[Any]]:
     """Mean intensity over the same windows :mod:`lsci.core.contrast` uses for K.
+
+    The means come from the contrast kernels themselves (:func:`lsci.core.contrast.spatial_mean`,
+    :func:`lsci.core.contrast.temporal_mean`), so the windows, edges and mask rules are those
+    of K by construction.
 
     Parameters
     ----------
     frames : (M, N) or (T, M, N) array_like
-        Frames (spatial), or a (T, M, N) stack (temporal).
+        Frames (spatial), or a (T, M, N) stack (temporal); uint8, uint16, float32 or float64.
     window : int
         Odd spatial side w, or temporal frame count N.
     mode : {'spatial', 'temporal'}
@@ -114,51 +119,30 @@ def local_mean(
     step : int, optional
         Temporal step between windows (default ``window``), as in
         :func:`lsci.core.contrast.temporal_contrast`.
-    mask : (M, N) array_like of bool, optional
-        True at valid pixels; the mean is over the valid samples, NaN where none is.
+    mask : array_like of bool, optional
+        True at valid pixels, (M, N) or the frames' shape; the mean is over the valid samples,
+        NaN where the pixel is masked or its window holds no valid sample.
+    out : ndarray, optional
+        C-contiguous float32 or float64 array of the output shape.
 
     Returns
     -------
-    ndarray of float64
-        The shape :mod:`lsci.core.contrast` gives for the same settings.
+    ndarray
+        The shape :mod:`lsci.core.contrast` gives for the same settings; float32 unless ``out``
+        is float64 (integer sums are exact, float input is summed in float64).
 
     Raises
     ------
     ValueError
         If the shapes or settings are invalid.
+    TypeError
+        If a dtype is not supported.
     """
-    data = np.asarray(frames, dtype=np.float64)
-    valid = None if mask is None else np.asarray(mask, dtype=bool)
-    if valid is not None and valid.shape != data.shape[-2:]:
-        raise ValueError(f"mask must have shape {data.shape[-2:]}, got {valid.shape}")
     if mode == "spatial":
-        if data.ndim not in (2, 3):
-            raise ValueError(f"frames must be (M, N) or (T, M, N), got shape {data.shape}")
-        if edges != "valid" and edges not in _EDGE_PAD:
-            raise ValueError(f"edges must be one of {[*_EDGE_PAD, 'valid']}, got {edges!r}")
-        weights = np.ones(data.shape[-2:]) if valid is None else valid.astype(np.float64)
-        values = data * weights
-        total = _box_sum(values, window, edges)
-        count = _box_sum(weights, window, edges)
-        mean = np.full(np.broadcast_shapes(total.shape, count.shape), np.nan)
-        np.divide(total, count, out=mean, where=count > 0)
-        if valid is not None and edges != "valid":
-            mean[..., ~valid] = np.nan
-        return mean
+        return spatial_mean(frames, window, edges=edges, mask=mask, out=out)
     if mode != "temporal":
         raise ValueError(f"mode must be 'spatial' or 'temporal', got {mode!r}")
-    if data.ndim != 3:
-        raise ValueError(f"temporal windows need a (T, M, N) stack, got shape {data.shape}")
-    stride = window if step is None else step
-    if window < 2 or window > data.shape[0] or stride < 1:
-        raise ValueError(
-            f"need 2 <= window <= T={data.shape[0]} and step >= 1, got {window}, {stride}"
-        )
-    starts = range(0, data.shape[0] - window + 1, stride)
-    mean = np.stack([data[s : s + window].mean(axis=0) for s in starts])
-    if valid is not None:
-        mean[:, ~valid] = np.nan
-    return mean
+    return temporal_mean(frames, window, step=step, mask=mask, out=out)
 
 
 def noise_k2(
@@ -237,18 +221,21 @@ def correct_k2(
     k2_spatial : float or array_like, optional
         Known spatial-heterogeneity term, subtracted as well.
     out : ndarray, optional
-        Output of the result dtype and shape.
+        Output of the result's dtype and shape (:mod:`lsci._arrays`).
 
     Returns
     -------
     ndarray
         ``K² − noise_k2`` (may be slightly negative where noise dominates; not clipped, so
-        averages stay unbiased); ``result_type(k2, float32)``; NaN where ``mean_adu <= 0``.
+        averages stay unbiased); float32 for float32 ``k2``, else float64; NaN where
+        ``mean_adu <= 0``.
 
     Raises
     ------
     ValueError
-        If the shapes do not broadcast or ``out`` does not fit.
+        If the shapes do not broadcast or ``out`` has the wrong shape.
+    TypeError
+        If ``k2`` is not real-valued or ``out`` does not have the result's dtype.
 
     Examples
     --------
@@ -258,10 +245,8 @@ def correct_k2(
     >>> correct_k2(np.array([0.30]), np.array([50.0]), camera)  # 0.30 − 0.01 − (1 + 1/12)/2500
     array([0.28956667])
     """
-    measured = np.asarray(k2)
-    dtype = np.result_type(measured.dtype, np.float32)
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"k2 must hold real numbers, got dtype {measured.dtype}")
+    measured = as_real("k2", k2)
+    dtype = measured.dtype
     bias = noise_k2(
         mean_adu, camera, read_variance_adu2=read_variance_adu2, n_samples=n_samples, ddof=ddof
     )
@@ -276,10 +261,9 @@ def correct_k2(
         raise ValueError(
             f"mean_adu {np.shape(mean_adu)} must broadcast to the shape of k2 {measured.shape}"
         )
+    check_out(out, measured.shape, (dtype,))
     if out is None:
         return corrected.astype(dtype)
-    if out.shape != measured.shape or out.dtype != dtype:
-        raise ValueError(f"out must have shape {measured.shape} and dtype {dtype}")
     out[...] = corrected
     return out
 
@@ -324,7 +308,7 @@ def fundamental_k2(
     """
     data = subtract_dark(frames, dark) if dark is not None else np.asarray(frames)
     valid = None if mask is None else np.asarray(mask, dtype=bool)
-    read_variance: npt.NDArray[np.float64] | None = None
+    read_variance: npt.NDArray[np.floating[Any]] | None = None
     if mode == "spatial":
         k = spatial_contrast(data, window, ddof=ddof, edges=edges, mask=valid)
         mean = local_mean(data, window, mode="spatial", edges=edges, mask=valid)
@@ -348,22 +332,3 @@ def fundamental_k2(
         ddof=ddof,
     )
     return k2.astype(np.float32), mean.astype(np.float32)
-
-
-def _box_sum(values: npt.NDArray[np.float64], window: int, edges: str) -> npt.NDArray[np.float64]:
-    """Sum over ``window`` × ``window`` boxes centred on each pixel, over the last two axes."""
-    if window < 3 or window % 2 == 0:
-        raise ValueError(f"spatial window must be odd and >= 3, got {window}")
-    if window > min(values.shape[-2:]):
-        raise ValueError(f"window {window} does not fit frames of shape {values.shape[-2:]}")
-    half = window // 2
-    if edges != "valid":
-        pad = [(0, 0)] * (values.ndim - 2) + [(half, half), (half, half)]
-        values = np.pad(values, pad, mode=_EDGE_PAD[edges])  # type: ignore[call-overload]
-    cum = np.cumsum(np.cumsum(values, axis=-2), axis=-1)
-    cum = np.pad(cum, [(0, 0)] * (values.ndim - 2) + [(1, 0), (1, 0)])
-    w = window
-    result: npt.NDArray[np.float64] = (
-        cum[..., w:, w:] - cum[..., :-w, w:] - cum[..., w:, :-w] + cum[..., :-w, :-w]
-    )
-    return result

@@ -1,10 +1,11 @@
 """Calibrations: the coherence factor β, the dark frame and the camera's noise parameters.
 
-Each calibration is a frozen dataclass that stores itself in an HDF5 group with plain datasets
-and attributes (no pickle): :meth:`to_hdf5` / :meth:`from_hdf5` on any ``h5py.Group``, and
-:meth:`save_to_recording` / :meth:`from_recording` on an lsci recording's calibration store
-(``recording.calibrations["beta"]``). Every group carries an attribute ``lsci_calibration``
-naming its class, so a group of another kind is refused with a clear error.
+Each calibration is a frozen dataclass that describes itself as plain arrays and attributes
+(:meth:`~BetaCalibration.to_arrays_attrs` / :meth:`~BetaCalibration.from_arrays_attrs`; no
+pickle, no file format). Storage owns persistence: :func:`lsci.recording.calibration.
+store_calibration` and :func:`lsci.recording.calibration.load_calibration` keep them in a
+recording. The attributes carry ``lsci_calibration`` naming the class, so data of another kind
+is refused with a clear error.
 
 β policy
 --------
@@ -22,17 +23,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
-import h5py
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import as_int, as_real
 from lsci.errors import LsciError
-
-if TYPE_CHECKING:
-    from lsci.recording import Calibration, Recording
 
 __all__ = [
     "BETA_TOLERANCE",
@@ -65,7 +62,7 @@ class CalibrationWarning(UserWarning):
 
 
 class _Stored(ABC):
-    """HDF5 round trip shared by the calibration dataclasses.
+    """The arrays-and-attributes form shared by the calibration dataclasses.
 
     A subclass lists its arrays and attributes in :meth:`_payload` and rebuilds itself from
     them in :meth:`_from_payload`.
@@ -96,38 +93,6 @@ class _Stored(ABC):
         arrays, attrs = self._payload()
         return arrays, {_KIND_ATTR: self._kind, **attrs}
 
-    def to_hdf5(self, group: h5py.Group) -> None:
-        """Write this calibration into ``group`` (datasets and attributes; nothing else changes).
-
-        Raises
-        ------
-        ValueError
-            If ``group`` already holds a dataset of the same name.
-        """
-        arrays, attrs = self.to_arrays_attrs()
-        for name, array in arrays.items():
-            if name in group:
-                raise ValueError(f"group {group.name!r} already holds {name!r}")
-            group.create_dataset(name, data=array)
-        for name, value in attrs.items():
-            group.attrs[name] = value
-
-    @classmethod
-    def from_hdf5(cls, group: h5py.Group) -> Self:
-        """Read a calibration written by :meth:`to_hdf5` (or stored in a recording).
-
-        Raises
-        ------
-        CalibrationError
-            If the group holds another kind of calibration or misses a field.
-        """
-        arrays = {
-            name: np.asarray(item[()])
-            for name, item in group.items()
-            if isinstance(item, h5py.Dataset)
-        }
-        return cls.from_arrays_attrs(arrays, dict(group.attrs), source=str(group.name))
-
     @classmethod
     def from_arrays_attrs(
         cls,
@@ -154,59 +119,6 @@ class _Stored(ABC):
             return cls._from_payload(arrays, clean)
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"{source} is not a valid {cls._kind}: {exc}") from None
-
-    @classmethod
-    def from_calibration(cls, calibration: Calibration) -> Self:
-        """Rebuild from a calibration loaded by :mod:`lsci.recording` (``rec.calibrations[n]``)."""
-        return cls.from_arrays_attrs(
-            calibration.arrays, calibration.attrs, source=f"calibration {calibration.name!r}"
-        )
-
-    @classmethod
-    def from_recording(cls, recording: Recording, name: str | None = None) -> Self:
-        """Load from an open recording's calibration store.
-
-        Parameters
-        ----------
-        recording : lsci.recording.Recording
-            The recording.
-        name : str, optional
-            Calibration name; default the class's ``default_name`` (``"beta"``,
-            ``"dark_frame"``, ``"camera_noise"``).
-
-        Raises
-        ------
-        CalibrationError
-            If the recording holds no calibration of that name, or one of another kind.
-        """
-        key = cls.default_name if name is None else name
-        stored = recording.calibrations
-        if key not in stored:
-            raise CalibrationError(
-                f"the recording has no calibration named {key!r} (it has {sorted(stored)})"
-            )
-        return cls.from_calibration(stored[key])
-
-    def save_to_recording(
-        self, path: str | Path, name: str | None = None, *, overwrite: bool = False
-    ) -> None:
-        """Store this calibration in a (closed) recording file under ``/calibrations/<name>``.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            The recording file.
-        name : str, optional
-            Calibration name; default the class's ``default_name``.
-        overwrite : bool, optional
-            Replace an existing calibration of that name.
-        """
-        from lsci.recording import save_calibration
-
-        arrays, attrs = self.to_arrays_attrs()
-        save_calibration(
-            path, self.default_name if name is None else name, arrays, attrs, overwrite=overwrite
-        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -394,7 +306,9 @@ class DarkFrame(_Stored):
         Raises
         ------
         ValueError
-            If ``frames`` is not a stack of at least 2 frames of real numbers.
+            If ``frames`` is not a stack of at least 2 frames.
+        TypeError
+            If ``frames`` does not hold real numbers.
 
         Examples
         --------
@@ -405,9 +319,7 @@ class DarkFrame(_Stored):
         stack = np.asarray(frames)
         if stack.ndim != 3 or stack.shape[0] < 2:
             raise ValueError(f"frames must be a (T, M, N) stack with T >= 2, got {stack.shape}")
-        if not (np.issubdtype(stack.dtype, np.integer) or np.issubdtype(stack.dtype, np.floating)):
-            raise ValueError(f"frames must hold real numbers, got dtype {stack.dtype}")
-        values = stack.astype(np.float64)
+        values = as_real("frames", stack).astype(np.float64)
         return cls(
             mean=values.mean(axis=0).astype(np.float32),
             variance=values.var(axis=0, ddof=1).astype(np.float32),
@@ -486,8 +398,7 @@ class CameraNoise(_Stored):
 
 
 def _check_window(mode: str, window: int) -> None:
-    if isinstance(window, bool) or not isinstance(window, int | np.integer):
-        raise TypeError(f"window must be an int, got {type(window).__name__}")
+    window = as_int(window, "window")
     if mode == "spatial" and (window < 3 or window % 2 == 0):
         raise ValueError(f"spatial window must be odd and >= 3, got {window}")
     if mode == "temporal" and window < 2:

@@ -42,7 +42,9 @@ from lsci.acquisition import (
     PipelineSummary,
     recording_metadata,
 )
+from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind, kinds_taking
 from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
 
@@ -52,9 +54,8 @@ __all__ = ["acquire"]
 _STATUS_PERIOD_S = 0.25
 _LOG_PERIOD_S = 1.0
 _LIVE_RATE_HZ = 4.0
-# Transport buffers of a GenICam stream: a third of a second at 200 frames/s, to ride out
-# pauses of the camera thread (a slow disk write, a busy machine).
-_GENICAM_BUFFERS = 64
+#: Models a live map can show without the exposure time.
+LIVE_MODELS = [name for name, model in MODELS.items() if not model.needs_exposure]
 
 
 def _parse_mark(
@@ -91,29 +92,13 @@ def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 def _open_camera(
     kind: str, cti: Path | None, device: str, sim_mode: str, sim_shape: tuple[int, int]
 ) -> Camera:
-    if kind == "sim":
-        from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-
-        camera: Camera = SimulatedCamera(
-            SpeckleScene.skin(sim_shape), mode="replay" if sim_mode == "replay" else "physical"
-        )
-    else:
-        # Imported here: the driver needs the optional camera extra (harvesters, genicam).
-        from lsci.drivers.genicam import GenICamCamera, list_devices
-
-        selector: int | str = device
-        if device.isdigit():
-            # Serial numbers are often all digits: a number is an index only when no device
-            # has it as serial number or id.
-            known = {
-                name
-                for d in list_devices(None if cti is None else [cti])
-                for name in (d.serial_number, d.device_id)
-            }
-            selector = device if device in known else int(device)
-        camera = GenICamCamera(selector, producer=cti, num_buffers=_GENICAM_BUFFERS)
-    camera.open()
-    return camera
+    options = OpenOptions(
+        producers=() if cti is None else (cti,),
+        device=device,
+        shape=sim_shape,
+        mode="physical" if sim_mode == "physical" else "replay",
+    )
+    return camera_kind(kind).open(options)
 
 
 def _apply(camera: Camera, name: str, value: Any, option: str) -> None:
@@ -218,12 +203,12 @@ class _EventInput:
 class _Status:
     """The status line, from the pipeline's signals."""
 
-    def __init__(self, pipeline: AcquisitionPipeline, quantity: str) -> None:
+    def __init__(self, pipeline: AcquisitionPipeline, symbol: str) -> None:
         self._terminal = sys.stderr.isatty()
         self._period_s = _STATUS_PERIOD_S if self._terminal else _LOG_PERIOD_S
         self._last_s = 0.0
         self._live: float | None = None
-        self._symbol = "K" if quantity == "contrast" else "1/K²"
+        self._symbol = symbol
         pipeline.events.live_map_ready.connect(self._on_live)
         pipeline.events.event_marked.connect(
             lambda event: self._line(
@@ -281,9 +266,9 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
 @click.option(
     "--camera",
     "camera_kind",
-    type=click.Choice(["sim", "genicam"]),
+    type=click.Choice(list(CAMERA_KINDS)),
     required=True,
-    help="The simulated speckle camera, or a GenICam camera (GigE Vision, USB3 Vision).",
+    help=" ".join(f"{kind.name}: {kind.summary}" for kind in CAMERA_KINDS.values()),
 )
 @click.option(
     "--cti",
@@ -327,10 +312,10 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
 )
 @click.option(
     "--live",
-    type=click.Choice(["contrast", "flow_index"]),
+    type=click.Choice(LIVE_MODELS),
     default="contrast",
     show_default=True,
-    help="Live map shown in the status line: K, or the flow index 1/K².",
+    help="Live map shown in the status line: K, or a perfusion model of it.",
 )
 @click.option("--notes", default="", help="Free text stored with the recording.")
 @click.option(
@@ -369,8 +354,9 @@ def acquire(
     The simulated camera (--camera sim) looks at a skin patch whose ischemic centre recovers
     its perfusion 20 s after the start.
     """
-    if camera_kind == "sim" and cti is not None:
-        raise click.UsageError("--cti applies to --camera genicam only")
+    takes_producer = kinds_taking("producers")
+    if cti is not None and camera_kind not in takes_producer:
+        raise click.UsageError(f"--cti applies to --camera {' or '.join(takes_producer)} only")
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
     try:
@@ -384,7 +370,7 @@ def acquire(
             _apply(camera, "exposure_s", exposure_ms / 1e3, "--exposure-ms")
         if fps is not None:
             _apply(camera, "frame_rate_hz", fps, "--fps")
-        producer = None if camera_kind == "sim" or cti is None else str(cti)
+        producer = None if cti is None else str(cti)
         try:
             writer = RecordingWriter(
                 out,
@@ -395,9 +381,7 @@ def acquire(
             )
         except LsciError as error:
             raise click.ClickException(str(error)) from None
-        settings = LiveSettings(
-            quantity="contrast" if live == "contrast" else "flow_index", max_rate_hz=_LIVE_RATE_HZ
-        )
+        settings = LiveSettings(model=live, max_rate_hz=_LIVE_RATE_HZ)
         pipeline = AcquisitionPipeline(camera, writer, live=settings)
         _record(pipeline, out, duration, marks, event_key)
     finally:
@@ -411,9 +395,8 @@ def _record(
     marks: list[tuple[float, str]],
     event_key: bool,
 ) -> None:
-    status = _Status(
-        pipeline, pipeline.live_settings.quantity if pipeline.live_settings else "contrast"
-    )
+    live = pipeline.live_settings
+    status = _Status(pipeline, live.perfusion_model.symbol if live is not None else "K")
     stops = _StopRequests()
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
     with stops.installed():

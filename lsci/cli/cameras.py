@@ -1,32 +1,14 @@
-"""``lsci cameras``: the GenTL producers found and the GenICam cameras they offer."""
+"""``lsci cameras``: every camera kind lsci can drive and the devices each one offers."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
+from lsci.drivers.registry import CAMERA_KINDS, CameraKind, DeviceInfo, OpenOptions, kinds_taking
 from lsci.errors import LsciError
-
-_ENV_VAR = "GENICAM_GENTL64_PATH"
-
-NO_PRODUCER_HELP = f"""\
-No GenTL producer found.
-
-A GenTL producer is a .cti file from your camera vendor's SDK (the transport library for
-GigE Vision, USB3 Vision, ...). Install the SDK, then either list the folder holding the .cti
-file in {_ENV_VAR} (folders separated by ':'):
-
-    export {_ENV_VAR}=/opt/vendor/lib/gentl
-
-or name the producer directly:
-
-    lsci cameras --cti /opt/vendor/lib/gentl/producer.cti
-
-Cameras also need the camera extra: pip install "lsci[camera]"."""
 
 _COLUMNS = (
     ("index", "index"),
@@ -38,7 +20,7 @@ _COLUMNS = (
 )
 
 
-def _table(devices: Sequence[Any]) -> list[str]:
+def _table(devices: Sequence[DeviceInfo]) -> list[str]:
     rows = [[label for label, _ in _COLUMNS]]
     rows += [[str(getattr(d, field)) for _, field in _COLUMNS] for d in devices]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
@@ -48,34 +30,59 @@ def _table(devices: Sequence[Any]) -> list[str]:
     ]
 
 
+def _report(kind: CameraKind, options: OpenOptions) -> int:
+    """Print one kind's device sources and devices; the number of devices found."""
+    click.echo(f"{kind.label} (--camera {kind.name})")
+    missing = kind.missing()
+    if missing:
+        click.echo(f'  not installed ({", ".join(missing)}): pip install "lsci[{kind.extra}]"')
+        return 0
+    try:
+        groups = kind.discover(options)
+    except LsciError as error:
+        raise click.ClickException(str(error)) from None
+    if not groups:
+        click.echo(kind.setup_help, err=True)
+        return 0
+    found = 0
+    for group in groups:
+        click.echo(group.source)
+        if group.error is not None:
+            click.echo(f"  cannot use it: {group.error}")
+        elif not group.devices:
+            click.echo("  no cameras found (check cables, power and network settings)")
+        else:
+            click.echo("\n".join(_table(group.devices)))
+            found += len(group.devices)
+    return found
+
+
 @click.command("cameras")
+@click.option(
+    "--camera",
+    "kinds",
+    multiple=True,
+    type=click.Choice(list(CAMERA_KINDS)),
+    help="Only this camera kind; repeat for more. Default: every kind.",
+)
 @click.option(
     "--cti",
     "producers",
     multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    help=f"A GenTL producer (.cti) or a folder of them; repeat for more. "
-    f"Default: the folders in {_ENV_VAR}.",
+    help="A GenTL producer (.cti) or a folder of them; repeat for more. Only the kinds that use "
+    "one are listed. Default: the folders in GENICAM_GENTL64_PATH.",
 )
-def cameras(producers: tuple[Path, ...]) -> None:
-    """List GenTL producers and their cameras: vendor, model, serial, id and interface.
+def cameras(kinds: tuple[str, ...], producers: tuple[Path, ...]) -> None:
+    """List the camera kinds and their devices: vendor, model, serial, id and interface.
 
-    Open a listed camera by its index, serial or id.
+    Open a listed device with 'lsci acquire --camera KIND --device INDEX' (or its serial or
+    id). Exits with status 1 when no device is found.
     """
-    # Imported here: the driver pulls in harvesters, the optional camera extra, only when used.
-    genicam = importlib.import_module("lsci.drivers.genicam")
-    try:
-        reports = genicam.discover(list(producers) or None)
-    except LsciError as error:
-        raise click.ClickException(str(error)) from None
-    if not reports:
-        click.echo(NO_PRODUCER_HELP, err=True)
+    names = list(kinds) or list(CAMERA_KINDS)
+    if producers:
+        names = [name for name in names if name in kinds_taking("producers")]
+    options = OpenOptions(producers=producers)
+    found = sum(_report(CAMERA_KINDS[name], options) for name in names)
+    if not found:
         raise click.exceptions.Exit(1)
-    for report in reports:
-        click.echo(f"GenTL producer {report.path}")
-        if report.error is not None:
-            click.echo(f"  cannot use it: {report.error}")
-        elif not report.devices:
-            click.echo("  no cameras found (check cables, power and network settings)")
-        else:
-            click.echo("\n".join(_table(report.devices)))

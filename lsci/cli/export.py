@@ -44,6 +44,11 @@ from lsci.recording.convert import FORMATS, RAW, export
 @click.option("--vmin", type=float, default=None, help="PNG: value drawn black (default min).")
 @click.option("--vmax", type=float, default=None, help="PNG: value drawn white (default max).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option(
+    "--incomplete",
+    is_flag=True,
+    help="Export a derived product whose computation did not finish (unwritten maps are NaN).",
+)
 def export_command(
     file: Path,
     what: str,
@@ -54,11 +59,13 @@ def export_command(
     vmin: float | None,
     vmax: float | None,
     overwrite: bool,
+    incomplete: bool,
 ) -> None:
     """Export frames, timestamps or a derived product of the recording FILE.
 
     PNG scales values linearly from --vmin (black) to --vmax (white), 8-bit grayscale; use
-    TIFF or CSV to keep the numbers.
+    TIFF or CSV to keep the numbers. Outputs appear only once complete; the recording itself
+    is never an allowed output.
     """
     try:
         written = export(
@@ -71,6 +78,7 @@ def export_command(
             vmin=vmin,
             vmax=vmax,
             overwrite=overwrite,
+            allow_incomplete=incomplete,
         )
     except (LsciError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

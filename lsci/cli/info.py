@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import click
 
 from lsci.errors import LsciError
 from lsci.recording import Recording, open_recording
+from lsci.recording.errors import RecordingWarning
 
 _LABEL_WIDTH = 16
 
@@ -68,10 +70,15 @@ def summary(rec: Recording) -> str:
         _line("State", state),
         _line("Frames", f"{len(rec)} × {height}×{width} {rec.dtype} ({', '.join(storage)})"),
         _line("Start", meta.start_time_utc or "unknown"),
-        _line("Duration", f"{rec.duration_s:.3f} s"),
+        _line("Duration", _duration(rec)),
     ]
     achieved = rec.achieved_fps
-    rate = f"{achieved:.2f} fps achieved" if achieved is not None else "n/a (< 2 frames)"
+    if achieved is not None:
+        rate = f"{achieved:.2f} fps achieved"
+    elif len(rec) < 2:
+        rate = "n/a (< 2 frames)"
+    else:
+        rate = "n/a (host timestamps do not increase)"
     if meta.frame_rate_hz is not None:
         rate += f" ({meta.frame_rate_hz:g} requested)"
     lines.append(_line("Frame rate", rate))
@@ -91,8 +98,12 @@ def summary(rec: Recording) -> str:
             for key, array in calibration.arrays.items()
         )
         lines.append(f"  {name}: {arrays}")
-    derived = rec.derived
-    lines.append(_line("Derived", len(derived)))
+    with warnings.catch_warnings():
+        # Unreadable products are listed below with the reason, not warned about as well.
+        warnings.simplefilter("ignore", RecordingWarning)
+        derived = rec.derived
+    unreadable = rec.unreadable_derived
+    lines.append(_line("Derived", len(derived) + len(unreadable)))
     for name, product in derived.items():
         info = product.info
         shape = "×".join(map(str, info.shape))
@@ -100,7 +111,19 @@ def summary(rec: Recording) -> str:
             f"  {name}: {info.algorithm} {json.dumps(info.parameters, sort_keys=True)} "
             f"from {info.source}, {shape} {info.dtype}" + ("" if info.complete else " (incomplete)")
         )
+    for name, problem in unreadable.items():
+        lines.append(f"  {name}: unreadable ({problem})")
     return "\n".join(lines)
+
+
+def _duration(rec: Recording) -> str:
+    duration = rec.duration_s
+    if duration >= 0:
+        return f"{duration:.3f} s"
+    return (
+        f"unknown: the host clock ran backwards (last frame stamped {-duration:.3f} s before "
+        "the first)"
+    )
 
 
 @click.command("info")

@@ -11,13 +11,9 @@ from typing import Any
 import click
 
 from lsci.core.contrast import EDGE_MODES
-from lsci.processing.process import (
-    MODELS,
-    MODES,
-    ProcessingResult,
-    ProcessingSettings,
-    process_recording,
-)
+from lsci.core.models import MODELS, default_model, get_model
+from lsci.core.modes import MODES
+from lsci.processing import ProcessingResult, ProcessingSettings, process_recording
 from lsci.recording import open_recording
 
 
@@ -36,16 +32,18 @@ def recording_paths(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def settings_for(path: Path, options: dict[str, Any]) -> ProcessingSettings:
-    """Settings for one recording: the exposure time comes from its metadata unless given."""
+    """Settings for one recording: the exposure time comes from its metadata unless given, and
+    without ``--model`` the model is :func:`lsci.core.models.default_model` for it."""
     exposure_s = options["exposure_ms"] / 1e3 if options["exposure_ms"] is not None else None
-    if options["model"] == "tau" and exposure_s is None:
+    if exposure_s is None:
         with open_recording(path) as recording:
             exposure_s = recording.metadata.exposure_s
-        if exposure_s is None:
-            raise click.UsageError(
-                f"{path} does not record its exposure time, which --model tau needs: "
-                "give it with --exposure-ms"
-            )
+    model = options["model"] or default_model(exposure_s)
+    if get_model(model).needs_exposure and exposure_s is None:
+        raise click.UsageError(
+            f"{path} does not record its exposure time, which --model {model} needs: "
+            "give it with --exposure-ms"
+        )
     return ProcessingSettings(
         mode=options["mode"],
         window=options["window"],
@@ -54,7 +52,7 @@ def settings_for(path: Path, options: dict[str, Any]) -> ProcessingSettings:
         average=options["average"],
         ddof=options["ddof"],
         edges=options["edges"],
-        model=options["model"],
+        model=model,
         exposure_s=exposure_s,
         beta=options["beta"],
     )
@@ -73,7 +71,7 @@ def report(result: ProcessingResult) -> str:
 
 @click.command("process")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--mode", type=click.Choice(MODES), default="spatial", show_default=True)
+@click.option("--mode", type=click.Choice(list(MODES)), default="spatial", show_default=True)
 @click.option("--window", type=int, default=7, show_default=True, help="Spatial window (pixels).")
 @click.option(
     "--frames-window", type=int, default=25, show_default=True, help="Frames per temporal window."
@@ -84,11 +82,16 @@ def report(result: ProcessingResult) -> str:
 )
 @click.option("--ddof", type=click.IntRange(0, 1), default=0, show_default=True)
 @click.option("--edges", type=click.Choice(EDGE_MODES), default="reflect", show_default=True)
-@click.option("--model", type=click.Choice(MODELS), default="1/K2", show_default=True)
+@click.option(
+    "--model",
+    type=click.Choice(list(MODELS)),
+    help="Perfusion model [default: inverse_tau when the exposure time is known, else inverse_k2].",
+)
 @click.option(
     "--beta",
     type=float,
-    help="Coherence factor β for --model tau [default: the recording's β calibration, else 1].",
+    help="Coherence factor β for models that use it [default: the recording's β calibration, "
+    "else 1].",
 )
 @click.option(
     "--uncalibrated",
@@ -96,7 +99,9 @@ def report(result: ProcessingResult) -> str:
     help="Ignore the recording's stored calibrations (dark frame, camera noise, β).",
 )
 @click.option(
-    "--exposure-ms", type=float, help="Exposure time for --model tau [default: from the file]."
+    "--exposure-ms",
+    type=float,
+    help="Exposure time for models that need it [default: from the file].",
 )
 @click.option(
     "--memory-mb",

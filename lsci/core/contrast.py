@@ -71,7 +71,6 @@ Performance
 from __future__ import annotations
 
 import functools
-import operator
 import sys
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -80,20 +79,23 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import INTENSITY_DTYPES, as_int, frame_shape, prepare_out
 from lsci.core._kernels import contrast as _k
 
 __all__ = [
     "EDGE_MODES",
     "RollingTemporalContrast",
     "spatial_contrast",
+    "spatial_mean",
     "spatiotemporal_contrast",
     "temporal_contrast",
+    "temporal_mean",
 ]
 
 Edges = Literal["reflect", "mirror", "nearest", "wrap", "valid"]
 EDGE_MODES: tuple[str, ...] = ("reflect", "mirror", "nearest", "wrap", "valid")
 
-_SUPPORTED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
+_SUPPORTED = INTENSITY_DTYPES
 _SUPPORTED_NAMES = "uint8, uint16, float32 or float64"
 # Non-contiguous input is copied into contiguous buffers of about this many bytes at a time.
 _CHUNK_BYTES = 1 << 24
@@ -128,17 +130,8 @@ def _as_frames(frames: npt.ArrayLike, ndims: tuple[int, ...], what: str) -> np.n
     return x
 
 
-def _as_int(value: Any, name: str) -> int:
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-
-
 def _check_spatial_window(window: Any, h: int, w: int, name: str = "window") -> int:
-    win = _as_int(window, name)
+    win = as_int(window, name)
     if win < 3:
         raise ValueError(f"{name} must be an odd integer ≥ 3, got {win}")
     if win % 2 == 0:
@@ -151,7 +144,7 @@ def _check_spatial_window(window: Any, h: int, w: int, name: str = "window") -> 
 def _check_temporal_window(window: Any, n_frames: int, name: str = "window") -> int:
     if window is None:
         window = n_frames
-    win = _as_int(window, name)
+    win = as_int(window, name)
     if win < 2:
         raise ValueError(f"{name} must be ≥ 2 frames, got {win}")
     if win > n_frames:
@@ -162,14 +155,14 @@ def _check_temporal_window(window: Any, n_frames: int, name: str = "window") -> 
 def _check_step(step: Any, window: int) -> int:
     if step is None:
         return window
-    s = _as_int(step, "step")
+    s = as_int(step, "step")
     if s < 1:
         raise ValueError(f"step must be ≥ 1, got {s}")
     return s
 
 
 def _check_ddof(ddof: Any) -> int:
-    d = _as_int(ddof, "ddof")
+    d = as_int(ddof, "ddof")
     if d not in (0, 1):
         raise ValueError(f"ddof must be 0 (divide by n) or 1 (divide by n − 1), got {d}")
     return d
@@ -182,7 +175,7 @@ def _check_edges(edges: Any) -> str:
 
 
 def _check_min_valid(min_valid: Any, ddof: int) -> int:
-    mv = _as_int(min_valid, "min_valid")
+    mv = as_int(min_valid, "min_valid")
     if mv < 1:
         raise ValueError(f"min_valid must be ≥ 1, got {mv}")
     return max(mv, ddof + 1)
@@ -200,20 +193,6 @@ def _check_mask(mask: npt.ArrayLike, frames_shape: tuple[int, ...]) -> tuple[np.
         return np.ascontiguousarray(m.view(np.uint8)), True
     allowed = f"{hw}" if len(frames_shape) == 2 else f"{hw} or {frames_shape}"
     raise ValueError(f"mask shape {m.shape} does not match the frames: expected {allowed}")
-
-
-def _prepare_out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    if out is None:
-        return np.empty(shape, np.float32)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
-    if out.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"out must have dtype float32 or float64, got {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writeable C-contiguous array")
-    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -354,7 +333,7 @@ def spatial_contrast(
     ddof = _check_ddof(ddof)
     mode = _check_edges(edges)
     ho, wo = (h - w + 1, wd - w + 1) if mode == "valid" else (h, wd)
-    o = _prepare_out(out, (ho, wo) if squeeze else (t, ho, wo))
+    o = prepare_out(out, (ho, wo) if squeeze else (t, ho, wo), contiguous=True)
     o3 = o[None] if squeeze else o
     rowmap = _index_map(h, ho, w, mode)
     colmap = _index_map(wd, wo, w, mode)
@@ -367,7 +346,7 @@ def spatial_contrast(
             mc = m[sl] if mask_t else m
             _kernel("box3d", xc.size)(
                 xc, mc, mask_t, o3[sl], 1, 1, w, rowmap, colmap, ddof, mv, _bands(ho, w, 1), off,
-                zero,
+                zero, False,
             )  # fmt: skip
         return o
     left = 0 if mode == "valid" else w // 2
@@ -450,7 +429,7 @@ def temporal_contrast(
     st = _check_step(step, win)
     ddof = _check_ddof(ddof)
     nout = (t - win) // st + 1
-    o = _prepare_out(out, (nout, h, wd))
+    o = prepare_out(out, (nout, h, wd), contiguous=True)
     if mask is not None:
         m, mask_t = _check_mask(mask, x.shape)
         mv = _check_min_valid(min_valid, ddof)
@@ -460,8 +439,9 @@ def temporal_contrast(
         ident_r = np.arange(h, dtype=np.int64)
         ident_c = np.arange(wd, dtype=np.int64)
         _kernel("box3d", xc.size)(
-            xc, m, mask_t, o, win, st, 1, ident_r, ident_c, ddof, mv, _bands(h, 1, 1), off, zero
-        )
+            xc, m, mask_t, o, win, st, 1, ident_r, ident_c, ddof, mv, _bands(h, 1, 1), off, zero,
+            False,
+        )  # fmt: skip
         return o
     if x.flags.c_contiguous:
         _temporal_slab(x.reshape(t, h * wd), o.reshape(nout, h * wd), win, st, ddof)
@@ -535,7 +515,7 @@ def spatiotemporal_contrast(
     mv = _check_min_valid(min_valid, ddof)
     ho, wo = (h - w + 1, wd - w + 1) if mode == "valid" else (h, wd)
     nout = (t - win) // st + 1
-    o = _prepare_out(out, (nout, ho, wo))
+    o = prepare_out(out, (nout, ho, wo), contiguous=True)
     rowmap = _index_map(h, ho, w, mode)
     colmap = _index_map(wd, wo, w, mode)
     xc = np.ascontiguousarray(x)
@@ -544,8 +524,9 @@ def spatiotemporal_contrast(
     if mask is not None:
         m, mask_t = _check_mask(mask, x.shape)
         _kernel("box3d", xc.size)(
-            xc, m, mask_t, o, win, st, w, rowmap, colmap, ddof, mv, _bands(ho, w, 1), off, zero
-        )
+            xc, m, mask_t, o, win, st, w, rowmap, colmap, ddof, mv, _bands(ho, w, 1), off, zero,
+            False,
+        )  # fmt: skip
         return o
     # Per block: per-pixel sums over the block's frames (two planes), then the spatial kernel
     # on those planes with n = w²·N.
@@ -566,6 +547,127 @@ def spatiotemporal_contrast(
             ddof, _bands(ho, w, 1), offsets, use_off, acc, _int_k(xc.dtype, w * w * win),
         )  # fmt: skip
     return o
+
+
+def spatial_mean(
+    frames: npt.ArrayLike,
+    window: int = 7,
+    *,
+    edges: Edges = "reflect",
+    mask: npt.ArrayLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean intensity ⟨I⟩ over the same w×w windows :func:`spatial_contrast` uses for K.
+
+    The mean is the first of the two window sums K is formed from, computed by the same kernel
+    with the same edges and mask rules, so ⟨I⟩ and K of one call pair pixel by pixel (for
+    example for the camera-noise bias of K², :mod:`lsci.calibration.noise`).
+
+    Parameters
+    ----------
+    frames : array_like, shape (H, W) or (T, H, W)
+        uint8, uint16, float32 or float64.
+    window : int
+        Odd side length w, 3 ≤ w ≤ min(H, W). Default 7.
+    edges : {'reflect', 'mirror', 'nearest', 'wrap', 'valid'}
+        Border handling, as in :func:`spatial_contrast`.
+    mask : array_like of bool, shape (H, W) or frames.shape, optional
+        True for valid pixels: the mean is over a window's valid pixels, NaN where the pixel
+        itself is masked or its window holds none.
+    out : ndarray, optional
+        C-contiguous float32 or float64 array of the output shape.
+
+    Returns
+    -------
+    ndarray
+        ⟨I⟩, the shape :func:`spatial_contrast` gives, float32 unless ``out`` is given. Sums of
+        integer input are exact; float input is summed in float64 after subtracting the centre
+        pixel of the first frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spatial_mean(np.arange(9, dtype=np.uint8).reshape(3, 3), 3, edges="valid").tolist()
+    [[4.0]]
+    """
+    x = _as_frames(frames, (2, 3), "one frame (H, W) or a stack (T, H, W)")
+    squeeze = x.ndim == 2
+    x3 = x[None] if squeeze else x
+    t, h, wd = x3.shape
+    w = _check_spatial_window(window, h, wd)
+    mode = _check_edges(edges)
+    ho, wo = (h - w + 1, wd - w + 1) if mode == "valid" else (h, wd)
+    o = prepare_out(out, (ho, wo) if squeeze else (t, ho, wo), contiguous=True)
+    o3 = o[None] if squeeze else o
+    m, mask_t = _no_mask() if mask is None else _check_mask(mask, x.shape)
+    rowmap = _index_map(h, ho, w, mode)
+    colmap = _index_map(wd, wo, w, mode)
+    zero, use_off = _offsets_zero(x3)
+    for sl, xc in _frame_chunks(x3):
+        off = zero + (xc[0, h // 2, wd // 2] if use_off else 0)
+        mc = m[sl] if mask_t else m
+        _kernel("box3d", xc.size)(
+            xc, mc, mask_t, o3[sl], 1, 1, w, rowmap, colmap, 0, 1, _bands(ho, w, 1), off, zero,
+            True,
+        )  # fmt: skip
+    return o
+
+
+def temporal_mean(
+    frames: npt.ArrayLike,
+    window: int | None = 25,
+    *,
+    step: int | None = None,
+    mask: npt.ArrayLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean intensity ⟨I⟩ of each pixel over the windows :func:`temporal_contrast` uses.
+
+    Parameters
+    ----------
+    frames : array_like, shape (T, H, W)
+        uint8, uint16, float32 or float64.
+    window, step
+        As in :func:`temporal_contrast`.
+    mask : array_like of bool, shape (H, W) or (T, H, W), optional
+        True for valid samples; the mean is over a window's valid samples, NaN where it has
+        none.
+    out : ndarray, optional
+        C-contiguous float32 or float64 array of the output shape.
+
+    Returns
+    -------
+    ndarray, shape ((T − N) // step + 1, H, W)
+        ⟨I⟩ per window, float32 unless ``out`` is given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = np.arange(4, dtype=np.uint16).reshape(4, 1, 1)
+    >>> temporal_mean(stack, 2).ravel().tolist()
+    [0.5, 2.5]
+    """
+    x = _as_frames(frames, (3,), "a stack of frames (T, H, W)")
+    t, h, wd = x.shape
+    win = _check_temporal_window(window, t)
+    st = _check_step(step, win)
+    nout = (t - win) // st + 1
+    o = prepare_out(out, (nout, h, wd), contiguous=True)
+    m, mask_t = _no_mask() if mask is None else _check_mask(mask, x.shape)
+    xc = np.ascontiguousarray(x)
+    zero, use_off = _offsets_zero(xc)
+    off = zero + (xc[0, h // 2, wd // 2] if use_off else 0)
+    ident_r = np.arange(h, dtype=np.int64)
+    ident_c = np.arange(wd, dtype=np.int64)
+    _kernel("box3d", xc.size)(
+        xc, m, mask_t, o, win, st, 1, ident_r, ident_c, 0, 1, _bands(h, 1, 1), off, zero, True
+    )
+    return o
+
+
+def _no_mask() -> tuple[np.ndarray, bool]:
+    """The kernels' "no mask": an empty uint8 mask."""
+    return np.zeros((0, 0, 0), np.uint8), False
 
 
 class RollingTemporalContrast:
@@ -612,13 +714,8 @@ class RollingTemporalContrast:
         dtype: npt.DTypeLike = np.uint16,
         ddof: int = 0,
     ) -> None:
-        try:
-            hw = tuple(_as_int(s, "shape") for s in shape)
-        except TypeError:
-            raise TypeError(f"shape must be a pair of integers (H, W), got {shape!r}") from None
-        if len(hw) != 2 or min(hw) < 1:
-            raise ValueError(f"shape must be (H, W) with H, W ≥ 1, got {shape!r}")
-        win = _as_int(window, "window")
+        hw = frame_shape(shape)
+        win = as_int(window, "window")
         if win < 2:
             raise ValueError(f"window must be ≥ 2 frames, got {win}")
         dt = np.dtype(dtype)
@@ -710,7 +807,7 @@ class RollingTemporalContrast:
         if f.shape != self._shape:
             raise ValueError(f"frame shape {f.shape} does not match {self._shape}")
         f1 = np.ascontiguousarray(f).reshape(-1)
-        o = self._fresh_output() if out is None else _prepare_out(out, self._shape)
+        o = self._fresh_output() if out is None else prepare_out(out, self._shape, contiguous=True)
         o1 = o.reshape(-1)
         evict = self._count >= self._window
         emit = self._count + 1 >= self._window

@@ -48,6 +48,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import as_int, as_real
 from lsci.core._kernels import mesi as _km
 
 __all__ = ["MesiFit", "fit_mesi", "mesi_model"]
@@ -76,10 +77,7 @@ def _exposures(exposures_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 def _real(name: str, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    arr = np.asarray(values)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
-    return arr.astype(np.float64, copy=False)
+    return as_real(name, values).astype(np.float64, copy=False)
 
 
 def _check_range(name: str, arr: np.ndarray, lo: float, hi: float, lo_open: bool) -> None:
@@ -302,18 +300,13 @@ def fit_mesi(
     ([1.0, 0.6, 0.8], True)
     """
     t = _exposures(exposures_s)
-    arr = np.asarray(k)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"k must be real-valued, got dtype {arr.dtype}")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
+    arr = as_real("k", k)
     if arr.ndim == 0 or arr.shape[0] != t.size:
         raise ValueError(
             f"k has shape {arr.shape}, but its first axis must hold one plane per exposure "
             f"({t.size} exposures)"
         )
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer):
-        raise TypeError(f"max_iter must be an int, got {max_iter!r}")
+    max_iter = as_int(max_iter, "max_iter")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if not (math.isfinite(xtol) and xtol > 0.0):
@@ -324,10 +317,28 @@ def fit_mesi(
         raise ValueError(f"n_starts must be 1, 2 or None, got {n_starts!r}")
 
     shape = arr.shape[1:]
-    n_pix = int(np.prod(shape))
     beta_free, beta_values = _fixed_or_free("beta", beta, shape, 1.0)
     nu_free, nu_values = _fixed_or_free("nu", nu, shape, 0.0)
     free = np.array([True, True, beta_free, nu_free])
+    _check_identifiable(t, free)
+    init, init_given = _initial_values(initial, shape)
+    k2d = np.ascontiguousarray(arr).reshape(t.size, -1)
+    params, rms, converged, iterations = _fit_pixels(
+        k2d, t, n_starts, beta_values, nu_values, free, init, init_given, max_iter, float(xtol)
+    )
+    return MesiFit(
+        tau_c_s=params[0].reshape(shape),
+        rho=params[1].reshape(shape),
+        beta=params[2].reshape(shape),
+        nu=params[3].reshape(shape),
+        rms=rms.reshape(shape),
+        converged=converged.reshape(shape),
+        iterations=iterations.reshape(shape),
+    )
+
+
+def _check_identifiable(t: npt.NDArray[np.float64], free: npt.NDArray[np.bool_]) -> None:
+    """Each free parameter needs a distinct exposure of its own."""
     n_free = int(free.sum())
     n_distinct = np.unique(t).size
     if n_distinct < n_free:
@@ -336,11 +347,14 @@ def fit_mesi(
             f"least {n_free} distinct exposures, got {n_distinct}"
         )
 
-    t_min, t_max = float(t.min()), float(t.max())
-    lower = np.array([math.log(t_min / _TAU_RANGE), 0.0, _BETA_MIN, -_NU_BOUND])
-    upper = np.array([math.log(t_max * _TAU_RANGE), 1.0, 1.0, _NU_BOUND])
-    init = np.zeros((n_pix, 4))
+
+def _initial_values(
+    initial: Mapping[str, npt.ArrayLike] | None, shape: tuple[int, ...]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per-pixel starting values (ln τc, ρ, β, ν) given by the caller, and which are given."""
+    init = np.zeros((int(np.prod(shape)), 4))
     init_given = np.zeros(4, dtype=bool)
+    ranges = ((0.0, math.inf, True), (0.0, 1.0, False), (0.0, 1.0, True))
     for name, value in (initial or {}).items():
         if name not in _PARAMETERS:
             raise ValueError(f"initial has unknown key {name!r}; allowed: {list(_PARAMETERS)}")
@@ -352,7 +366,6 @@ def fit_mesi(
             raise ValueError(
                 f"initial[{name!r}] of shape {values.shape} does not broadcast to {shape}"
             ) from None
-        ranges = ((0.0, math.inf, True), (0.0, 1.0, False), (0.0, 1.0, True))
         if a < 3:
             lo, hi, lo_open = ranges[a]
             _check_range(f"initial[{name!r}]", flat, lo, hi, lo_open)
@@ -360,10 +373,30 @@ def fit_mesi(
             raise ValueError("initial['nu'] must be finite")
         init[:, a] = np.log(flat) if a == 0 else flat
         init_given[a] = True
+    return init, init_given
 
+
+def _fit_pixels(
+    k2d: npt.NDArray[np.floating[Any]],
+    t: npt.NDArray[np.float64],
+    n_starts: int,
+    beta_values: npt.NDArray[np.float64],
+    nu_values: npt.NDArray[np.float64],
+    free: npt.NDArray[np.bool_],
+    init: npt.NDArray[np.float64],
+    init_given: npt.NDArray[np.bool_],
+    max_iter: int,
+    xtol: float,
+) -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.int32]
+]:
+    """Run the fit kernel on (n_exposures, n_pixels) contrast: (params, rms, converged, iters)."""
+    n_pix = k2d.shape[1]
+    t_min, t_max = float(t.min()), float(t.max())
+    lower = np.array([math.log(t_min / _TAU_RANGE), 0.0, _BETA_MIN, -_NU_BOUND])
+    upper = np.array([math.log(t_max * _TAU_RANGE), 1.0, 1.0, _NU_BOUND])
     tau_grid = np.geomspace(t_min / _TAU_GRID_WIDEN, t_max * _TAU_GRID_WIDEN, _TAU_GRID_SIZE)
     f_basis, g_basis = _km.grid_basis(t, tau_grid)
-    k2d = np.ascontiguousarray(arr).reshape(t.size, n_pix)
     params = np.empty((4, n_pix), dtype=np.float32)
     rms = np.empty(n_pix, dtype=np.float32)
     converged = np.empty(n_pix, dtype=np.bool_)
@@ -371,35 +404,8 @@ def fit_mesi(
     # A few chunks per thread balance pixels that need many iterations.
     n_chunks = max(1, min(n_pix, 8 * numba.get_num_threads()))
     _km.fit_pixels(
-        k2d,
-        t,
-        f_basis,
-        g_basis,
-        tau_grid,
-        _RHO_GRID,
-        _RHO_SPLIT,
-        n_starts,
-        beta_values,
-        nu_values,
-        free,
-        init,
-        init_given,
-        lower,
-        upper,
-        int(max_iter),
-        float(xtol),
-        n_chunks,
-        params,
-        rms,
-        converged,
-        iterations,
-    )
-    return MesiFit(
-        tau_c_s=params[0].reshape(shape),
-        rho=params[1].reshape(shape),
-        beta=params[2].reshape(shape),
-        nu=params[3].reshape(shape),
-        rms=rms.reshape(shape),
-        converged=converged.reshape(shape),
-        iterations=iterations.reshape(shape),
-    )
+        k2d, t, f_basis, g_basis, tau_grid, _RHO_GRID, _RHO_SPLIT, n_starts, beta_values,
+        nu_values, free, init, init_given, lower, upper, max_iter, xtol, n_chunks, params, rms,
+        converged, iterations,
+    )  # fmt: skip
+    return params, rms, converged, iterations

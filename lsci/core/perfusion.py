@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import as_real, prepare_out
 from lsci.core._kernels import perfusion as _kp
 
 __all__ = [
@@ -82,30 +83,6 @@ def _check_exposure(exposure_s: float) -> float:
     if not (value > 0.0 and math.isfinite(value)):
         raise ValueError(f"exposure_s must be a finite time > 0 in seconds, got {exposure_s!r}")
     return value
-
-
-def _as_real(name: str, values: npt.ArrayLike) -> FloatArray:
-    """``values`` as an array of float32 or float64 (other real dtypes become float64)."""
-    arr = np.asarray(values)
-    if arr.dtype in (np.float32, np.float64):
-        return arr
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
-    return arr.astype(np.float64)
-
-
-def _prepare_out(out: np.ndarray | None, shape: tuple[int, ...]) -> FloatArray:
-    if out is None:
-        return np.empty(shape, dtype=np.float32)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if out.dtype not in (np.float32, np.float64):
-        raise ValueError(f"out must be float32 or float64, got dtype {out.dtype}")
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
-    return out
 
 
 def _run_flat(kernel_call: Any, values: FloatArray, out: FloatArray) -> FloatArray:
@@ -162,7 +139,7 @@ def visibility_k2(x: npt.ArrayLike, beta: float = 1.0) -> FloatArray:
     [1.0, 0.567668, 1e-06]
     """
     b = _check_beta(beta)
-    arr = _as_real("x", x)
+    arr = as_real("x", x)
     result = np.empty(arr.shape, dtype=arr.dtype)
     return _run_flat(lambda i, o: _kp.visibility_k2(i, b, o), arr, result)
 
@@ -172,8 +149,8 @@ def _invert(
 ) -> FloatArray:
     b = _check_beta(beta)
     t = _check_exposure(exposure_s)
-    arr = _as_real("k", k)
-    result = _prepare_out(out, arr.shape)
+    arr = as_real("k", k)
+    result = prepare_out(out, arr.shape)
     table = _inverse_table()
     return _run_flat(lambda i, o: _kp.invert_visibility(i, b, t, inverse, table, o), arr, result)
 
@@ -206,9 +183,10 @@ def correlation_time(
     Raises
     ------
     ValueError
-        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` does not fit.
+        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` has the wrong
+        shape or is read-only.
     TypeError
-        If ``k`` is not real-valued.
+        If ``k`` is not real-valued or ``out`` is not a float32/float64 array.
 
     Notes
     -----
@@ -273,9 +251,10 @@ def inverse_correlation_time(
     Raises
     ------
     ValueError
-        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` does not fit.
+        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` has the wrong
+        shape or is read-only.
     TypeError
-        If ``k`` is not real-valued.
+        If ``k`` is not real-valued or ``out`` is not a float32/float64 array.
 
     Notes
     -----
@@ -316,9 +295,9 @@ def speckle_flow_index(k: npt.ArrayLike, *, out: np.ndarray | None = None) -> Fl
     Raises
     ------
     ValueError
-        If ``out`` does not fit.
+        If ``out`` has the wrong shape or is read-only.
     TypeError
-        If ``k`` is not real-valued.
+        If ``k`` is not real-valued or ``out`` is not a float32/float64 array.
 
     Notes
     -----
@@ -339,8 +318,8 @@ def speckle_flow_index(k: npt.ArrayLike, *, out: np.ndarray | None = None) -> Fl
     >>> speckle_flow_index([0.5, 0.1]).tolist()
     [4.0, 100.0]
     """
-    arr = _as_real("k", k)
-    result = _prepare_out(out, arr.shape)
+    arr = as_real("k", k)
+    result = prepare_out(out, arr.shape)
     with np.errstate(divide="ignore", over="ignore"):
         np.divide(1.0, np.square(arr, dtype=np.float64), out=result, casting="same_kind")
     return result
@@ -374,9 +353,10 @@ def correlation_time_approx(
     Raises
     ------
     ValueError
-        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` does not fit.
+        If ``exposure_s <= 0``, ``beta`` is outside ``(0, 1]`` or ``out`` has the wrong
+        shape or is read-only.
     TypeError
-        If ``k`` is not real-valued.
+        If ``k`` is not real-valued or ``out`` is not a float32/float64 array.
 
     Notes
     -----
@@ -398,8 +378,8 @@ def correlation_time_approx(
     """
     b = _check_beta(beta)
     t = _check_exposure(exposure_s)
-    arr = _as_real("k", k)
-    result = _prepare_out(out, arr.shape)
+    arr = as_real("k", k)
+    result = prepare_out(out, arr.shape)
     np.multiply(np.square(arr, dtype=np.float64), t / b, out=result, casting="same_kind")
     return result
 
@@ -433,9 +413,9 @@ def relative_perfusion(
     ------
     ValueError
         If a scalar ``baseline`` is not a finite number ``> 0``, the shapes do not broadcast,
-        or ``out`` does not fit.
+        or ``out`` has the wrong shape or is read-only.
     TypeError
-        If an input is not real-valued.
+        If an input is not real-valued or ``out`` is not a float32/float64 array.
 
     Examples
     --------
@@ -444,8 +424,8 @@ def relative_perfusion(
     >>> relative_perfusion([2.0, 3.0, np.nan], [2.0, 0.0, 1.0]).tolist()
     [1.0, nan, nan]
     """
-    idx = _as_real("index", index)
-    base = _as_real("baseline", baseline)
+    idx = as_real("index", index)
+    base = as_real("baseline", baseline)
     if base.ndim == 0 and not (math.isfinite(float(base)) and float(base) > 0.0):
         raise ValueError(f"baseline must be a finite value > 0, got {float(base)!r}")
     try:
@@ -456,7 +436,7 @@ def relative_perfusion(
         raise ValueError(
             f"baseline of shape {base.shape} does not broadcast to index of shape {idx.shape}"
         )
-    result = _prepare_out(out, idx.shape)
+    result = prepare_out(out, idx.shape)
     valid = np.isfinite(base) & (base > 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.divide(idx, base, dtype=np.float64)
@@ -558,7 +538,7 @@ class PerfusionScale:
             If the reference index has no finite values or its mean is not ``> 0``, or
             ``reference_pu`` is not finite and ``> 0``.
         """
-        values = _as_real("index_value", index_value).astype(np.float64).reshape(-1)
+        values = as_real("index_value", index_value).astype(np.float64).reshape(-1)
         values = values[np.isfinite(values)]
         if values.size == 0:
             raise ValueError("index_value has no finite values to calibrate against")
@@ -572,8 +552,8 @@ class PerfusionScale:
 
     def apply(self, index_map: npt.ArrayLike, *, out: np.ndarray | None = None) -> FloatArray:
         """Perfusion units ``scale · index_map``, float32 unless ``out`` is float64."""
-        arr = _as_real("index_map", index_map)
-        result = _prepare_out(out, arr.shape)
+        arr = as_real("index_map", index_map)
+        result = prepare_out(out, arr.shape)
         np.multiply(arr, self.scale, out=result, casting="same_kind")
         return result
 

@@ -1,11 +1,10 @@
 """Processing recordings on a Dask distributed cluster (the ``dask`` extra).
 
-The plan is the one :func:`lsci.processing.process.process_recording` makes: chunks of frames, with
-the
-overlap a temporal window needs. Each chunk becomes a task that a worker runs: it opens the
-recording read-only (SWMR), reads its frames and calls
-:func:`lsci.processing.process.process_chunk`, the
-function the single-machine path calls, so both paths give the same maps. The client keeps the
+The plan is the one :func:`lsci.processing.recordings.process_recording` makes: chunks of
+frames, with the overlap a temporal window needs. Each chunk becomes a task that a worker runs:
+it opens the recording read-only (SWMR), reads its frames and calls
+:func:`lsci.processing.chunks.process_chunk`, the function the single-machine path calls, so
+both paths give the same maps. The client keeps the
 recording open in SWMR write mode and stores each result as it arrives; only a bounded number
 of tasks is in flight, so the client's memory does not grow with the recording.
 
@@ -21,16 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lsci.processing.process import (
-    Chunk,
-    ChunkResult,
-    Corrections,
-    ProcessingResult,
-    ProcessingSettings,
-    plan_recording,
-    process_chunk,
-    store_chunk,
-)
+from lsci.processing.calibrations import Calibrations
+from lsci.processing.chunks import Chunk, ChunkResult, process_chunk
+from lsci.processing.recordings import ProcessingResult, plan_recording, store_chunk
+from lsci.processing.settings import ProcessingSettings
 from lsci.recording import open_recording
 
 if TYPE_CHECKING:
@@ -40,12 +33,12 @@ __all__ = ["compute_chunk", "process_recording_distributed"]
 
 
 def compute_chunk(
-    path: str, chunk: Chunk, settings: ProcessingSettings, corrections: Corrections
+    path: str, chunk: Chunk, settings: ProcessingSettings, calibrations: Calibrations
 ) -> ChunkResult:
     """The task a worker runs: read one chunk's frames from ``path`` and compute its maps."""
     with open_recording(path) as recording:
         frames = recording.frames[chunk.frame_start : chunk.frame_stop]
-    return process_chunk(frames, chunk, settings, corrections)
+    return process_chunk(frames, chunk, settings, calibrations)
 
 
 def _client(scheduler: str | Client) -> tuple[Client, bool]:
@@ -72,8 +65,8 @@ def process_recording_distributed(
     calibrated: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ProcessingResult:
-    """Like :func:`lsci.processing.process.process_recording`, with the chunks computed on a Dask
-    cluster.
+    """Like :func:`lsci.processing.recordings.process_recording`, with the chunks computed on a
+    Dask cluster.
 
     Parameters
     ----------
@@ -91,7 +84,7 @@ def process_recording_distributed(
         Replace products of the same names computed with different settings.
     calibrated : bool
         Apply the recording's stored calibrations (see
-        :func:`lsci.processing.process.plan_recording`).
+        :func:`lsci.processing.recordings.plan_recording`).
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` as results are stored.
 
@@ -120,11 +113,11 @@ def process_recording_distributed(
             if sink.complete:
                 return plan.result(0, 0.0, reused=True)
             # The calibrations go to every worker once, not with every task.
-            corrections = client.scatter(plan.corrections, broadcast=True)
+            calibrations = client.scatter(plan.calibrations, broadcast=True)
 
             def submit(chunk: Chunk) -> Future[ChunkResult]:
                 return client.submit(
-                    compute_chunk, str(plan.path), chunk, plan.settings, corrections, pure=False
+                    compute_chunk, str(plan.path), chunk, plan.settings, calibrations, pure=False
                 )
 
             pending = iter(plan.chunks)

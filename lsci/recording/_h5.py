@@ -70,7 +70,8 @@ def open_for_reading(path: str | Path) -> h5py.File:
     Raises
     ------
     RecordingError
-        When the file is missing, unreadable or not HDF5 (:class:`RecordingFormatError`).
+        When the file is missing, unreadable or not HDF5, or points outside itself (see
+        :func:`check_internal`) (:class:`RecordingFormatError`).
     """
     path = Path(path)
     if not path.exists():
@@ -79,6 +80,33 @@ def open_for_reading(path: str | Path) -> h5py.File:
         raise RecordingError(path, "is a directory, not a recording file")
     if path.stat().st_size == 0:
         raise RecordingFormatError(path, "the file is empty (0 bytes), not an HDF5 recording")
+    handle = _open_read_only(path)
+    try:
+        check_internal(handle, path)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def has_recording_marker(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file marked as an lsci recording; never raises.
+
+    Opens like :func:`open_for_reading` (files still being written, or left by a crashed
+    writer, included) but checks nothing else: a marked file that is malformed or unsafe is
+    still claimed, so that opening it gives lsci's clear error instead of "no reader".
+    """
+    try:
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with _open_read_only(path) as handle:
+            return bool(decode(handle.attrs.get("lsci_format")) == layout.FORMAT_NAME)
+    except (RecordingError, OSError):
+        return False
+
+
+def _open_read_only(path: Path) -> h5py.File:
     try:
         try:
             # A closed file opens normally, with HDF5's checks (e.g. truncation) intact.
@@ -104,6 +132,77 @@ def open_for_reading(path: str | Path) -> h5py.File:
         else:
             problem = f"cannot be opened as HDF5: {cause}"
         raise RecordingFormatError(path, problem) from None
+
+
+#: Dataset storage layouts whose bytes are inside the file.
+_INTERNAL_LAYOUTS = (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+
+
+def check_internal(handle: h5py.File, path: str | Path) -> None:
+    """Refuse a file whose objects or data live outside it.
+
+    HDF5 lets a file point elsewhere: external links (to objects in other files), datasets
+    whose bytes are stored in other files (external raw storage) and virtual datasets (mapped
+    from other files). Following them would make lsci read, export or modify files the user
+    never named, and a missing source silently reads as fill values. Only hard links, soft
+    links that resolve inside the file, and datasets stored inside the file are accepted.
+
+    Parameters
+    ----------
+    handle : h5py.File
+        The open file.
+    path : str or pathlib.Path
+        Its path, for messages.
+
+    Raises
+    ------
+    RecordingFormatError
+        Naming the first object that points outside the file, or a soft link that points to
+        nothing or loops.
+    """
+    problems: list[str] = []
+
+    def visit(name: str) -> int | None:
+        link = handle.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            problems.append(
+                f"/{name} is an external link to {link.filename}:{link.path}; lsci reads only "
+                "objects stored inside the recording"
+            )
+            return 1
+        if isinstance(link, h5py.SoftLink):
+            try:
+                handle[name]
+            except (KeyError, RuntimeError, OSError, RecursionError):
+                problems.append(f"/{name} is a soft link to {link.path} that is missing or loops")
+                return 1
+            return None
+        if not isinstance(link, h5py.HardLink):
+            problems.append(f"/{name} is a link of a kind lsci does not follow")
+            return 1
+        item = handle[name]
+        if isinstance(item, h5py.Dataset):
+            plist = item.id.get_create_plist()
+            if plist.get_layout() not in _INTERNAL_LAYOUTS:
+                problems.append(
+                    f"/{name} is a virtual dataset mapped from other files; lsci reads only "
+                    "data stored inside the recording"
+                )
+                return 1
+            if plist.get_external_count():
+                problems.append(
+                    f"/{name} stores its data in another file (external raw storage); lsci "
+                    "reads only data stored inside the recording"
+                )
+                return 1
+        return None
+
+    try:
+        handle.visit_links(visit)
+    except (KeyError, RuntimeError, OSError, RecursionError, ValueError) as exc:
+        raise RecordingFormatError(path, f"malformed HDF5 structure: {exc}") from None
+    if problems:
+        raise RecordingFormatError(path, problems[0])
 
 
 def open_for_editing(path: str | Path) -> h5py.File:
@@ -144,9 +243,9 @@ def open_for_editing(path: str | Path) -> h5py.File:
         if "already open for write" in cause or "file is already open" in str(exc):
             raise RecordingStateError(
                 path,
-                "the recording is still being written, or its writer stopped without closing "
-                "it (crash); it can be read but not modified. Work on a repaired copy "
-                "(lsci.recording.repair_copy)",
+                "the recording is still open for writing (in this or another program), or its "
+                "writer stopped without closing it (crash); it can be read but not modified. "
+                "Work on a repaired copy (lsci repair FILE --out COPY.h5)",
             ) from None
         raise RecordingWriteError(path, f"cannot open for writing: {cause}") from None
     return handle

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from lsci._version import __version__
+from lsci.calibration.stored import BetaCalibration, CameraNoise, DarkFrame
 from lsci.recording import layout
 from lsci.recording._h5 import decode, describe_os_error, open_for_reading, write_error
 from lsci.recording.calibration import (
@@ -51,6 +52,7 @@ __all__ = [
     "annotations_path",
     "read_annotations",
     "save_calibration",
+    "store_calibration",
 ]
 
 #: Root attribute ``lsci_format`` of an annotations file.
@@ -106,7 +108,7 @@ def _rewrite(recording: Path, edit: Callable[[h5py.File], T]) -> T:
     folder = make_folder(recording)
     final = folder / _NAME
     with folder_lock(folder, _NAME):
-        temporary = create_temporary(folder, _NAME)
+        temporary = create_temporary(folder)
         try:
             with h5py.File(temporary, "w") as target:
                 if final.is_file() and not final.is_symlink():
@@ -250,3 +252,34 @@ def save_calibration(
         write_calibration(parent, name, checked, clean, overwrite=overwrite)
 
     _rewrite(recording, store)
+
+
+def store_calibration(
+    path: str | os.PathLike[str],
+    calibration: BetaCalibration | DarkFrame | CameraNoise,
+    name: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Store a calibration of :mod:`lsci.calibration` for a closed recording, beside it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The recording.
+    calibration : BetaCalibration, DarkFrame or CameraNoise
+        What to store.
+    name : str, optional
+        Calibration name; default the type's ``default_name`` (``"beta"``, ``"dark_frame"``,
+        ``"camera_noise"``).
+    overwrite : bool
+        Replace an existing calibration of that name.
+
+    Raises
+    ------
+    RecordingError
+        When the file cannot be modified or the name exists.
+    """
+    arrays, attrs = calibration.to_arrays_attrs()
+    key = calibration.default_name if name is None else name
+    save_calibration(path, key, arrays, attrs, overwrite=overwrite)

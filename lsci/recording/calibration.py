@@ -1,7 +1,10 @@
 """Calibration objects (dark frame, β, gain...) stored as groups under ``/calibrations``.
 
-The API is generic on purpose: a calibration is a name, some arrays and some scalar or string
-attributes, so calibration classes elsewhere in lsci can save and load themselves here.
+The storage is generic: a calibration is a name, some arrays and some scalar or string
+attributes (:func:`save_calibration`, :attr:`lsci.recording.Recording.calibrations`). The
+calibration types of :mod:`lsci.calibration` describe themselves in that form
+(``to_arrays_attrs`` / ``from_arrays_attrs``) and know nothing of files; this module stores and
+loads them (:func:`store_calibration`, :func:`load_calibration`).
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from numbers import Real
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import h5py
 import numpy as np
 
 from lsci._version import __version__
+from lsci.calibration.stored import BetaCalibration, CalibrationError, CameraNoise, DarkFrame
 from lsci.recording._h5 import check_name, decode_attrs
 from lsci.recording.errors import RecordingError
 from lsci.recording.metadata import format_utc
+
+#: A calibration type of :mod:`lsci.calibration`.
+CalibrationT = TypeVar("CalibrationT", BetaCalibration, DarkFrame, CameraNoise)
 
 #: Attributes the writer adds to every calibration group.
 _RESERVED_ATTRS = ("created_utc", "lsci_version")
@@ -151,3 +158,43 @@ def read_calibration(group: h5py.Group) -> Calibration:
         created_utc=created,
         lsci_version=version,
     )
+
+
+class _HasCalibrations(Protocol):
+    @property
+    def calibrations(self) -> Mapping[str, Calibration]: ...
+
+
+def load_calibration(
+    recording: _HasCalibrations, kind: type[CalibrationT], name: str | None = None
+) -> CalibrationT:
+    """Load a calibration of type ``kind`` from an open recording.
+
+    Parameters
+    ----------
+    recording : lsci.recording.Recording
+        The open recording.
+    kind : type
+        :class:`~lsci.calibration.BetaCalibration`, :class:`~lsci.calibration.DarkFrame` or
+        :class:`~lsci.calibration.CameraNoise`.
+    name : str, optional
+        Calibration name; default ``kind.default_name``.
+
+    Raises
+    ------
+    lsci.calibration.CalibrationError
+        If the recording holds no calibration of that name, or one of another kind.
+
+    Examples
+    --------
+    >>> with open_recording("run.h5") as rec:  # doctest: +SKIP
+    ...     beta = load_calibration(rec, BetaCalibration)
+    """
+    key = kind.default_name if name is None else name
+    stored = recording.calibrations
+    if key not in stored:
+        raise CalibrationError(
+            f"the recording has no calibration named {key!r} (it has {sorted(stored)})"
+        )
+    found = stored[key]
+    return kind.from_arrays_attrs(found.arrays, found.attrs, source=f"calibration {key!r}")

@@ -16,8 +16,10 @@ after ``out``, where ``index`` is the frame index in the recording.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,8 @@ import numpy as np
 import tifffile
 
 from lsci.recording import layout
-from lsci.recording.errors import RecordingExistsError, RecordingFormatError
+from lsci.recording.atomic import atomic_write, atomic_writes
+from lsci.recording.errors import RecordingFormatError, RecordingStateError
 from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
 from lsci.recording.reader import Recording, open_recording
 from lsci.recording.writer import RecordingWriter
@@ -105,21 +108,35 @@ def import_tiff(
     period_ns = 1e9 / frame_rate_hz
     with _open_tiff(source) as tif:
         shape, dtype, frames = _tiff_frames(tif, source)
-        with RecordingWriter(
-            out_path,
-            metadata,
-            frame_shape=shape,
-            dtype=dtype,
-            compression=compression,  # type: ignore[arg-type]
-            checksum=checksum,
-            overwrite=overwrite,
-            fsync_interval_s=None,
-        ) as writer:
+        with (
+            atomic_write(out_path, overwrite=overwrite, inputs=[source]) as temporary,
+            RecordingWriter(
+                temporary,
+                metadata,
+                frame_shape=shape,
+                dtype=dtype,
+                compression=compression,  # type: ignore[arg-type]
+                checksum=checksum,
+                overwrite=True,
+                fsync_interval_s=None,
+            ) as writer,
+        ):
             for index, frame in enumerate(frames):
                 writer.append(
                     frame, frame_id=index, host_timestamp_ns=start_ns + round(index * period_ns)
                 )
     return Path(out_path)
+
+
+class _TiffWarnings(logging.Handler):
+    """Collects what tifffile logs: it reports a broken page chain there and reads on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _open_tiff(path: Path) -> tifffile.TiffFile:
@@ -134,28 +151,98 @@ def _open_tiff(path: Path) -> tifffile.TiffFile:
 def _tiff_frames(
     tif: tifffile.TiffFile, path: Path
 ) -> tuple[tuple[int, int], np.dtype[Any], Iterator[np.ndarray]]:
-    series = tif.series[0]
-    dtype = np.dtype(series.dtype)
-    if dtype not in layout.FRAME_DTYPES:
-        raise RecordingFormatError(
-            path, f"holds {dtype} pixels; raw speckle frames must be uint8 or uint16"
-        )
-    shape = tuple(int(n) for n in series.shape)
-    if len(shape) == 2:
-        shape = (1, *shape)
-    if len(shape) != 3:
-        raise RecordingFormatError(
-            path, f"has shape {shape} (axes {series.axes}); expected a stack of 2-D frames"
-        )
-    count, height, width = shape
-    if len(series.pages) == count:
+    """Check every page of the file, then return the frame shape, dtype and a page reader.
 
-        def pages() -> Iterator[np.ndarray]:
-            for index in range(count):
-                yield np.ascontiguousarray(series.asarray(key=index)).reshape(height, width)
+    Every page becomes a frame (a stack written page by page, or by several writes, has as
+    many series as writes). ImageJ stacks above 4 GB store one page and the rest as raw
+    frames described by its metadata; they are read through their single series.
+    """
+    warnings = _TiffWarnings()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(warnings)
+    try:
+        sources = _tiff_sources(tif, path)
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+        raise RecordingFormatError(
+            path, f"the TIFF file is damaged (truncated?): {exc}; nothing was imported"
+        ) from None
+    finally:
+        logger.removeHandler(warnings)
+    if warnings.messages:
+        raise RecordingFormatError(
+            path,
+            f"the TIFF file is damaged (truncated?): {warnings.messages[0]}; pages would be "
+            "missing, nothing was imported",
+        )
+    if not sources:
+        raise RecordingFormatError(path, "holds no image pages")
+    first_shape, first_dtype = sources[0][1], sources[0][2]
+    for number, (_, shape, dtype) in enumerate(sources):
+        if dtype not in layout.FRAME_DTYPES:
+            raise RecordingFormatError(
+                path,
+                f"page {number} holds {dtype} pixels; raw speckle frames must be uint8 or uint16",
+            )
+        if len(shape) != 2:
+            raise RecordingFormatError(
+                path,
+                f"page {number} has shape {shape}: colour (RGB/RGBA) or multi-sample pages are "
+                "not raw speckle frames; expected one grey value per pixel",
+            )
+        if (shape, dtype) != (first_shape, first_dtype):
+            raise RecordingFormatError(
+                path,
+                f"page {number} is {'×'.join(map(str, shape))} {dtype} but page 0 is "
+                f"{'×'.join(map(str, first_shape))} {first_dtype}: every frame of a recording "
+                "has the same size and type",
+            )
+    height, width = (int(n) for n in first_shape)
 
-        return (height, width), dtype, pages()
-    return (height, width), dtype, iter(series.asarray().reshape(shape))
+    def frames() -> Iterator[np.ndarray]:
+        for number, (read, _, _) in enumerate(sources):
+            try:
+                frame = np.asarray(read())
+            except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+                raise RecordingFormatError(
+                    path,
+                    f"page {number} cannot be read (truncated or damaged file?): {exc}; "
+                    "nothing was imported",
+                ) from None
+            yield np.ascontiguousarray(frame).reshape(height, width)
+
+    return (height, width), np.dtype(first_dtype), frames()
+
+
+_PageSource = tuple[Callable[[], np.ndarray], tuple[int, ...], np.dtype[Any]]
+
+
+def _tiff_sources(tif: tifffile.TiffFile, path: Path) -> list[_PageSource]:
+    """One (reader, shape, dtype) per frame, in file order."""
+    if tif.is_imagej and len(tif.series) == 1:
+        series = tif.series[0]
+        axes = series.axes
+        if "S" in axes:
+            raise RecordingFormatError(
+                path,
+                f"has colour samples (axes {axes}, shape {series.shape}): colour (RGB/RGBA) "
+                "images are not raw speckle frames; expected one grey value per pixel",
+            )
+        frame_shape = tuple(int(n) for n in series.shape[-2:])
+        count = int(np.prod(series.shape[:-2], dtype=np.int64)) if len(series.shape) > 2 else 1
+        dtype = np.dtype(series.dtype)
+        return [
+            (functools.partial(series.asarray, key=index), frame_shape, dtype)
+            for index in range(count)
+        ]
+    sources: list[_PageSource] = []
+    for page in tif.pages:
+        if not isinstance(page, tifffile.TiffPage):
+            page = page.aspage()
+        shape = tuple(int(n) for n in page.shape)
+        if page.samplesperpixel > 1 and len(shape) == 2:
+            shape = (*shape, int(page.samplesperpixel))
+        sources.append((page.asarray, shape, np.dtype(page.dtype)))
+    return sources
 
 
 def export(
@@ -169,8 +256,13 @@ def export(
     vmin: float | None = None,
     vmax: float | None = None,
     overwrite: bool = False,
+    allow_incomplete: bool = False,
 ) -> list[Path]:
     """Export raw frames, per-frame timestamps or a derived product.
+
+    Every output is written under a temporary name in its folder and renamed when complete: a
+    failure (disk full, read-only folder, a damaged frame) leaves no file under the output
+    name. The output may never be the recording itself, under any name.
 
     Parameters
     ----------
@@ -186,9 +278,12 @@ def export(
     start, stop : int, optional
         Frame range ``[start, stop)`` of a stack (raw frames or a 3-D product).
     vmin, vmax : float, optional
-        PNG scaling limits; default: the data's minimum and maximum.
+        PNG scaling limits (finite); default: the data's minimum and maximum.
     overwrite : bool
         Replace existing output files.
+    allow_incomplete : bool
+        Export a derived product whose computation did not finish (its unwritten maps are
+        NaN); refused by default.
 
     Returns
     -------
@@ -198,27 +293,43 @@ def export(
     Raises
     ------
     ValueError
-        When ``what``, ``fmt`` or the range is invalid for the data.
+        When ``what``, ``fmt``, the range or the PNG limits are invalid for the data.
     RecordingError
-        When the recording cannot be read or an output file exists.
+        When the recording cannot be read, an output file exists, is the recording, or
+        cannot be written, or the product is incomplete.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is invalid: allowed {FORMATS}")
+    for name, limit in (("vmin", vmin), ("vmax", vmax)):
+        if limit is not None and not np.isfinite(limit):
+            raise ValueError(f"{name}={limit!r} is invalid: it must be a finite number")
     out = Path(out)
+    source = Path(path)
     with open_recording(path) as rec:
         if what == TIMESTAMPS:
             if fmt != "csv" or start is not None or stop is not None:
                 raise ValueError("what='timestamps' exports the whole table, as CSV only")
-            return [_write_timestamps(rec, out, overwrite)]
+            with atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary:
+                _write_timestamps(rec, temporary)
+            return [out]
         data: Any
         if what == RAW:
             data = rec.frames
+        elif what in rec.unreadable_derived:
+            raise RecordingFormatError(rec.path, rec.unreadable_derived[what])
         elif what in rec.derived:
             data = rec.derived[what]
+            if not data.info.complete and not allow_incomplete:
+                raise RecordingStateError(
+                    rec.path,
+                    f"derived product {what!r} is incomplete: its computation did not finish, "
+                    "so part of it was never written (NaN). Compute it again, or export it "
+                    "anyway with the incomplete flag",
+                )
         else:
             known = ", ".join([RAW, TIMESTAMPS, *rec.derived]) or "none"
             raise ValueError(f"what={what!r} is invalid for {rec.path}: allowed {known}")
-        return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite)
+        return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite, source)
 
 
 def _export_array(
@@ -230,6 +341,7 @@ def _export_array(
     vmin: float | None,
     vmax: float | None,
     overwrite: bool,
+    source: Path,
 ) -> list[Path]:
     ndim = len(data.shape)
     if ndim == 3:
@@ -244,40 +356,35 @@ def _export_array(
         raise ValueError(f"data of shape {data.shape} cannot be exported as images")
     if ndim < 3:
         single = np.asarray(data[()] if ndim else data)
-        _refuse_existing([out], overwrite)
-        if fmt == "tiff":
-            tifffile.imwrite(out, single, photometric="minisblack")
-        elif fmt == "csv":
-            _write_csv(out, single)
-        else:
-            low, high = _limits([single], vmin, vmax)
-            _write_png(out, single, low, high)
+        with atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary:
+            if fmt == "tiff":
+                tifffile.imwrite(temporary, single, photometric="minisblack")
+            elif fmt == "csv":
+                _write_csv(temporary, single)
+            else:
+                low, high = _limits([single], vmin, vmax)
+                _write_png(temporary, single, low, high)
         return [out]
     if fmt == "tiff":
-        _refuse_existing([out], overwrite)
         item_bytes = int(np.prod(data.shape[1:])) * data.dtype.itemsize
-        with tifffile.TiffWriter(out, bigtiff=item_bytes * len(indices) > _BIGTIFF_BYTES) as tw:
+        bigtiff = item_bytes * len(indices) > _BIGTIFF_BYTES
+        with (
+            atomic_write(out, overwrite=overwrite, inputs=[source]) as temporary,
+            tifffile.TiffWriter(temporary, bigtiff=bigtiff) as tw,
+        ):
             for index in indices:
                 tw.write(np.asarray(data[index]), contiguous=True, photometric="minisblack")
         return [out]
     targets = [out.with_name(f"{out.stem}_{index:06d}{out.suffix}") for index in indices]
-    _refuse_existing(targets, overwrite)
-    if fmt == "csv":
-        for index, target in zip(indices, targets, strict=True):
-            _write_csv(target, np.asarray(data[index]))
-        return targets
-    low, high = _limits((np.asarray(data[index]) for index in indices), vmin, vmax)
-    for index, target in zip(indices, targets, strict=True):
-        _write_png(target, np.asarray(data[index]), low, high)
+    if fmt == "png":
+        low, high = _limits((np.asarray(data[index]) for index in indices), vmin, vmax)
+    with atomic_writes(targets, overwrite=overwrite, inputs=[source]) as temporaries:
+        for index, temporary in zip(indices, temporaries, strict=True):
+            if fmt == "csv":
+                _write_csv(temporary, np.asarray(data[index]))
+            else:
+                _write_png(temporary, np.asarray(data[index]), low, high)
     return targets
-
-
-def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    for target in targets:
-        if target.exists():
-            raise RecordingExistsError(target, "exists; choose another output or overwrite")
 
 
 def _limits(images: Any, vmin: float | None, vmax: float | None) -> tuple[float, float]:
@@ -311,20 +418,15 @@ def _write_csv(target: Path, array: np.ndarray) -> None:
     np.savetxt(target, np.atleast_1d(array), fmt=fmt, delimiter=",")
 
 
-def _write_timestamps(rec: Recording, out: Path, overwrite: bool) -> Path:
-    _refuse_existing([out], overwrite)
+def _write_timestamps(rec: Recording, target: Path) -> None:
+    ids = rec.frame_ids
+    camera = rec.camera_timestamps_ns
     host = rec.host_timestamps_ns
-    table = np.column_stack(
-        [
-            np.arange(len(rec)),
-            rec.frame_ids.astype(np.int64),
-            rec.camera_timestamps_ns,
-            host,
-        ]
-    )
     seconds = (host - rec.start_host_time_ns) / 1e9
-    with out.open("w", encoding="utf-8") as stream:
+    with target.open("w", encoding="utf-8") as stream:
         stream.write("frame_index,frame_id,camera_timestamp_ns,host_timestamp_ns,time_s\n")
-        for row, second in zip(table, seconds, strict=True):
-            stream.write(",".join(str(int(v)) for v in row) + f",{second:.9f}\n")
-    return out
+        for index in range(len(ids)):
+            stream.write(
+                f"{index},{int(ids[index])},{int(camera[index])},{int(host[index])},"
+                f"{seconds[index]:.9f}\n"
+            )

@@ -140,9 +140,12 @@ def read_info(dataset: h5py.Dataset) -> DerivedInfo:
             dtype=dataset.dtype,
             complete=bool(decode(attrs.get(layout.DERIVED_COMPLETE, 1))),
         )
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, RecursionError):
+            detail = "its parameters are nested too deeply to read"
         raise RecordingFormatError(
-            dataset.file.filename, f"derived product {dataset.name} has bad provenance: {exc}"
+            dataset.file.filename, f"derived product {dataset.name} has bad provenance: {detail}"
         ) from None
 
 
@@ -350,7 +353,10 @@ def find_derived(
         if group is None:
             return None
         for key in sorted(group):
-            info = read_info(group[key])
+            try:
+                info = read_info(group[key])
+            except RecordingFormatError:
+                continue  # unreadable provenance cannot match
             if (
                 info.algorithm == algorithm
                 and info.source == source

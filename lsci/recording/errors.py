@@ -49,3 +49,7 @@ class RecordingStateError(RecordingError):
 
 class DerivedProductExistsError(RecordingError):
     """A derived product of that name exists with different provenance."""
+
+
+class RecordingWarning(UserWarning):
+    """Something in a recording is invalid but not needed to read it (e.g. one metadata field)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+
+from lsci.recording.errors import RecordingWarning
 
 _POSITIVE_FLOATS = (
     "exposure_s",
@@ -137,6 +140,11 @@ class AcquisitionMetadata:
     def from_attrs(cls, attrs: Mapping[str, Any]) -> AcquisitionMetadata:
         """Rebuild the metadata from HDF5 attributes; attributes lsci does not know are ignored.
 
+        Every field is optional, so one invalid stored value (an exposure of 0, a bit depth of
+        99, a ``roi`` of three numbers, an unparsable start time) does not make the recording
+        unreadable: that field becomes unknown (``None``) and a :class:`RecordingWarning`
+        names it.
+
         Parameters
         ----------
         attrs : mapping
@@ -145,24 +153,36 @@ class AcquisitionMetadata:
         Returns
         -------
         AcquisitionMetadata
-
-        Raises
-        ------
-        ValueError, TypeError
-            When a stored value is invalid.
         """
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
-        for name in known & set(attrs):
-            value = attrs[name]
-            if isinstance(value, bytes):
-                value = value.decode("utf-8")
-            elif isinstance(value, np.ndarray):
-                value = tuple(int(v) for v in value.ravel())
-            elif isinstance(value, np.generic):
-                value = value.item()
+        for name in sorted(known & set(attrs)):
+            try:
+                value = _plain(attrs[name])
+                cls(**{name: value})
+            except (TypeError, ValueError, UnicodeDecodeError) as exc:
+                default = "empty" if name == "notes" else "unknown"
+                warnings.warn(
+                    f"acquisition metadata {name} is invalid and treated as {default}: {exc}",
+                    RecordingWarning,
+                    stacklevel=2,
+                )
+                continue
             values[name] = value
         return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as the Python value a field expects."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iu":
+            raise TypeError(f"expected integers, got an array of {value.dtype}")
+        return tuple(int(v) for v in value.ravel())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _check_roi(roi: Any) -> tuple[int, int, int, int]:
@@ -220,8 +240,3 @@ def utc_to_ns(text: str) -> int:
     moment = datetime.fromisoformat(text)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def ns_to_utc(time_ns: int) -> str:
-    """The canonical UTC string of nanoseconds since the Unix epoch (microsecond precision)."""
-    return format_utc(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_ns // 1_000))

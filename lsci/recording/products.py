@@ -241,7 +241,7 @@ class ProductSetWriter:
         if self.complete:
             return self
         make_folder(self.recording)
-        self._temporary = create_temporary(self.folder, self.path.stem)
+        self._temporary = create_temporary(self.folder)
         try:
             self._handle = h5py.File(self._temporary, "w", libver="latest")
             self._write_layout(self._handle)

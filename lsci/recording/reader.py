@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -12,11 +14,22 @@ import h5py
 import numpy as np
 
 from lsci.recording import layout
-from lsci.recording._h5 import check_root, decode, decode_attrs, describe_os_error, open_for_reading
+from lsci.recording._h5 import (
+    check_root,
+    decode,
+    decode_attrs,
+    describe_os_error,
+    has_recording_marker,
+    open_for_reading,
+)
 from lsci.recording.annotations import read_annotations
 from lsci.recording.calibration import Calibration, read_calibration
 from lsci.recording.derived import DerivedInfo, read_info
-from lsci.recording.errors import CorruptRecordingError, RecordingFormatError
+from lsci.recording.errors import (
+    CorruptRecordingError,
+    RecordingFormatError,
+    RecordingWarning,
+)
 from lsci.recording.events import Event, read_events
 from lsci.recording.metadata import AcquisitionMetadata
 from lsci.recording.products import ProductSet, find_product_sets
@@ -27,6 +40,55 @@ Index = int | slice | tuple[Any, ...]
 def _is_checksum_error(exc: OSError) -> bool:
     text = str(exc).lower()
     return "checksum" in text or "filter" in text or "data error" in text
+
+
+#: Raised by h5py and NumPy when a file's structure is not what lsci wrote (a group where a
+#: dataset belongs, nesting deep enough to exhaust the stack, sizes that exhaust memory).
+_STRUCTURE_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, RecursionError, MemoryError)
+#: HDF5 filters that do not shrink data: with only these, stored bytes are at least the data's.
+_NON_SHRINKING_FILTERS = {h5py.h5z.FILTER_FLETCHER32, h5py.h5z.FILTER_SHUFFLE}
+
+
+@contextlib.contextmanager
+def malformed(path: Path, what: str) -> Iterator[None]:
+    """Turn the errors of an unexpected file structure into :class:`RecordingFormatError`."""
+    try:
+        yield
+    except _STRUCTURE_ERRORS as exc:
+        detail = str(exc) or type(exc).__name__
+        raise RecordingFormatError(path, f"{what}: {detail}") from None
+
+
+def _least_bytes_per_row(dataset: h5py.Dataset) -> int:
+    """Fewest bytes the file needs per index of the first axis (1 when data is compressed)."""
+    plist = dataset.id.get_create_plist()
+    codes = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+    if codes <= _NON_SHRINKING_FILTERS:
+        return int(np.prod(dataset.shape[1:], dtype=object)) * int(dataset.dtype.itemsize)
+    return 1
+
+
+def _check_declared_size(dataset: h5py.Dataset, file_bytes: int) -> None:
+    """Refuse a dataset declaring more data than its file can hold (a crafted size).
+
+    Contiguous, uncompressed data must fit in the file; chunked data must not declare more
+    chunks than the file has bytes (unwritten chunks read as fill values).
+    """
+    shape = tuple(int(n) for n in dataset.shape)
+    if dataset.chunks is None:
+        needed = int(np.prod(shape, dtype=object)) * dataset.dtype.itemsize
+        if dataset.id.get_storage_size() == 0:
+            needed = 0  # never written: reads as its fill value
+    else:
+        needed = 1
+        for size, chunk in zip(shape, dataset.chunks, strict=True):
+            needed *= -(-size // chunk)
+    if needed > file_bytes:
+        raise RecordingFormatError(
+            dataset.file.filename,
+            f"{dataset.name} declares shape {shape}, more than the file of {file_bytes} bytes "
+            "can hold",
+        )
 
 
 class FrameStack:
@@ -173,7 +235,8 @@ class Recording:
         self._product_files: dict[Path, h5py.File] = {}
         self._file = open_for_reading(self.path)
         try:
-            self._load()
+            with malformed(self.path, "malformed recording"):
+                self._load()
         except BaseException:
             self._file.close()
             raise
@@ -189,7 +252,7 @@ class Recording:
                 path, f"malformed recording: missing dataset(s) {', '.join(missing)}"
             )
         frames = handle[layout.FRAMES]
-        if not isinstance(frames, h5py.Dataset) or frames.ndim != 3:
+        if not isinstance(frames, h5py.Dataset) or frames.ndim != 3 or 0 in frames.shape[1:]:
             raise RecordingFormatError(
                 path,
                 f"malformed recording: /{layout.FRAMES} must be a 3-D dataset "
@@ -218,10 +281,7 @@ class Recording:
         self.dtype: np.dtype[Any] = frames.dtype
         acquisition = handle.get(layout.ACQUISITION)
         attrs = decode_attrs(acquisition.attrs) if acquisition is not None else {}
-        try:
-            self.metadata = AcquisitionMetadata.from_attrs(attrs)
-        except (TypeError, ValueError) as exc:
-            raise RecordingFormatError(path, f"invalid acquisition metadata: {exc}") from None
+        self.metadata = AcquisitionMetadata.from_attrs(attrs)
         self._count = self._committed_count()
         start = attrs.get("start_host_time_ns")
         if isinstance(start, int):
@@ -230,7 +290,18 @@ class Recording:
             self.start_host_time_ns = int(self.host_timestamps_ns[0]) if self._count else 0
 
     def _committed_count(self) -> int:
-        return int(min(self._frames.shape[0], *(d.shape[0] for d in self._per_frame)))
+        count = int(min(self._frames.shape[0], *(d.shape[0] for d in self._per_frame)))
+        file_bytes = self._file_bytes()
+        needed = count * sum(
+            _least_bytes_per_row(dataset) for dataset in (self._frames, *self._per_frame)
+        )
+        if needed > file_bytes:
+            raise RecordingFormatError(
+                self.path,
+                f"malformed recording: it declares {count} frames, which need at least "
+                f"{needed} bytes, but the file has {file_bytes}",
+            )
+        return count
 
     # ----------------------------------------------------------------- growing files
     def refresh(self) -> int:
@@ -244,7 +315,8 @@ class Recording:
         if self._file.swmr_mode:
             for dataset in (self._frames, *self._per_frame):
                 dataset.refresh()
-        self._count = self._committed_count()
+        with malformed(self.path, "malformed recording"):
+            self._count = self._committed_count()
         return self._count
 
     @property
@@ -308,6 +380,11 @@ class Recording:
     def _read_frames(self, selection: tuple[Any, ...], frames: range, first: int) -> np.ndarray:
         try:
             return np.asarray(self._frames[selection])
+        except MemoryError:
+            raise RecordingFormatError(
+                self.path,
+                f"frames from {first} do not fit in memory (frame size {self.frame_shape})",
+            ) from None
         except OSError as exc:
             if not _is_checksum_error(exc):
                 raise RecordingFormatError(
@@ -330,23 +407,25 @@ class Recording:
         """Event markers: those recorded during acquisition, then those added later beside the
         recording, each in stored order."""
         added, _ = read_annotations(self.path)
-        return (*read_events(self._file), *added)
+        with malformed(self.path, "malformed events"):
+            return (*read_events(self._file), *added)
 
     @property
     def calibrations(self) -> Mapping[str, Calibration]:
         """Calibrations by name, loaded on access: those stored during acquisition, and those
         added later beside the recording (a later one of the same name takes precedence)."""
-        group = self._file.get(layout.CALIBRATIONS)
-        stored = (
-            {}
-            if group is None
-            else {
+        _, added = read_annotations(self.path)
+        with malformed(self.path, "malformed calibrations"):
+            group = self._file.get(layout.CALIBRATIONS)
+            if group is None:
+                return dict(added)
+            if not isinstance(group, h5py.Group):
+                raise TypeError(f"/{layout.CALIBRATIONS} is not a group")
+            stored = {
                 name: read_calibration(item)
                 for name, item in group.items()
                 if isinstance(item, h5py.Group)
             }
-        )
-        _, added = read_annotations(self.path)
         return {**stored, **added}
 
     @property
@@ -361,27 +440,13 @@ class Recording:
         Products of a product set beside the recording are named ``"<set>/<product>"``
         (for example ``"spatial-w7-avg8-inverse_tau-3f2a9c01de/perfusion"``); products that
         older lsci versions stored inside the recording keep their plain names. Use
-        :meth:`product` to find a product by its plain name.
+        :meth:`product` to find a product by its plain name. A product whose provenance or
+        layout is unreadable is left out with a :class:`RecordingWarning` (see
+        :attr:`unreadable_derived`), so the others stay usable.
         """
-        products: dict[str, DerivedProduct] = {}
-        group = self._file.get(layout.DERIVED)
-        if group is not None:
-            for name, item in group.items():
-                if isinstance(item, h5py.Dataset):
-                    products[name] = DerivedProduct(item, self.path)
-        for product_set in self.product_sets:
-            handle = self._product_files.get(product_set.path)
-            if handle is None:
-                try:
-                    handle = h5py.File(product_set.path, "r")
-                except OSError:
-                    continue  # removed or replaced since it was listed
-                self._product_files[product_set.path] = handle
-            for name in product_set.products:
-                dataset = handle[name]
-                products[f"{product_set.path.stem}/{name}"] = DerivedProduct(
-                    dataset, product_set.path
-                )
+        products, problems = self._derived()
+        for problem in problems.values():
+            warnings.warn(problem, RecordingWarning, stacklevel=2)
         return products
 
     def product(self, name: str) -> DerivedProduct:
@@ -401,6 +466,48 @@ class Recording:
                 f"no derived product {name!r}; there are: {', '.join(products) or 'none'}"
             )
         return products[matching[-1]]
+
+    @property
+    def unreadable_derived(self) -> Mapping[str, str]:
+        """Derived products that cannot be used, by name, with the reason."""
+        return self._derived()[1]
+
+    def _derived(self) -> tuple[dict[str, DerivedProduct], dict[str, str]]:
+        products: dict[str, DerivedProduct] = {}
+        problems: dict[str, str] = {}
+        with malformed(self.path, "malformed derived products"):
+            group = self._file.get(layout.DERIVED)
+            if group is not None and not isinstance(group, h5py.Group):
+                raise TypeError(f"/{layout.DERIVED} is not a group")
+            items = [] if group is None else list(group.items())
+        for name, item in items:
+            if not isinstance(item, h5py.Dataset):
+                continue
+            try:
+                product = DerivedProduct(item, self.path)
+                _check_declared_size(item, self._file_bytes())
+            except RecordingFormatError as exc:
+                problems[name] = exc.problem
+                continue
+            products[name] = product
+        for product_set in self.product_sets:
+            handle = self._product_files.get(product_set.path)
+            if handle is None:
+                try:
+                    handle = h5py.File(product_set.path, "r")
+                except OSError:
+                    continue  # removed or replaced since it was listed
+                self._product_files[product_set.path] = handle
+            for name in product_set.products:
+                key = f"{product_set.path.stem}/{name}"
+                try:
+                    products[key] = DerivedProduct(handle[name], product_set.path)
+                except RecordingFormatError as exc:
+                    problems[key] = exc.problem
+        return products, problems
+
+    def _file_bytes(self) -> int:
+        return os.fstat(self._file.id.get_vfd_handle()).st_size
 
     @property
     def compression(self) -> str | None:
@@ -442,6 +549,15 @@ class Recording:
         return (
             f"Recording({str(self.path)!r}, {self._count} frames {self.frame_shape} {self.dtype})"
         )
+
+
+def is_recording_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an HDF5 file carrying the lsci recording marker; never raises.
+
+    Files still being written and files whose writer crashed count, as for
+    :func:`open_recording`; whether the file is otherwise readable is left to it.
+    """
+    return has_recording_marker(Path(path))
 
 
 def open_recording(path: str | os.PathLike[str]) -> Recording:

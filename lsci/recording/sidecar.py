@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from lsci.recording._h5 import describe_os_error
+from lsci.recording.atomic import create_exclusive, sync_file, sync_folder
+from lsci.recording.atomic import publish as replace
 from lsci.recording.errors import RecordingError
 
 __all__ = ["FOLDER_SUFFIX", "create_temporary", "folder_lock", "publish", "sidecar_folder"]
@@ -51,39 +53,25 @@ def make_folder(recording: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def create_temporary(folder: Path, stem: str) -> Path:
+def create_temporary(folder: Path) -> Path:
     """A new, empty, hidden file in ``folder``, created exclusively and never through a link.
 
-    The name carries this process's id, so later runs can tell a file whose writer is gone.
+    The name carries this process's id, so a later run can tell a file whose writer is gone.
     """
     _remove_stale(folder)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-    while True:
-        candidate = folder / f".{stem}.{os.getpid()}-{secrets.token_hex(6)}{PARTIAL}"
-        try:
-            descriptor = os.open(candidate, flags, 0o644)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise RecordingError(folder, f"cannot create a file: {exc.strerror}") from None
-        os.close(descriptor)
-        return candidate
+    try:
+        path, descriptor = create_exclusive(folder, f".{os.getpid()}{PARTIAL}")
+    except OSError as exc:
+        raise RecordingError(folder, f"cannot create a file: {describe_os_error(exc)}") from None
+    os.close(descriptor)
+    return path
 
 
 def publish(temporary: Path, final: Path) -> None:
     """Make a finished temporary file durable and give it its final name atomically."""
-    descriptor = os.open(temporary, os.O_RDONLY | _NOFOLLOW)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, final)
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        descriptor = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    sync_file(temporary)
+    replace(temporary, final, overwrite=True)
+    sync_folder(final.parent)
 
 
 @contextlib.contextmanager
@@ -105,7 +93,7 @@ def _remove_stale(folder: Path) -> None:
     """Remove temporary files of interrupted runs: old ones whose writer process is gone."""
     now = time.time()
     for path in folder.glob(f".*{PARTIAL}"):
-        pid_text = path.name[: -len(PARTIAL)].rsplit(".", 1)[-1].split("-", 1)[0]
+        pid_text = path.name[: -len(PARTIAL)].rsplit(".", 1)[-1]
         alive = pid_text.isdigit() and _process_alive(int(pid_text))
         with contextlib.suppress(OSError):
             if not alive and now - path.lstat().st_mtime > _STALE_AFTER_S:

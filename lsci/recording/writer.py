@@ -17,8 +17,10 @@ Why it is built this way
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,10 +38,10 @@ import numpy.typing as npt
 from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import WRITING, describe_os_error, write_error
+from lsci.recording.atomic import check_target, create_exclusive, hold, in_use, publish
 from lsci.recording.calibration import check_calibration, write_calibration
 from lsci.recording.errors import (
     RecordingError,
-    RecordingExistsError,
     RecordingStateError,
     RecordingWriteError,
 )
@@ -149,10 +151,7 @@ class RecordingWriter:
         if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames < 1:
             raise ValueError(f"block_frames={block_frames!r} is invalid: allowed integers >= 1")
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise RecordingExistsError(
-                self.path, "the file exists; choose another name or pass overwrite=True"
-            )
+        check_target(self.path, overwrite=overwrite)
         if metadata.start_time_utc is None:
             start_ns = time.time_ns()
             start_utc = format_utc(datetime.fromtimestamp(start_ns / 1e9, tz=UTC))
@@ -177,6 +176,7 @@ class RecordingWriter:
         self._last_flush = time.monotonic()
         self._last_fsync = self._last_flush
         self._unsynced = False
+        self._hold: int | None = None
         self._reserve = self._make_reserve()
         try:
             self._file = self._create(compression_args, checksum, overwrite)
@@ -185,6 +185,8 @@ class RecordingWriter:
             raise
         # Our own descriptor for fsync: valid until we close it, whatever HDF5 does meanwhile.
         self._fd = os.dup(self._file.id.get_vfd_handle())
+        written = os.fstat(self._fd)
+        self._identity = (written.st_dev, written.st_ino)
         WRITING.add(self.path.resolve())
         self._stop = threading.Event()
         self._flusher = threading.Thread(
@@ -194,44 +196,55 @@ class RecordingWriter:
 
     # ----------------------------------------------------------------- creation
     def _create(self, compression_args: Any, checksum: bool, overwrite: bool) -> h5py.File:
-        """Build the complete file under a temporary name, publish it, reopen it in SWMR mode.
+        """Build the complete file under a temporary name, reopen it in SWMR mode, publish it.
 
         A file open for writing without SWMR cannot be opened at all after a crash, so the
-        file never exists under its real name in that state: it appears complete and closed,
-        and is reopened directly in SWMR-write mode.
+        file never exists under its real name in that state: it is built and closed under a
+        random name created exclusively in the target folder (a planted symbolic link cannot
+        redirect it), reopened in SWMR-write mode, and only then renamed to its real name.
         """
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         try:
-            handle = h5py.File(partial, "w", libver=LIBVER)
+            partial, descriptor = create_exclusive(self.path.parent, ".partial")
+            os.close(descriptor)
         except OSError as exc:
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
+        opened: h5py.File | None = None
         try:
+            handle = h5py.File(partial, "w", libver=LIBVER)
             try:
                 self._build(handle, compression_args, checksum)
             finally:
                 handle.close()
-            _publish(partial, self.path, overwrite)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise write_error(self.path, exc, "creating the recording") from None
-        except RecordingError:
-            partial.unlink(missing_ok=True)
-            raise
-        try:
             access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
             access.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
             flags = h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE
-            opened = h5py.File(h5py.h5f.open(os.fsencode(self.path), flags, fapl=access))
+            opened = h5py.File(h5py.h5f.open(os.fsencode(partial), flags, fapl=access))
+            self._hold = hold(partial)
+            if overwrite:
+                check_target(self.path, overwrite=True)  # not replacing a file in use
+            publish(partial, self.path, overwrite=overwrite)
         except OSError as exc:
-            raise write_error(self.path, exc, "opening for SWMR writing") from None
+            self._abandon_partial(opened, partial)
+            raise write_error(self.path, exc, "creating the recording") from None
+        except BaseException:
+            self._abandon_partial(opened, partial)
+            raise
         self._frames: h5py.Dataset = opened[layout.FRAMES]
         self._file_space = self._frames.id.get_space()
         self._memory_space = (1, h5py.h5s.create_simple((1, *self.frame_shape)))
         self._per_frame: list[h5py.Dataset] = [opened[name] for name in layout.PER_FRAME]
         self._raw_attrs = opened[layout.RAW].attrs
         return opened
+
+    def _abandon_partial(self, opened: h5py.File | None, partial: Path) -> None:
+        if opened is not None:
+            opened.close()
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+        partial.unlink(missing_ok=True)
 
     def _build(self, handle: h5py.File, compression_args: Any, checksum: bool) -> None:
         handle.attrs["lsci_format"] = layout.FORMAT_NAME
@@ -631,8 +644,18 @@ class RecordingWriter:
                 _ABANDONED.append(self._file)
         self._flusher.join()
         os.close(self._fd)
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
         self._release_reserve()
         WRITING.discard(self.path.resolve())
+        if self._failure is None and not self._still_named():
+            self._failure = RecordingWriteError(
+                self.path,
+                "this name no longer points at the recording that was being written: the file "
+                "was replaced, moved or deleted meanwhile, and the frames written to it are not "
+                "under this name",
+            )
         if self._failure is not None:
             if not failed_before:
                 raise self._failure
@@ -640,31 +663,48 @@ class RecordingWriter:
         if self._calibrations and not failed_before:
             self._write_calibrations()
 
+    def _still_named(self) -> bool:
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return False
+        return (current.st_dev, current.st_ino) == self._identity
+
     def _make_reserve(self) -> Path:
         """Set aside a little disk space beside the file, given back if the disk fills up.
 
         When a write fails because the disk is full, HDF5 still holds metadata it could not
         write and cannot close the file. Deleting this reserve lets it flush that metadata and
-        close the file in a consistent state.
+        close the file in a consistent state. The reserve is held with an advisory lock while
+        the writer lives, so the reserve of a writer that was killed is recognised (not held)
+        and removed by the next writer in the folder.
         """
-        reserve = self.path.with_name(f".{self.path.name}.reserve")
+        _remove_stale_reserves(self.path.parent)
         try:
-            descriptor = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
-            finally:
-                os.close(descriptor)
+            reserve, descriptor = create_exclusive(self.path.parent, _RESERVE_SUFFIX)
         except OSError as exc:
+            raise RecordingWriteError(
+                self.path, f"cannot create the file: {describe_os_error(exc)}"
+            ) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+        except OSError as exc:
+            os.close(descriptor)
             with contextlib.suppress(OSError):
                 reserve.unlink(missing_ok=True)
             raise RecordingWriteError(
                 self.path, f"cannot create the file: {describe_os_error(exc)}"
             ) from None
+        self._reserve_fd: int | None = descriptor
         return reserve
 
     def _release_reserve(self) -> None:
         with contextlib.suppress(OSError):
             self._reserve.unlink(missing_ok=True)
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)  # the space is freed when the last descriptor closes
+            self._reserve_fd = None
 
     def _write_calibrations(self) -> None:
         try:
@@ -708,28 +748,22 @@ class RecordingWriter:
         )
 
 
-def _publish(partial: Path, path: Path, overwrite: bool) -> None:
-    """Move the finished file to its name atomically, never replacing a file unless asked."""
-    if overwrite:
-        os.replace(partial, path)
-        return
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        partial.unlink()
-        raise RecordingExistsError(
-            path, "the file exists; choose another name or pass overwrite=True"
-        ) from None
-    except OSError:
-        # File systems without hard links: check, then rename (not atomic against a race).
-        if path.exists():
-            partial.unlink()
-            raise RecordingExistsError(
-                path, "the file exists; choose another name or pass overwrite=True"
-            ) from None
-        os.rename(partial, path)
-        return
-    partial.unlink()
+_RESERVE_SUFFIX = ".reserve"
+_RESERVE_NAME = re.compile(r"\.lsci-[0-9a-f]{32}\.reserve")
+
+
+def _remove_stale_reserves(folder: Path) -> None:
+    """Delete the disk-space reserves that writers killed in ``folder`` left behind."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            stale = (
+                _RESERVE_NAME.fullmatch(entry.name)
+                and entry.is_file(follow_symlinks=False)
+                and not in_use(entry.path)
+            )
+            if stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _check_shape(shape: Any) -> tuple[int, int]:

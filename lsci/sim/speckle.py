@@ -44,6 +44,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lsci._arrays import frame_shape
 from lsci.sim._kernels import expose, expose_serial
 
 __all__ = [
@@ -82,12 +83,6 @@ _SERIES_X: Final = 1e-4
 
 SeedLike = int | np.random.Generator | None
 Shape2D = tuple[int, int]
-
-
-def _check_shape(shape: Sequence[int]) -> Shape2D:
-    if len(shape) != 2 or any(int(n) != n or n < 1 for n in shape):
-        raise ValueError(f"shape must be two positive integers (rows, columns), got {shape!r}")
-    return int(shape[0]), int(shape[1])
 
 
 def _check_grain(grain_px: float) -> float:
@@ -225,7 +220,7 @@ def speckle_pattern(
     >>> image.shape, bool(0.9 < image.mean() < 1.1), bool(0.9 < image.std() / image.mean() < 1.1)
     ((256, 256), True, True)
     """
-    dims = _check_shape(shape)
+    dims = frame_shape(shape)
     amplitude = _pupil_amplitude(dims, _check_grain(grain_px))
     field = _gaussian_field(amplitude, np.random.default_rng(rng))
     intensity: NDArray[np.float64] = field.real**2 + field.imag**2
@@ -393,7 +388,7 @@ class SpeckleSimulator:
         noise: bool = True,
         seed: SeedLike = None,
     ) -> None:
-        self._shape = _check_shape(shape)
+        self._shape = frame_shape(shape)
         self._grain_px = _check_grain(grain_px)
         self._tau_c_s = _check_tau_c(tau_c_s, self._shape)
         self._exposure_s, self._frame_interval_s = _check_timing(exposure_s, frame_interval_s, 0.0)
@@ -790,7 +785,7 @@ def skin_flow_map(
     >>> bool(tau[64, 64] > 3 * tau[120, 10])
     True
     """
-    dims = _check_shape(shape)
+    dims = frame_shape(shape)
     baseline = _check_positive("baseline_tau_c_s", baseline_tau_c_s)
     _check_positive("ischemic_factor", ischemic_factor)
     _check_positive("vessel_factor", vessel_factor)
@@ -880,7 +875,7 @@ def skin_reflectance_map(
     >>> round(float(illumination.mean()), 6), bool(illumination.min() > 0)
     (1.0, True)
     """
-    dims = _check_shape(shape)
+    dims = frame_shape(shape)
     size = float(min(dims))
     radius = _check_positive(
         "beam_radius_px", 0.9 * max(dims) if beam_radius_px is None else beam_radius_px

@@ -1,10 +1,10 @@
 """The numbers of one recording of a visit: ROI perfusion and the hypoperfused area.
 
 The perfusion map of a recording is the time mean of the maps the processing engine computes
-from it (:mod:`lsci.processing.process`, with the recording's calibrations: dark frame, camera
-noise, β): the inverse correlation time 1/τc in 1/s from the speckle visibility equation
-(Bandyopadhyay et al. 2005; Boas & Dunn 2010). The recording file is only read; nothing is
-stored in it or beside it.
+from all its frames (:func:`lsci.analysis.time_windows.window_maps`, with the recording's
+calibrations: dark frame, camera noise, β): the inverse correlation time 1/τc in 1/s from the
+speckle visibility equation (Bandyopadhyay et al. 2005; Boas & Dunn 2010). The recording file
+is only read; nothing is stored in it or beside it.
 
 Per ROI the catalog keeps the mean of that map, the mean as % of the reference ROI's mean
 (healthy or contralateral skin, as burn and flap studies report it), and for lesion ROIs the
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci.processing.process import ProcessingSettings, plan_recording, process_chunk
+from lsci.analysis.time_windows import window_maps
+from lsci.processing import ProcessingSettings
 from lsci.recording import open_recording
 from lsci.study.errors import StudyError
 from lsci.study.rois import Roi, roi_masks_of
@@ -40,6 +41,8 @@ __all__ = [
     "recording_perfusion_map",
 ]
 
+#: The perfusion model of the processing engine (:data:`lsci.core.models.MODELS`): 1/τc.
+PERFUSION_MODEL = "inverse_tau"
 #: Unit of the absolute perfusion the study reports.
 PERFUSION_UNIT = "1/s"
 #: How the absolute perfusion is expressed, written beside the numbers in every output.
@@ -82,10 +85,10 @@ class StudySettings:
     def processing(self, *, exposure_s: float) -> ProcessingSettings:
         """The processing engine's settings for a recording taken with ``exposure_s``."""
         return ProcessingSettings(
-            mode=self.mode,  # type: ignore[arg-type]
+            mode=self.mode,
             window=self.window,
             frames_window=self.frames_window,
-            model="tau",
+            model=PERFUSION_MODEL,
             exposure_s=exposure_s,
         )
 
@@ -147,27 +150,17 @@ def recording_perfusion_map(path: str | os.PathLike[str], settings: StudySetting
     path = Path(path)
     with open_recording(path) as recording:
         metadata = recording.metadata
+        if metadata.exposure_s is None:
+            raise StudyError(
+                f"{path}: the recording does not state its exposure time; 1/τc needs it"
+            )
         events = tuple(event.label for event in recording.events)
-    if metadata.exposure_s is None:
-        raise StudyError(f"{path}: the recording does not state its exposure time; 1/τc needs it")
-    plan = plan_recording(
-        path, settings.processing(exposure_s=metadata.exposure_s), memory_bytes=_MEMORY_BYTES
-    )
-    total = np.zeros(plan.shapes["perfusion"][1:], np.float64)
-    count = np.zeros(total.shape, np.int64)
-    with open_recording(path) as recording:
-        for chunk in plan.chunks:
-            frames = recording.frames[chunk.frame_start : chunk.frame_stop]
-            maps = process_chunk(frames, chunk, plan.settings, plan.corrections).perfusion
-            assert maps is not None  # the 'tau' model always yields perfusion
-            finite = np.isfinite(maps)
-            total += np.where(finite, maps, 0.0).sum(axis=0, dtype=np.float64)
-            count += finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
-    parameters = plan.settings.parameters() | plan.corrections.parameters()
+        processing = settings.processing(exposure_s=metadata.exposure_s)
+        mean = window_maps(recording, None, processing, memory_bytes=_MEMORY_BYTES)
+    parameters = mean.settings.parameters() | mean.calibrations.parameters()
     size = pixel_size_mm(metadata.pixel_size_um, metadata.magnification)
-    return PerfusionMap(mean, plan.n_maps, parameters, size, events)
+    perfusion = mean.perfusion.astype(np.float64)
+    return PerfusionMap(perfusion, mean.n_maps, parameters, size, events)
 
 
 def hypoperfused_area_mm2(

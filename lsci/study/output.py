@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from lsci.recording.sidecar import create_temporary, publish
+from lsci.recording.atomic import atomic_write
 from lsci.study.errors import StudyError
 
 __all__ = ["output_folder", "safe_name", "write_atomically"]
@@ -26,21 +25,13 @@ def output_folder(path: str | Path) -> Path:
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(temporary)`` and rename the finished temporary file to ``path``.
+    """Call ``write(temporary)`` and give the finished file the name ``path``.
 
-    A reader never sees half of the file, and an interrupted run leaves at most a hidden
-    ``.partial`` file that the next run removes.
+    The outputs of an earlier run are replaced; a reader never sees half of a file, and a
+    failure leaves the earlier file as it was (:func:`lsci.recording.atomic.atomic_write`).
     """
-    temporary = create_temporary(path.parent, path.name)
-    try:
+    with atomic_write(path, overwrite=True) as temporary:
         write(temporary)
-        publish(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if isinstance(exc, OSError):
-            raise StudyError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
     return path
 
 

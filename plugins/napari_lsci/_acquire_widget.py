@@ -20,16 +20,17 @@ from superqt.utils import ensure_main_thread
 
 from lsci.acquisition import PipelineStats, PipelineSummary
 from lsci.drivers.base import Camera, FrameInfo
+from lsci.errors import LsciError
 from lsci.recording import Event
 from napari_lsci._acquisition import (
-    GENICAM,
-    SIMULATED,
     AcquisitionRun,
     SettingState,
     apply_setting,
-    genicam_devices,
+    camera_choices,
+    devices,
     open_camera,
     setting_states,
+    takes,
 )
 from napari_lsci._display import PERFUSION_COLORMAP, robust_limits
 from napari_lsci._reader import recording_layers
@@ -97,7 +98,8 @@ class AcquireWidget(Container):
         self.events: list[Event] = []
         self.live_maps = 0
         self._limits_time = 0.0
-        self.camera_kind = ComboBox(label="Camera", choices=[SIMULATED, GENICAM], value=SIMULATED)
+        choices = camera_choices()
+        self.camera_kind = ComboBox(label="Camera", choices=choices, value=choices[0][1])
         self.producer = FileEdit(label="GenTL producer", mode="r", filter="*.cti", value="")
         self.device = ComboBox(label="Device", choices=self._device_choices)
         self.refresh_button = PushButton(text="Find devices")
@@ -163,18 +165,20 @@ class AcquireWidget(Container):
 
     # ------------------------------------------------------------------ camera
     def _device_choices(self, _widget: Any = None) -> list[tuple[str, int]]:
-        if self.camera_kind.value != GENICAM:
+        kind = self.camera_kind.value
+        if not takes(kind, "device"):
             return []
         try:
-            return genicam_devices(chosen_file(self.producer.value))
-        except (ImportError, ValueError) as exc:
-            self.status.value = f"no GenICam devices: {exc}"
+            return devices(kind, chosen_file(self.producer.value))
+        except (LsciError, ValueError) as exc:
+            self.status.value = f"no devices: {exc}"
             return []
 
     def _kind_changed(self, _value: Any = None) -> None:
-        genicam = self.camera_kind.value == GENICAM
-        for widget in (self.producer, self.device, self.refresh_button):
-            widget.visible = genicam
+        kind = self.camera_kind.value
+        self.producer.visible = takes(kind, "producers")
+        for widget in (self.device, self.refresh_button):
+            widget.visible = takes(kind, "device")
         self.device.reset_choices()
 
     def _connect_clicked(self) -> None:
@@ -186,7 +190,7 @@ class AcquireWidget(Container):
 
         Raises
         ------
-        lsci.drivers.base.CameraError, ImportError, ValueError
+        lsci.drivers.base.CameraError, ValueError
             When it cannot be opened (the camera extra missing, no such device...).
         """
         if self.camera is not None:

@@ -1,9 +1,9 @@
 """What the Acquire widget drives (Qt-free): a camera, its settings, and one pipeline run.
 
-The camera work is lsci's: :class:`lsci.drivers.simulated.SimulatedCamera` or
-:class:`lsci.drivers.genicam.GenICamCamera`, the :class:`lsci.acquisition.AcquisitionPipeline`
-(camera thread, ring buffer, recorder, live maps) and its psygnal signals. This module opens
-the camera, tells which settings it supports (and why not), and starts and stops a run.
+The camera work is lsci's: the camera kinds of :mod:`lsci.drivers.registry`, the
+:class:`lsci.acquisition.AcquisitionPipeline` (camera thread, ring buffer, recorder, live maps)
+and its psygnal signals. This module opens the camera, tells which settings it supports (and
+why not), and starts and stops a run.
 """
 
 from __future__ import annotations
@@ -14,27 +14,24 @@ from typing import Any
 
 from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
 from lsci.drivers.base import Camera, Roi
+from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind
 from lsci.recording import RecordingWriter
 
 __all__ = [
     "ADJUSTABLE",
-    "GENICAM",
-    "SIMULATED",
     "AcquisitionRun",
     "SettingState",
-    "genicam_devices",
+    "camera_choices",
+    "devices",
     "open_camera",
     "setting_states",
+    "takes",
 ]
 
-SIMULATED = "simulated camera"
-GENICAM = "GenICam camera"
 #: Settings the widget offers, in display order.
 ADJUSTABLE = ("exposure_s", "gain", "frame_rate_hz", "roi")
 #: Sensor of the simulated camera: small enough to simulate in real time on a laptop.
 SIMULATED_SHAPE = (256, 256)
-#: Transport buffers of a GenICam stream (a third of a second at 200 frames/s).
-GENICAM_BUFFERS = 64
 
 
 @dataclass(frozen=True)
@@ -66,40 +63,53 @@ class SettingState:
     reason: str
 
 
-def genicam_devices(producer: str | Path | None) -> list[tuple[str, int]]:
-    """The devices GenTL producers offer, as ``(description, index)`` choices.
+def camera_choices() -> list[tuple[str, str]]:
+    """``(label, kind name)`` of every registered camera kind, for a combo box."""
+    return [(kind.label, kind.name) for kind in CAMERA_KINDS.values()]
+
+
+def takes(kind: str, option: str) -> bool:
+    """Whether camera kind ``kind`` reads the :class:`lsci.drivers.registry.OpenOptions` field
+    ``option`` (the widget shows only the inputs a kind uses)."""
+    return option in camera_kind(kind).options
+
+
+def devices(kind: str, producer: str | Path | None) -> list[tuple[str, int]]:
+    """The devices a camera kind offers, as ``(description, index)`` choices.
 
     Parameters
     ----------
+    kind : str
+        A registered camera kind name.
     producer : str or pathlib.Path or None
-        A ``.cti`` file or a folder of them; ``None`` searches ``GENICAM_GENTL64_PATH``.
+        A ``.cti`` file or a folder of them, for kinds that use one; ``None`` searches
+        ``GENICAM_GENTL64_PATH``.
 
     Raises
     ------
-    ImportError
-        When the camera extra (harvesters, genicam) is not installed.
+    lsci.drivers.base.CameraError
+        When the kind's optional packages are not installed.
     ValueError
         When the producer path does not exist.
     """
-    from lsci.drivers.genicam import list_devices
-
-    devices = list_devices(None if producer is None else [producer])
+    options = OpenOptions(producers=() if producer is None else (Path(producer),))
     return [
-        (f"{d.index}: {d.vendor} {d.model} (serial {d.serial_number})", d.index) for d in devices
+        (f"{d.index}: {d.vendor} {d.model} (serial {d.serial_number})", d.index)
+        for d in camera_kind(kind).list_devices(options)
     ]
 
 
 def open_camera(kind: str, *, producer: str | Path | None = None, device: int = 0) -> Camera:
-    """Open the simulated camera or a GenICam device.
+    """Open a camera of a registered kind.
 
     Parameters
     ----------
-    kind : {SIMULATED, GENICAM}
-        Which camera.
+    kind : str
+        A registered camera kind name (:data:`lsci.drivers.registry.CAMERA_KINDS`).
     producer : str or pathlib.Path, optional
         GenTL producer for a GenICam device (default: ``GENICAM_GENTL64_PATH``).
     device : int
-        Index of the GenICam device in :func:`genicam_devices`.
+        Index of the device in :func:`devices`.
 
     Returns
     -------
@@ -111,20 +121,14 @@ def open_camera(kind: str, *, producer: str | Path | None = None, device: int = 
     ValueError
         For an unknown kind.
     lsci.drivers.base.CameraError
-        When the device cannot be opened.
+        When the device cannot be opened or the kind's packages are not installed.
     """
-    if kind == SIMULATED:
-        from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
-
-        camera: Camera = SimulatedCamera(SpeckleScene.skin(SIMULATED_SHAPE), mode="replay")
-    elif kind == GENICAM:
-        from lsci.drivers.genicam import GenICamCamera
-
-        camera = GenICamCamera(device, producer=producer, num_buffers=GENICAM_BUFFERS)
-    else:
-        raise ValueError(f"camera kind {kind!r} is invalid: allowed {SIMULATED!r}, {GENICAM!r}")
-    camera.open()
-    return camera
+    options = OpenOptions(
+        producers=() if producer is None else (Path(producer),),
+        device=device,
+        shape=SIMULATED_SHAPE,
+    )
+    return camera_kind(kind).open(options)
 
 
 def setting_states(camera: Camera) -> dict[str, SettingState]:
@@ -203,7 +207,7 @@ class AcquisitionRun:
                 frame_shape=camera.frame_shape,
                 dtype=camera.frame_dtype,
             )
-        live = LiveSettings(window=window, quantity="flow_index", max_rate_hz=display_rate_hz)
+        live = LiveSettings(window=window, model="inverse_k2", max_rate_hz=display_rate_hz)
         try:
             self.pipeline = AcquisitionPipeline(camera, writer, live=live)
         except BaseException:

@@ -7,12 +7,13 @@ handle between reads, so processing can add derived products to a file that is o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lsci.recording import open_recording
+from lsci.recording import RecordingWarning, open_recording
 
 __all__ = ["RecordingArray"]
 
@@ -53,7 +54,10 @@ class RecordingArray:
     def _source(self, recording: Any) -> Any:
         if self.product is None:
             return recording.frames
-        derived = recording.derived
+        with warnings.catch_warnings():
+            # Unusable products were reported when the layers were made; not at every read.
+            warnings.simplefilter("ignore", RecordingWarning)
+            derived = recording.derived
         if self.product not in derived:
             raise KeyError(
                 f"{self.path} has no derived product {self.product!r}; it has {sorted(derived)}"

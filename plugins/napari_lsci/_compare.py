@@ -1,14 +1,14 @@
 """What the Compare widget computes and exports (Qt-free): inputs, ROI table, figure.
 
-The numbers come from :mod:`lsci.analysis.compare`, :mod:`lsci.analysis.time_windows` and
-:mod:`lsci.processing.process`;
-this module only gathers the inputs (two maps, or two time windows of one recording chosen
-by its events), keeps the ROI table up to date and draws the figure.
+The numbers come from the comparison engine (:mod:`lsci.analysis.compare_recordings`), the one
+``lsci compare`` and the Python API use: windows around the events of a recording are processed
+with the recording's calibrations there. This module only gathers the inputs (two maps, or two
+time windows of one recording chosen by its events), keeps the ROI table up to date and writes
+the figure (:func:`lsci.viz.figures.comparison_figure`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,38 +17,25 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from matplotlib.figure import Figure
 
-from lsci.analysis.compare import Comparison, compare_before_after, roi_statistics
-from lsci.analysis.time_windows import event_windows, recording_window_mean
-from lsci.processing.process import ProcessingSettings, plan_chunks, process_chunk
-from lsci.recording import open_recording
-from napari_lsci._display import (
-    CHANGE_COLORMAP,
-    PERFUSION_COLORMAP,
-    robust_limits,
-    symmetric_limits,
-    unit_of,
-)
+from lsci.analysis.compare import Comparison, compare_before_after
+from lsci.analysis.compare_recordings import FIELD_ROI, compare_events, comparison_with_rois
+from lsci.viz.figures import comparison_figure
 
 __all__ = [
     "FIELD_ROI",
     "TABLE_COLUMNS",
     "CompareInputs",
-    "comparison_figure",
     "compute_comparison",
-    "perfusion_maps",
-    "recording_inputs",
-    "settings_for_recording",
+    "events_comparison",
+    "export_figure",
     "stack_mean",
     "table_rows",
     "with_rois",
 ]
 
-#: Name of the whole-field row shown before any ROI is drawn.
-FIELD_ROI = "field of view"
 TABLE_COLUMNS = ("ROI", "pixels", "before", "after", "change %", "change vs reference %")
-#: Raw frames read at once when averaging a time window of a recording.
+#: Planes of a stack read at once when averaging a layer.
 _BATCH_FRAMES = 50
 
 
@@ -76,30 +63,6 @@ class CompareInputs:
     description: str = ""
 
 
-def settings_for_recording(path: str | Path) -> ProcessingSettings:
-    """Default perfusion settings for a recording: spatial 7 × 7, and 1/τc when the exposure is
-    recorded (a linear flow index), else 1/K²."""
-    with open_recording(path) as recording:
-        exposure_s = recording.metadata.exposure_s
-    if exposure_s is None:
-        return ProcessingSettings(mode="spatial", window=7, model="1/K2")
-    return ProcessingSettings(mode="spatial", window=7, model="tau", exposure_s=exposure_s)
-
-
-def perfusion_maps(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDArray[Any]:
-    """Perfusion maps (contrast for model ``'none'``) of a batch of raw frames, via
-    lsci.processing.process.
-
-    Returns an empty (0, M, N) stack when the batch is too short for one map.
-    """
-    n_maps = settings.n_maps(len(frames))
-    if n_maps == 0:
-        return np.empty((0, *settings.map_shape(frames.shape)), np.float32)
-    chunk = plan_chunks(len(frames), settings, maps_per_chunk=n_maps)[0]
-    result = process_chunk(frames[chunk.frame_start : chunk.frame_stop], chunk, settings)
-    return result.perfusion if result.perfusion is not None else result.contrast
-
-
 def stack_mean(data: Any, *, batch: int = _BATCH_FRAMES) -> npt.NDArray[np.float64] | None:
     """Per-pixel mean of a (T, M, N) stack ignoring NaN, read ``batch`` planes at a time.
 
@@ -122,71 +85,34 @@ def stack_mean(data: Any, *, batch: int = _BATCH_FRAMES) -> npt.NDArray[np.float
     return mean
 
 
-def _as_float32(frames: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    return frames.astype(np.float32)
-
-
-def recording_inputs(
+def events_comparison(
     path: str | Path,
     *,
     start_label: str,
     end_label: str,
-    seconds: float = 10.0,
-    settings: ProcessingSettings | None = None,
-) -> CompareInputs:
-    """Mean perfusion and intensity over the ``seconds`` before ``start_label`` and after
-    ``end_label`` (e.g. before "needling start" and after "needling end").
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The recording.
-    start_label, end_label : str
-        Event labels; the first event of each label is used.
-    seconds : float
-        Length of each window, > 0.
-    settings : ProcessingSettings, optional
-        How perfusion is computed; :func:`settings_for_recording` by default.
+    seconds: float,
+    register: bool = True,
+) -> tuple[CompareInputs, Comparison]:
+    """The comparison of the ``seconds`` before ``start_label`` and after ``end_label`` of a
+    recording, as :func:`lsci.analysis.compare_recordings.compare_events` computes it (the
+    recording's calibrations applied, the default settings of ``lsci compare``).
 
     Raises
     ------
-    ValueError
-        When an event is missing or a window holds no frame (lsci's message).
+    ValueError, lsci.errors.LsciError
+        When an event is missing, a window holds no frame, or the registration fails (lsci's
+        message).
     """
-    settings = settings_for_recording(path) if settings is None else settings
-    with open_recording(path) as recording:
-        events = recording.events
-        before_window = event_windows(events, start_label, before_s=seconds)[0]
-        after_window = event_windows(events, end_label, after_s=seconds)[1]
-        per_map = settings.frames_between_maps
-        # Whole maps per batch: a batch boundary never cuts a temporal window.
-        batch = settings.frames_per_map + per_map * max(
-            (_BATCH_FRAMES - settings.frames_per_map) // per_map, 0
-        )
-
-        def perfusion(frames: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return perfusion_maps(frames, settings)
-
-        maps = [
-            recording_window_mean(recording, window, perfusion, batch_frames=batch)
-            for window in (before_window, after_window)
-        ]
-        intensity = [
-            recording_window_mean(recording, window, _as_float32, batch_frames=_BATCH_FRAMES)
-            for window in (before_window, after_window)
-        ]
-    return CompareInputs(
-        before=maps[0],
-        after=maps[1],
-        before_intensity=intensity[0],
-        after_intensity=intensity[1],
-        unit=unit_of("perfusion", settings.parameters()),
-        description=(
-            f"{Path(path).name}: {seconds:g} s before {start_label!r} "
-            f"({before_window[0]:.1f}–{before_window[1]:.1f} s) vs {seconds:g} s after "
-            f"{end_label!r} ({after_window[0]:.1f}–{after_window[1]:.1f} s)"
-        ),
+    result = compare_events(path, start_label, end_label, window_s=seconds, register=register)
+    inputs = CompareInputs(
+        before=result.before.perfusion,
+        after=result.after.perfusion,
+        before_intensity=result.before.intensity,
+        after_intensity=result.after.intensity,
+        unit=result.label,
+        description=result.description,
     )
+    return inputs, result.comparison
 
 
 def compute_comparison(inputs: CompareInputs, *, register: bool = True) -> Comparison:
@@ -213,7 +139,7 @@ def with_rois(
     comparison: Comparison,
     rois: Mapping[str, npt.NDArray[np.bool_]],
     reference: npt.NDArray[np.bool_] | None = None,
-) -> Comparison:
+) -> tuple[Comparison, dict[str, npt.NDArray[np.bool_]]]:
     """The comparison with its ROI table recomputed for these regions (maps unchanged).
 
     Parameters
@@ -221,24 +147,19 @@ def with_rois(
     comparison : Comparison
         A computed comparison.
     rois : mapping of str to bool mask
-        Regions drawn on the before map; empty masks are left out. Without any, the table has
-        the whole field of view.
+        Regions drawn on the before map; empty masks (drawn outside the map) are left out.
+        Without any, the table has the whole field of view.
     reference : bool mask, optional
-        Healthy-skin reference region (a row named ``"reference"``).
+        Healthy-skin reference region (a row named ``"reference"``); ignored when empty.
+
+    Returns
+    -------
+    comparison, masks
+        As :func:`lsci.analysis.compare_recordings.comparison_with_rois`.
     """
     regions = {name: mask for name, mask in rois.items() if mask.any()}
-    if not regions:
-        regions = {FIELD_ROI: np.ones(comparison.before.shape, dtype=bool)}
-    use_reference = reference is not None and bool(reference.any())
-    rows = roi_statistics(
-        comparison.before,
-        comparison.after,
-        regions,
-        reference=reference if use_reference else None,
-    )
-    return dataclasses.replace(
-        comparison, rois=rows, reference="reference" if use_reference else None
-    )
+    use_reference = reference if reference is not None and reference.any() else None
+    return comparison_with_rois(comparison, regions, use_reference)
 
 
 def table_rows(comparison: Comparison) -> list[list[Any]]:
@@ -260,67 +181,20 @@ def table_rows(comparison: Comparison) -> list[list[Any]]:
     ]
 
 
-def comparison_figure(
+def export_figure(
     comparison: Comparison,
+    path: str | Path,
     *,
+    masks: Mapping[str, npt.NDArray[np.bool_]],
     unit: str = "",
     title: str = "",
-    before_intensity: npt.NDArray[Any] | None = None,
-) -> Figure:
-    """A figure of the comparison: before, after (registered), % change and ROI bars.
-
-    Parameters
-    ----------
-    comparison : Comparison
-        With its ROI table.
-    unit : str
-        Perfusion unit for the colour bar and the bar chart.
-    title : str
-        Figure title.
-    before_intensity : ndarray, optional
-        Grey underlay of the two maps.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Not attached to any GUI backend; save it with ``savefig``.
-    """
-    figure = Figure(figsize=(16, 4.2), layout="constrained")
-    axes = figure.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.1]})
-    maps = np.concatenate([comparison.before.ravel(), comparison.after.ravel()])
-    _, upper = robust_limits(maps)
-    images = (("before", comparison.before), ("after (registered)", comparison.after))
-    for ax, (name, image) in zip(axes[:2], images, strict=True):
-        if before_intensity is not None:
-            ax.imshow(before_intensity, cmap="gray")
-        shown = ax.imshow(
-            image,
-            cmap=PERFUSION_COLORMAP,
-            vmin=0.0,
-            vmax=upper,
-            alpha=0.75 if before_intensity is not None else 1.0,
-        )
-        ax.set_title(name)
-        ax.set_axis_off()
-    figure.colorbar(shown, ax=axes[:2], shrink=0.8, label=unit or "perfusion")
-    low, high = symmetric_limits(comparison.percent_change)
-    change = axes[2].imshow(comparison.percent_change, cmap=CHANGE_COLORMAP, vmin=low, vmax=high)
-    axes[2].set_title("change (%)")
-    axes[2].set_axis_off()
-    figure.colorbar(change, ax=axes[2], shrink=0.8, label="%")
-    names = [row.name for row in comparison.rois]
-    positions = np.arange(len(names))
-    bars = axes[3]
-    bars.bar(positions - 0.2, [row.before_mean for row in comparison.rois], 0.4, label="before")
-    bars.bar(positions + 0.2, [row.after_mean for row in comparison.rois], 0.4, label="after")
-    for x, row in zip(positions, comparison.rois, strict=True):
-        if math.isfinite(row.percent_change):
-            top = np.nanmax([row.before_mean, row.after_mean])
-            bars.annotate(f"{row.percent_change:+.0f} %", (x, top), ha="center", va="bottom")
-    bars.set_xticks(positions, names, rotation=20)
-    bars.set_ylabel(f"mean perfusion ({unit})" if unit else "mean perfusion")
-    bars.legend()
-    bars.set_title("regions of interest")
-    if title:
-        figure.suptitle(title)
-    return figure
+) -> Path:
+    """Write the comparison figure of ``lsci compare`` (:func:`lsci.viz.figures.comparison_figure`):
+    before, after (registered), % change with the regions outlined, and ROI bars."""
+    return comparison_figure(
+        comparison,
+        path,
+        masks=dict(masks),
+        label=unit or "perfusion",
+        title=title or "Perfusion before and after treatment",
+    )

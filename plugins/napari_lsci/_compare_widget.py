@@ -1,4 +1,10 @@
-"""Compare widget: before/after perfusion side by side, % change, and a live ROI table."""
+"""Compare widget: before/after perfusion side by side, % change, and a live ROI table.
+
+Windows around the events of a recording are compared by the comparison engine
+(:func:`lsci.analysis.compare_recordings.compare_events`) with ``lsci compare``'s defaults, and
+polygons and rectangles are rasterised by :func:`lsci.analysis.roi.polygon_mask`, so the widget
+reports the numbers the command line and the Python API report.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +27,14 @@ from magicgui.widgets import (
 from superqt.utils import create_worker
 
 from lsci.analysis.compare import Comparison
+from lsci.analysis.roi import polygon_mask
+from lsci.analysis.time_windows import DEFAULT_WINDOW_S
 from napari_lsci._compare import (
     TABLE_COLUMNS,
     CompareInputs,
-    comparison_figure,
     compute_comparison,
-    recording_inputs,
+    events_comparison,
+    export_figure,
     stack_mean,
     table_rows,
     with_rois,
@@ -85,6 +93,8 @@ class CompareWidget(Container):
         Exports.
     comparison : lsci.analysis.compare.Comparison or None
         The current result, with the table of the current ROIs.
+    masks : dict of str to bool ndarray
+        The regions of that table, the reference included.
     inputs : CompareInputs or None
         What it was computed from.
     worker : worker or None
@@ -106,7 +116,7 @@ class CompareWidget(Container):
         self.recording_layer = ComboBox(label="Recording", choices=self._recording_choices)
         self.start_label = ComboBox(label="Before event", choices=self._event_labels)
         self.end_label = ComboBox(label="After event", choices=self._event_labels)
-        self.seconds = FloatSpinBox(label="Window (s)", min=0.1, max=3600.0, value=10.0)
+        self.seconds = FloatSpinBox(label="Window (s)", min=0.1, max=3600.0, value=DEFAULT_WINDOW_S)
         self.register = CheckBox(text="Register after onto before", value=True)
         self.compute_button = PushButton(text="Compare")
         self.status = Label(value="")
@@ -116,6 +126,7 @@ class CompareWidget(Container):
         self.figure_path = FileEdit(label="Figure file", mode="w", filter="*.png", value="")
         self.export_figure_button = PushButton(text="Export figure (PNG)")
         self.comparison: Comparison | None = None
+        self.masks: dict[str, np.ndarray] = {}
         self.inputs: CompareInputs | None = None
         self.worker: Any = None
         self.extend(
@@ -379,20 +390,22 @@ class CompareWidget(Container):
 
     # ------------------------------------------------------------------ ROI table
     def roi_masks(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """The drawn regions as masks on the before map, and the union of the reference shapes."""
+        """The drawn regions as masks on the before map, and the union of the reference shapes.
+
+        Polygons and rectangles are rasterised by :func:`lsci.analysis.roi.polygon_mask` (the
+        rule ``lsci compare --roi`` uses), other shapes by napari.
+        """
         assert self.comparison is not None
         shape = self.comparison.before.shape
         rois: dict[str, np.ndarray] = {}
         reference = None
         if ROI_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[ROI_LAYER]
-            if len(layer.data):
-                for index, mask in enumerate(layer.to_masks(mask_shape=shape)):
-                    rois[f"ROI {index + 1}"] = np.asarray(mask, dtype=bool)
+            for index, mask in enumerate(_shape_masks(self.viewer.layers[ROI_LAYER], shape)):
+                rois[f"ROI {index + 1}"] = mask
         if REFERENCE_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[REFERENCE_LAYER]
-            if len(layer.data):
-                reference = np.asarray(layer.to_masks(mask_shape=shape), dtype=bool).any(axis=0)
+            masks = _shape_masks(self.viewer.layers[REFERENCE_LAYER], shape)
+            if masks:
+                reference = np.any(masks, axis=0)
         return rois, reference
 
     def update_table(self, _event: Any = None) -> None:
@@ -401,7 +414,7 @@ class CompareWidget(Container):
             return
         try:
             rois, reference = self.roi_masks()
-            self.comparison = with_rois(self.comparison, rois, reference)
+            self.comparison, self.masks = with_rois(self.comparison, rois, reference)
         except ValueError as exc:
             notify_error(exc)
             return
@@ -421,17 +434,12 @@ class CompareWidget(Container):
         return Path(path)
 
     def export_figure(self, path: str | Path) -> Path:
-        """Write the before / after / % change / ROI-bars figure as PNG."""
+        """Write the figure ``lsci compare`` writes: before, after, % change and ROI bars (PNG)."""
         comparison = self._require_comparison()
         assert self.inputs is not None
-        figure = comparison_figure(
-            comparison,
-            unit=self.inputs.unit,
-            title=self.inputs.description,
-            before_intensity=self.inputs.before_intensity,
+        return export_figure(
+            comparison, path, masks=self.masks, unit=self.inputs.unit, title=self.inputs.description
         )
-        figure.savefig(path, dpi=120)
-        return Path(path)
 
     def _require_comparison(self) -> Comparison:
         if self.comparison is None:
@@ -468,8 +476,25 @@ def _compute(
         )
     else:
         path, start, end, seconds = selected
-        inputs = recording_inputs(path, start_label=start, end_label=end, seconds=seconds)
+        return events_comparison(
+            path, start_label=start, end_label=end, seconds=seconds, register=register
+        )
     return inputs, compute_comparison(inputs, register=register)
+
+
+def _shape_masks(layer: Any, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """One mask per shape of a Shapes layer, in the coordinates of a map of ``shape``."""
+    if not len(layer.data):
+        return []
+    drawn = None
+    masks = []
+    for index, (kind, vertices) in enumerate(zip(layer.shape_type, layer.data, strict=True)):
+        if kind in ("polygon", "rectangle"):
+            masks.append(polygon_mask(np.asarray(vertices)[:, -2:], (shape[0], shape[1])))
+        else:
+            drawn = layer.to_masks(mask_shape=shape) if drawn is None else drawn
+            masks.append(np.asarray(drawn[index], dtype=bool))
+    return masks
 
 
 def _put_image(viewer: Any, name: str, data: np.ndarray, **kwargs: Any) -> Any:

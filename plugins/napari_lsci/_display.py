@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci.core.models import model_of_product
 from lsci.recording import AcquisitionMetadata, DerivedInfo
 
 __all__ = [
@@ -31,8 +32,6 @@ RAW_COLORMAP = "gray"
 #: Diverging, centred on no change: red where perfusion was lost, blue where it was gained.
 CHANGE_COLORMAP = "RdBu"
 
-_UNITS = {"1/K2": "1/K² (a.u.)", "tau": "1/τc (1/s)"}
-
 
 def unit_of(product: str, parameters: Mapping[str, Any]) -> str:
     """The unit of a derived product, from its name and provenance parameters.
@@ -52,7 +51,8 @@ def unit_of(product: str, parameters: Mapping[str, Any]) -> str:
     if product == "contrast":
         return "K"
     if product == "perfusion":
-        return _UNITS.get(str(parameters.get("model", "")), "")
+        model = model_of_product(parameters)
+        return "" if model is None else model.label
     return ""
 
 

@@ -18,7 +18,9 @@ from magicgui.widgets import (
 )
 from superqt.utils import create_worker, ensure_main_thread
 
-from lsci.processing.process import MODELS, MODES, ProcessingSettings
+from lsci.core.models import MODELS, default_model, get_model
+from lsci.core.modes import MODES, get_mode
+from lsci.processing import ProcessingSettings
 from napari_lsci._processing import beta_calibrations, exposure_of, process_file, process_stack
 from napari_lsci._reader import is_recording
 from napari_lsci._ui import chosen_file, image_layers, notify_error, put_layers
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessWidget"]
 
+#: β as ``lsci process`` takes it: the recording's β calibration when it has one, else 1.
+RECORDED_BETA = "recording's calibration, else 1"
 MANUAL_BETA = "manual value"
 
 
@@ -36,8 +40,9 @@ class ProcessWidget(Container):
 
     A layer read from a recording (its metadata names the file) is processed from the file,
     and the maps are stored in it as derived products; any other 3-D image layer is processed
-    in memory. The defaults (spatial contrast, 7 × 7 window, speckle flow index 1/K²) give a
-    meaningful map of any recording.
+    in memory. The defaults (spatial contrast, 7 × 7 window, and the model
+    :func:`lsci.core.models.default_model` chooses: 1/τc when the recording states its exposure
+    time, else 1/K²) are those of ``lsci process``.
 
     Parameters
     ----------
@@ -49,11 +54,13 @@ class ProcessWidget(Container):
     layer, file : magicgui widgets
         The source: an image layer, or a recording file (the file wins when one is chosen).
     mode, window, frames_window, average, model : magicgui widgets
-        :class:`lsci.processing.process.ProcessingSettings` fields.
+        :class:`lsci.processing.ProcessingSettings` fields; the choices are the registries
+        :data:`lsci.core.modes.MODES` and :data:`lsci.core.models.MODELS`.
     beta_source, beta : magicgui widgets
-        β from a calibration stored in the recording, or a value typed in (model ``'tau'``).
+        β as ``lsci process`` takes it (the recording's β calibration, else 1), from a named
+        calibration stored in the recording, or a value typed in (models using β).
     exposure_ms : magicgui widget
-        Exposure for model ``'tau'``; 0 takes it from the recording's metadata.
+        Exposure for models that need it; 0 takes it from the recording's metadata.
     overwrite : magicgui widget
         Replace maps stored with other settings.
     run_button, progress, status : magicgui widgets
@@ -67,11 +74,13 @@ class ProcessWidget(Container):
         self.viewer = viewer
         self.layer = ComboBox(label="Frames layer", choices=self._layer_choices)
         self.file = FileEdit(label="or recording", mode="r", filter="*.h5 *.hdf5", value="")
-        self.mode = ComboBox(label="Mode", choices=MODES, value="spatial")
+        self.mode = ComboBox(label="Mode", choices=list(MODES), value="spatial")
         self.window = SpinBox(label="Window (px)", min=3, max=63, step=2, value=7)
         self.frames_window = SpinBox(label="Frames per window", min=2, max=10_000, value=25)
         self.average = SpinBox(label="Maps averaged", min=1, max=10_000, value=1)
-        self.model = ComboBox(label="Perfusion model", choices=MODELS, value="1/K2")
+        self.model = ComboBox(
+            label="Perfusion model", choices=list(MODELS), value=default_model(None)
+        )
         self.beta_source = ComboBox(label="β from", choices=self._beta_choices)
         self.beta = FloatSpinBox(label="β", min=0.01, max=1.0, step=0.01, value=1.0)
         self.exposure_ms = FloatSpinBox(
@@ -82,6 +91,7 @@ class ProcessWidget(Container):
         self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.worker: Any = None
+        self._source: Path | None = None
         self.extend(
             [
                 self.layer,
@@ -130,21 +140,31 @@ class ProcessWidget(Container):
         names: list[str] = []
         if path is not None and is_recording(path):
             names = [f"calibration {name}" for name in beta_calibrations(path)]
-        return [MANUAL_BETA, *names]
+        return [RECORDED_BETA, MANUAL_BETA, *names]
+
+    def reset_choices(self, *_args: Any) -> None:
+        """Refresh the layer list, and the defaults when the source changed with it."""
+        super().reset_choices()
+        self._source_changed()
 
     def _source_changed(self, _value: Any = None) -> None:
         self.beta_source.reset_choices()
+        path = self.recording_path()
+        if path != self._source:
+            # A new source gets the default model for it, as `lsci process` would choose.
+            self._source = path
+            self.model.value = default_model(exposure_of(path) if path is not None else None)
         self._update_enabled()
 
     def _update_enabled(self, _value: Any = None) -> None:
-        spatial = self.mode.value == "spatial"
-        tau = self.model.value == "tau"
-        self.window.enabled = self.mode.value != "temporal"
-        self.frames_window.enabled = not spatial
-        self.average.enabled = spatial
-        self.beta_source.enabled = tau
-        self.beta.enabled = tau and self.beta_source.value == MANUAL_BETA
-        self.exposure_ms.enabled = tau
+        mode = get_mode(self.mode.value)
+        model = get_model(self.model.value)
+        self.window.enabled = mode.spatial
+        self.frames_window.enabled = mode.temporal
+        self.average.enabled = not mode.temporal
+        self.beta_source.enabled = model.uses_beta
+        self.beta.enabled = model.uses_beta and self.beta_source.value == MANUAL_BETA
+        self.exposure_ms.enabled = model.needs_exposure
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> ProcessingSettings:
@@ -153,18 +173,21 @@ class ProcessWidget(Container):
         Raises
         ------
         ValueError
-            When they are invalid, e.g. model ``'tau'`` without a known exposure time.
+            When they are invalid, e.g. a model that needs the exposure time without one.
         """
+        model = get_model(self.model.value)
         exposure_s = None
-        beta = float(self.beta.value)
-        if self.model.value == "tau":
+        beta: float | None = None
+        path = self.recording_path()
+        if model.needs_exposure:
             exposure_s = self.exposure_ms.value / 1e3 if self.exposure_ms.value > 0 else None
-            path = self.recording_path()
             if exposure_s is None and path is not None:
                 exposure_s = exposure_of(path)
-            if self.beta_source.value != MANUAL_BETA and path is not None:
-                name = str(self.beta_source.value).removeprefix("calibration ")
-                beta = beta_calibrations(path)[name]
+        if model.uses_beta and self.beta_source.value == MANUAL_BETA:
+            beta = float(self.beta.value)
+        elif model.uses_beta and self.beta_source.value != RECORDED_BETA and path is not None:
+            name = str(self.beta_source.value).removeprefix("calibration ")
+            beta = beta_calibrations(path)[name]
         return ProcessingSettings(
             mode=self.mode.value,
             window=int(self.window.value),

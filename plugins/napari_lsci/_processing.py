@@ -1,4 +1,9 @@
-"""What the Process widget runs (Qt-free): lsci processing of a file or of an in-memory stack."""
+"""What the Process widget runs (Qt-free): the processing engine on a file or an in-memory stack.
+
+The maps come from :mod:`lsci.processing` (:func:`lsci.processing.process_recording` for a
+recording, :func:`lsci.processing.process_frames` for a layer's frames); this module only turns
+them into layers.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from lsci.processing.process import (
-    ProcessingSettings,
-    maps_per_chunk_for,
-    plan_chunks,
-    process_chunk,
-    process_recording,
-)
+from lsci.processing import ProcessingSettings, process_frames, process_recording
 from lsci.recording import open_recording
-from napari_lsci._display import product_style, unit_of
+from napari_lsci._display import product_style
 from napari_lsci._reader import LayerData, recording_layers
 
-__all__ = ["beta_calibrations", "process_file", "process_stack", "stack_maps"]
+__all__ = ["beta_calibrations", "process_file", "process_stack"]
 
 Progress = Callable[[int, int], None]
-#: Memory budget of one chunk of an in-memory stack (raw frames as float32 plus its maps).
-_CHUNK_BYTES = 256 << 20
 
 
 def beta_calibrations(path: str | Path) -> dict[str, float]:
@@ -76,59 +73,10 @@ def process_file(
     Raises
     ------
     lsci.recording.RecordingError, ValueError
-        As :func:`lsci.processing.process.process_recording`.
+        As :func:`lsci.processing.process_recording`.
     """
     result = process_recording(path, settings, overwrite=overwrite, progress=progress)
     return recording_layers(path, raw=False, products=result.products)
-
-
-def stack_maps(
-    frames: Any, settings: ProcessingSettings, *, progress: Progress | None = None
-) -> dict[str, np.ndarray]:
-    """Contrast (and perfusion) maps of an in-memory stack of raw frames, chunk by chunk.
-
-    Parameters
-    ----------
-    frames : (T, H, W) array_like
-        Raw frames; a lazy array is read one chunk at a time.
-    settings : ProcessingSettings
-        What to compute.
-    progress : callable, optional
-        ``progress(maps_done, maps_total)`` after each chunk.
-
-    Returns
-    -------
-    dict
-        ``"contrast"`` and, unless the model is ``'none'``, ``"perfusion"``: (maps, H, W)
-        float32.
-
-    Raises
-    ------
-    ValueError
-        When the data is not a 3-D stack or too short for one map.
-    """
-    shape = tuple(getattr(frames, "shape", np.shape(frames)))
-    if len(shape) != 3:
-        raise ValueError(
-            f"the layer has shape {shape}: processing needs a (frames, height, width) stack of "
-            "raw frames"
-        )
-    n_maps = settings.n_maps(shape[0])
-    if n_maps == 0:
-        raise ValueError(
-            f"{shape[0]} frames are too few for one map ({settings.frames_per_map} frames per map)"
-        )
-    per_chunk = maps_per_chunk_for(shape[1:], settings, memory_bytes=_CHUNK_BYTES)
-    parts: dict[str, list[np.ndarray]] = {"contrast": [], "perfusion": []}
-    for chunk in plan_chunks(shape[0], settings, maps_per_chunk=per_chunk):
-        raw = np.asarray(frames[chunk.frame_start : chunk.frame_stop])
-        result = process_chunk(raw, chunk, settings)
-        parts["contrast"].append(result.contrast)
-        if result.perfusion is not None:
-            parts["perfusion"].append(result.perfusion)
-        if progress is not None:
-            progress(chunk.stop_map, n_maps)
-    return {name: np.concatenate(maps) for name, maps in parts.items() if maps}
 
 
 def process_stack(
@@ -139,12 +87,12 @@ def process_stack(
     scale: tuple[float, ...] | None = None,
     progress: Progress | None = None,
 ) -> list[LayerData]:
-    """Layer data tuples of the maps of an in-memory stack (see :func:`stack_maps`).
+    """Layer data tuples of the maps of a stack of raw frames held in a layer.
 
     Parameters
     ----------
     frames : (T, H, W) array_like
-        Raw frames.
+        Raw frames; a lazy array is read one chunk at a time.
     settings : ProcessingSettings
         What to compute.
     name : str
@@ -152,14 +100,23 @@ def process_stack(
     scale : tuple of float, optional
         Scale of the source layer: maps keep its pixel size and sit on its frame axis.
     progress : callable, optional
-        As in :func:`stack_maps`.
+        ``progress(maps_done, maps_total)`` after each chunk.
+
+    Raises
+    ------
+    ValueError
+        When the data is not a 3-D stack or too short for one map
+        (:func:`lsci.processing.process_frames`).
     """
-    maps = stack_maps(frames, settings, progress=progress)
-    parameters: Mapping[str, Any] = settings.parameters()
+    result = process_frames(frames, settings, progress=progress)
+    parameters: Mapping[str, Any] = result.parameters()
+    model = result.settings.perfusion_model
+    maps = {"contrast": (result.contrast, "K")}
+    if result.perfusion is not None:
+        maps["perfusion"] = (result.perfusion, model.label)
     pixel = tuple(scale[-2:]) if scale is not None else (1.0, 1.0)
     layers: list[LayerData] = []
-    for product, data in maps.items():
-        unit = unit_of(product, parameters)
+    for product, (data, unit) in maps.items():
         kwargs: dict[str, Any] = {
             "name": f"{name} {product}" + (f" [{unit}]" if unit else ""),
             "scale": (float(settings.frames_between_maps), *pixel),
@@ -167,7 +124,7 @@ def process_stack(
                 "lsci_product": product,
                 "unit": unit,
                 "provenance": {
-                    "algorithm": f"lsci.processing.process {settings.mode}",
+                    "algorithm": result.settings.algorithm,
                     "parameters": parameters,
                 },
             },

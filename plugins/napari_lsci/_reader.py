@@ -6,11 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from lsci.recording import Recording, open_recording
-from lsci.recording.layout import FORMAT_NAME
+from lsci.recording import Recording, is_recording_file, open_recording
 from napari_lsci._arrays import RecordingArray
 from napari_lsci._display import (
     RAW_COLORMAP,
@@ -30,18 +28,13 @@ _SUFFIXES = (".h5", ".hdf5")
 
 
 def is_recording(path: str | Path) -> bool:
-    """Whether ``path`` is an HDF5 file carrying the lsci recording marker (never raises)."""
+    """Whether ``path`` is an HDF5 file carrying the lsci recording marker (never raises).
+
+    Recordings still being written, or whose writer crashed, are claimed too: they open as
+    :func:`lsci.recording.open_recording` opens them.
+    """
     path = Path(path)
-    if path.suffix.lower() not in _SUFFIXES or not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r", locking=False) as handle:
-            marker = handle.attrs.get("lsci_format")
-    except OSError:
-        return False
-    if isinstance(marker, bytes):
-        marker = marker.decode("utf-8", errors="replace")
-    return marker == FORMAT_NAME
+    return path.suffix.lower() in _SUFFIXES and is_recording_file(path)
 
 
 def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
@@ -97,7 +90,9 @@ def recording_layers(
     list of tuple
         ``(data, kwargs, "image")``; ``data`` reads lazily from the file. Each layer's
         metadata holds ``lsci_path``, ``lsci_product`` (``None`` for raw frames), ``unit``,
-        ``events`` (a list of dicts with label, time_s and frame_index) and ``provenance``.
+        ``complete`` (``False`` for a product whose computation did not finish, also named
+        "(incomplete)"; for raw frames, whether the writer closed the file), ``events`` (a
+        list of dicts with label, time_s and frame_index) and ``provenance``.
 
     Raises
     ------
@@ -132,11 +127,16 @@ def recording_layers(
             else:
                 kwargs.pop("axis_labels")
             kwargs |= product_style(name, info.parameters, sample)
-            kwargs["name"] = f"{path.stem} {name}" + (f" [{unit}]" if unit else "")
+            kwargs["name"] = (
+                f"{path.stem} {name}"
+                + (f" [{unit}]" if unit else "")
+                + ("" if info.complete else " (incomplete)")
+            )
             kwargs["metadata"] = {
                 "lsci_path": str(path),
                 "lsci_product": name,
                 "unit": unit,
+                "complete": info.complete,
                 "events": events,
                 "provenance": {
                     "algorithm": info.algorithm,
@@ -179,6 +179,7 @@ def _raw_layer(
             "lsci_path": str(recording.path),
             "lsci_product": None,
             "unit": "ADU",
+            "complete": recording.closed_cleanly,
             "events": events,
             "provenance": {
                 "exposure_s": meta.exposure_s,

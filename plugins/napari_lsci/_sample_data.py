@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci.processing.process import ProcessingSettings, plan_chunks, process_chunk
+from lsci.processing import ProcessingSettings, process_frames
 from lsci.recording import AcquisitionMetadata, RecordingWriter
 from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
 from napari_lsci._display import (
@@ -116,12 +116,9 @@ def simulate_skin(
 def perfusion_of(frames: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Mean 1/τc map of frames (spatial contrast, 7 × 7 window, averaged over the frames)."""
     settings = ProcessingSettings(
-        mode="spatial", window=7, average=len(frames), model="tau", exposure_s=EXPOSURE_S
+        mode="spatial", window=7, average=len(frames), model="inverse_tau", exposure_s=EXPOSURE_S
     )
-    chunk = plan_chunks(len(frames), settings, maps_per_chunk=1)[0]
-    result = process_chunk(frames, chunk, settings)
-    assert result.perfusion is not None  # model 'tau' always gives perfusion
-    return result.perfusion[0]
+    return process_frames(frames, settings).maps[0]
 
 
 def _raw_kwargs(name: str, frames: npt.NDArray[Any], **extra: Any) -> dict[str, Any]:

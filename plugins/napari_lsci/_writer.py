@@ -11,6 +11,8 @@ import tifffile
 from matplotlib import colormaps
 from matplotlib.image import imsave
 
+from lsci.recording.atomic import atomic_write
+
 __all__ = ["write_map"]
 
 
@@ -21,7 +23,8 @@ def write_map(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     type; a stack becomes a multi-page TIFF), with the layer name and unit as JSON in the
     image description.
     ``.png`` writes a 2-D map as it is displayed: the layer's colormap between its contrast
-    limits.
+    limits. The file appears under its name only once complete (napari has already asked
+    about replacing an existing one).
 
     Parameters
     ----------
@@ -51,7 +54,8 @@ def write_map(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         unit = (meta.get("metadata") or {}).get("unit", "")
         # TIFF text must be ASCII: JSON escapes the Greek letters and superscripts of units.
         description = json.dumps({"name": meta.get("name", ""), "unit": unit})
-        tifffile.imwrite(target, array, description=description, metadata=None)
+        with atomic_write(target, overwrite=True) as temporary:
+            tifffile.imwrite(temporary, array, description=description, metadata=None)
         return [str(target)]
     if suffix == ".png":
         if array.ndim != 2:
@@ -61,7 +65,15 @@ def write_map(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
             )
         lower, upper = meta.get("contrast_limits") or (np.nanmin(array), np.nanmax(array))
         colormap = _colormap_name(meta.get("colormap"))
-        imsave(target, array.astype(np.float64), cmap=colormaps[colormap], vmin=lower, vmax=upper)
+        with atomic_write(target, overwrite=True) as temporary:
+            imsave(
+                temporary,
+                array.astype(np.float64),
+                cmap=colormaps[colormap],
+                vmin=lower,
+                vmax=upper,
+                format="png",
+            )
         return [str(target)]
     raise ValueError(f"path={path!r} has suffix {suffix!r}: allowed .tif, .tiff and .png")
 

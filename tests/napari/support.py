@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsci.processing.process import ProcessingSettings, process_recording
+from lsci.processing import ProcessingSettings, process_recording
 from lsci.recording import AcquisitionMetadata, RecordingWriter
 from lsci.sim.speckle import SpeckleSimulator
 

@@ -13,7 +13,6 @@ pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[n
 
 from lsci.recording import open_recording
 from napari_lsci._acquire_widget import LIVE_LAYER, AcquireWidget
-from napari_lsci._acquisition import GENICAM
 
 pytestmark = pytest.mark.napari
 
@@ -97,7 +96,7 @@ def test_acquire_from_a_genicam_producer(widget: AcquireWidget, qtbot, tmp_path:
     viky = Path(genicam.__file__).resolve().parent / "viky.cti"
     if not viky.is_file():
         pytest.skip(f"no viky.cti producer at {viky}")
-    widget.camera_kind.value = GENICAM
+    widget.camera_kind.value = "genicam"
     widget.producer.value = viky
     widget.device.reset_choices()
     assert len(widget.device.choices) >= 1

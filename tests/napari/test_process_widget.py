@@ -41,8 +41,11 @@ def test_process_a_recording_file_stores_and_shows_its_maps(
     widget.reset_choices()
     widget.layer.value = raw
     assert widget.recording_path() == path
-    # Defaults: spatial 7 × 7, 1/K²; temporal settings and β are disabled.
+    # Defaults as `lsci process`: spatial 7 × 7, 1/τc as the exposure is recorded; temporal
+    # settings are disabled.
     assert widget.settings().mode == "spatial"
+    assert widget.settings().model == "inverse_tau"
+    widget.model.value = "inverse_k2"
     assert not widget.frames_window.enabled
     assert not widget.beta.enabled
     widget.window.value = 5
@@ -74,8 +77,14 @@ def test_tau_model_takes_beta_from_a_stored_calibration(make_napari_viewer, tmp_
     viewer.open(str(path), plugin="lsci")
     widget = ProcessWidget(viewer)
     widget.reset_choices()
-    widget.model.value = "tau"
-    assert widget.beta_source.choices == ("manual value", "calibration beta")
+    widget.model.value = "inverse_tau"
+    assert widget.beta_source.choices == (
+        "recording's calibration, else 1",
+        "manual value",
+        "calibration beta",
+    )
+    # The default leaves β to the engine, which applies the recording's β calibration.
+    assert widget.settings().beta is None
     widget.beta_source.value = "calibration beta"
     assert not widget.beta.enabled
     settings = widget.settings()
@@ -115,7 +124,8 @@ def test_invalid_settings_are_reported_not_run(make_napari_viewer) -> None:
     widget = ProcessWidget(viewer)
     widget.reset_choices()
     widget.layer.value = layer
-    widget.model.value = "tau"
+    widget.model.value = "inverse_tau"
+    widget.beta_source.value = "manual value"
     assert widget.beta.enabled
     assert widget.exposure_ms.enabled
     # No exposure time typed in and no recording to take it from.

@@ -153,3 +153,51 @@ def test_sample_data_is_simulated_locally() -> None:
         ("after", "intensity"),
         ("after", "perfusion"),
     ]
+
+
+def _layers_of(path: Path) -> dict[str, tuple[object, dict, str]]:
+    reader = get_reader(str(path))
+    assert reader is read_recording
+    return {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in reader(str(path))}
+
+
+def test_reader_opens_growing_and_crashed_recordings(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    helper = root / "tests" / "helpers" / "write_recording.py"
+    path = tmp_path / "live.h5"
+    process = subprocess.Popen(
+        [sys.executable, str(helper), str(path), "stream"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    assert process.stdout is not None
+    try:
+        while not process.stdout.readline().startswith("committed"):
+            pass
+        [(data, kwargs, _)] = _layers_of(path).values()
+        assert kwargs["metadata"]["complete"] is False
+        assert np.asarray(data[0]).shape == data.shape[1:]
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+    [(data, kwargs, _)] = _layers_of(path).values()
+    with open_recording(path) as rec:
+        assert data.shape == rec.frames.shape
+        np.testing.assert_array_equal(np.asarray(data[-1]), rec.frames[-1])
+
+
+def test_incomplete_products_are_marked_in_the_layer(recording: Path) -> None:
+    with h5py.File(recording, "r+") as handle:
+        handle["derived/perfusion"].attrs["complete"] = np.uint8(0)
+    layers = _layers_of(recording)
+    [incomplete] = [kwargs for _, kwargs, _ in layers.values() if "(incomplete)" in kwargs["name"]]
+    assert incomplete["metadata"]["lsci_product"] == "perfusion"
+    assert incomplete["metadata"]["complete"] is False
+    others = [kwargs for _, kwargs, _ in layers.values() if kwargs is not incomplete]
+    assert all(kwargs["metadata"]["complete"] is True for kwargs in others)

@@ -519,8 +519,8 @@ def rolling_resum(ring, s1, s2, off, chunk):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, **_OPTS)
-def box3d(x, m, mask_t, out, wt, step, w, rowmap, colmap, ddof, min_valid, nbands, off, zero):  # type: ignore[no-untyped-def]
-    """K over wt×w×w voxels of x (T, H, W) into out (n_out, Ho, Wo), optionally masked.
+def box3d(x, m, mask_t, out, wt, step, w, rowmap, colmap, ddof, min_valid, nbands, off, zero, mean):  # type: ignore[no-untyped-def]
+    """K (or, with ``mean``, ⟨I⟩) over wt×w×w voxels of x (T, H, W) into out (n_out, Ho, Wo).
 
     ``m`` is a uint8 mask (valid = 1) of shape (T, H, W) when ``mask_t`` else (1, H, W) (the same
     mask for every frame), or shape (0, 0, 0) for no mask. Values are taken minus ``off`` (a
@@ -612,6 +612,8 @@ def box3d(x, m, mask_t, out, wt, step, w, rowmap, colmap, ddof, min_valid, nband
                     ac += hc[j + w - 1]
                     if ac < min_valid or ac <= ddof or tc[ci, colmap[j + w // 2]] == 0:
                         out[b, i, j] = np.nan
+                    elif mean:
+                        out[b, i, j] = np.float64(a1) / ac + np.float64(off)
                     else:
                         scale = math.sqrt(ac / (ac - ddof))
                         out[b, i, j] = _k_from_sums(

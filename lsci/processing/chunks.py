@@ -1,0 +1,178 @@
+"""Chunks of work: planning them and computing one from its raw frames.
+
+A stack of frames can be far larger than memory, so it is processed in independent *chunks*:
+each reads a contiguous range of raw frames (with the overlap a temporal window needs) and
+yields a contiguous range of output maps. :func:`plan_chunks` makes the plan and
+:func:`process_chunk` computes one chunk; every runner of the engine (in-memory stacks,
+recordings, the Dask cluster) calls both, so they all give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lsci.calibration.noise import fundamental_k2, subtract_dark
+from lsci.processing.calibrations import Calibrations
+from lsci.processing.settings import ProcessingSettings
+
+__all__ = [
+    "Chunk",
+    "ChunkResult",
+    "maps_per_chunk_for",
+    "perfusion_from_contrast",
+    "plan_chunks",
+    "process_chunk",
+]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work: output maps ``[first_map, stop_map)`` from frames ``[start, stop)``."""
+
+    index: int
+    first_map: int
+    stop_map: int
+    frame_start: int
+    frame_stop: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Contrast and perfusion maps of one :class:`Chunk`; ``perfusion`` is None when the model
+    derives no map from K (``'contrast'``)."""
+
+    chunk: Chunk
+    contrast: npt.NDArray[np.float32]
+    perfusion: npt.NDArray[np.float32] | None
+
+
+def plan_chunks(n_frames: int, settings: ProcessingSettings, *, maps_per_chunk: int) -> list[Chunk]:
+    """Split the output maps of ``n_frames`` raw frames into chunks.
+
+    Parameters
+    ----------
+    n_frames : int
+        Raw frames.
+    settings : ProcessingSettings
+        Defines how many frames each map needs.
+    maps_per_chunk : int
+        Output maps per chunk (the last chunk may be shorter), ≥ 1.
+
+    Returns
+    -------
+    list of Chunk
+        In order; empty when there are too few frames for one map.
+
+    Examples
+    --------
+    >>> s = ProcessingSettings(mode="temporal", frames_window=10, step=5)
+    >>> [(c.frame_start, c.frame_stop) for c in plan_chunks(40, s, maps_per_chunk=3)]
+    [(0, 20), (15, 35), (30, 40)]
+    """
+    if maps_per_chunk < 1:
+        raise ValueError(f"maps_per_chunk={maps_per_chunk!r} must be ≥ 1")
+    n_maps = settings.n_maps(n_frames)
+    chunks = []
+    for index, first in enumerate(range(0, n_maps, maps_per_chunk)):
+        stop = min(first + maps_per_chunk, n_maps)
+        start_frame, stop_frame = settings.frames_for(first, stop)
+        chunks.append(Chunk(index, first, stop, start_frame, stop_frame))
+    return chunks
+
+
+def maps_per_chunk_for(
+    frame_shape: tuple[int, ...], settings: ProcessingSettings, *, memory_bytes: int
+) -> int:
+    """Output maps per chunk so that its raw frames and float32 results fit ``memory_bytes``."""
+    height, width = frame_shape[-2:]
+    # Per map: its share of raw frames (as float32 at worst, for the kernels' offsets), a K map
+    # and a perfusion map.
+    frames_per_map = max(settings.frames_between_maps, 1)
+    bytes_per_map = 4 * height * width * (frames_per_map + 2)
+    overlap = 4 * height * width * settings.frames_per_map
+    return max(1, (memory_bytes - overlap) // bytes_per_map)
+
+
+def process_chunk(
+    frames: npt.NDArray[Any],
+    chunk: Chunk,
+    settings: ProcessingSettings,
+    calibrations: Calibrations | None = None,
+) -> ChunkResult:
+    """Compute the contrast and perfusion maps of ``chunk`` from its raw ``frames``.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (chunk.frame_stop - chunk.frame_start, H, W)
+        The chunk's raw frames (uint8, uint16 or float).
+    chunk : Chunk
+        From :func:`plan_chunks`.
+    settings : ProcessingSettings
+        The settings the plan was made with, β resolved
+        (:func:`lsci.processing.calibrations.resolve`).
+    calibrations : Calibrations, optional
+        Dark frame and camera noise to correct for, as resolved.
+
+    Returns
+    -------
+    ChunkResult
+        ``chunk.stop_map - chunk.first_map`` float32 maps of contrast (and perfusion).
+    """
+    expected = chunk.frame_stop - chunk.frame_start
+    if frames.ndim != 3 or frames.shape[0] != expected:
+        raise ValueError(
+            f"chunk {chunk.index} needs {expected} frames of shape (H, W); got shape {frames.shape}"
+        )
+    calibrations = Calibrations() if calibrations is None else calibrations
+    if calibrations.camera is not None:
+        k = _noise_corrected_contrast(frames, settings, calibrations)
+    else:
+        if calibrations.dark is not None:
+            frames = subtract_dark(frames, calibrations.dark)
+        k = settings.contrast_mode.compute(
+            frames,
+            window=settings.window,
+            frames_window=settings.frames_window,
+            step=settings.frames_between_maps,
+            ddof=settings.ddof,
+            edges=settings.edges,
+        )
+    if not settings.contrast_mode.temporal and settings.average > 1:
+        n_maps = chunk.stop_map - chunk.first_map
+        k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
+    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings))
+
+
+def _noise_corrected_contrast(
+    frames: npt.NDArray[Any], settings: ProcessingSettings, calibrations: Calibrations
+) -> npt.NDArray[np.float32]:
+    assert calibrations.camera is not None
+    mode = settings.contrast_mode
+    assert mode.noise_correction  # checked in resolve()
+    k2, _ = fundamental_k2(
+        frames,
+        calibrations.camera,
+        dark=calibrations.dark,
+        mode="temporal" if mode.temporal else "spatial",
+        window=settings.calibration_window,
+        ddof=settings.ddof,
+        edges=settings.edges,
+    )
+    # Negative corrected K² means the noise exceeds the measured variance: no visible speckle.
+    return np.sqrt(np.maximum(k2, 0, out=k2), out=k2)
+
+
+def perfusion_from_contrast(
+    k: npt.NDArray[np.float32], settings: ProcessingSettings
+) -> npt.NDArray[np.float32] | None:
+    """Apply the settings' perfusion model to contrast maps (None when it derives no map)."""
+    model = settings.perfusion_model
+    if not model.derived:
+        return None
+    beta = 1.0 if settings.beta is None else settings.beta
+    perfusion: npt.NDArray[np.float32] = model.apply(k, exposure_s=settings.exposure_s, beta=beta)
+    return perfusion
