@@ -18,18 +18,16 @@ person.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsci._version import __version__
-from lsci.study.analysis import PERFUSION_EXPRESSION
+from lsci.study.analysis import PERFUSION_EXPRESSION, StudySettings
 from lsci.study.output import output_folder, safe_name, write_atomically
-from lsci.study.trends import TrendRow, trend_figure, write_csv
-
-if TYPE_CHECKING:
-    from lsci.study.study import Study
+from lsci.study.trends import Trend, TrendRow, trend_figure, write_csv
 
 __all__ = ["EXPORT_COLUMNS", "FACE_STATEMENT", "export_study"]
 
@@ -63,8 +61,15 @@ EXPORT_COLUMNS: dict[str, str] = {
 _NOTE_COLUMNS = {"visit_label": "visit label as entered", "notes": "free notes of the visit"}
 
 
-def export_study(study: Study, out_dir: str | Path, *, include_notes: bool = False) -> list[Path]:
-    """Write the export of every subject's trend into ``out_dir``.
+def export_study(
+    trends: Sequence[Trend],
+    date_shifts: Mapping[str, int],
+    out_dir: str | Path,
+    *,
+    settings: StudySettings,
+    include_notes: bool = False,
+) -> list[Path]:
+    """Write the export of the subjects' trends into ``out_dir``.
 
     Files: ``study_long.csv`` (one row per subject × site × visit × recording × ROI),
     ``figures/trend_<subject>_<site>.png``, ``export.json`` and ``README.txt``. Each is written
@@ -72,10 +77,14 @@ def export_study(study: Study, out_dir: str | Path, *, include_notes: bool = Fal
 
     Parameters
     ----------
-    study : Study
-        The open study.
+    trends : sequence of Trend
+        One per subject (:meth:`lsci.study.Study.trend`).
+    date_shifts : mapping of str to int
+        Each subject's date offset in days (:meth:`lsci.study.Study.date_shifts`).
     out_dir : str or Path
         Output folder (created if needed).
+    settings : StudySettings
+        The study's analysis settings, stated in the export.
     include_notes : bool
         Add visit labels, visit notes and event labels (free text that may identify).
 
@@ -83,22 +92,14 @@ def export_study(study: Study, out_dir: str | Path, *, include_notes: bool = Fal
     -------
     list of Path
         The files written.
-
-    Raises
-    ------
-    StudyError, RecordingChangedError
-        As :meth:`Study.trend` for any subject.
     """
     folder = output_folder(out_dir)
     figures = output_folder(folder / "figures")
-    shifts = study.date_shifts()
     rows: list[TrendRow] = []
     files: list[Path] = []
-    for code in study.subjects():
-        if not study.recordings(subject=code, quick=True):
-            continue
-        trend = study.trend(code)
-        own = [_de_identified(row, shifts[code], include_notes) for row in trend.rows]
+    for trend in trends:
+        code = trend.subject
+        own = [_de_identified(row, date_shifts[code], include_notes) for row in trend.rows]
         rows.extend(own)
         for site in trend.sites:
             files.append(
@@ -118,7 +119,7 @@ def export_study(study: Study, out_dir: str | Path, *, include_notes: bool = Fal
         return [values[name] for name in columns]
 
     files.insert(0, write_csv(folder / "study_long.csv", rows, columns, cells))
-    description = _description(study, rows, include_notes)
+    description = _description(settings, rows, include_notes)
     files.append(
         write_atomically(
             folder / "export.json",
@@ -144,7 +145,9 @@ def _de_identified(row: TrendRow, shift_days: int, include_notes: bool) -> Trend
     )
 
 
-def _description(study: Study, rows: list[TrendRow], include_notes: bool) -> dict[str, Any]:
+def _description(
+    settings: StudySettings, rows: list[TrendRow], include_notes: bool
+) -> dict[str, Any]:
     columns = EXPORT_COLUMNS | (_NOTE_COLUMNS if include_notes else {})
     return {
         "format": "lsci-study-export",
@@ -164,9 +167,9 @@ def _description(study: Study, rows: list[TrendRow], include_notes: bool) -> dic
         "faces": FACE_STATEMENT,
         "perfusion": PERFUSION_EXPRESSION,
         "hypoperfusion_threshold": (
-            f"{study.settings.hypoperfusion_fraction:g} × the reference ROI mean, in each recording"
+            f"{settings.hypoperfusion_fraction:g} × the reference ROI mean, in each recording"
         ),
-        "settings": study.settings.to_dict(),
+        "settings": settings.to_dict(),
         "subjects": len({row.subject for row in rows}),
         "rows": len(rows),
         "columns": columns,

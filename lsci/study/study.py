@@ -37,6 +37,7 @@ from lsci.study import schema
 from lsci.study.analysis import StudySettings, analyse_recording, rois_digest
 from lsci.study.database import connect, describe_error, get_or_create, public_url, sqlite_url
 from lsci.study.errors import CatalogError, RecordingChangedError, StudyError
+from lsci.study.export import export_study
 from lsci.study.fingerprint import Fingerprint, Status, fingerprint, status
 from lsci.study.migrations import catalog_version, create_schema, migrate
 from lsci.study.output import write_atomically
@@ -634,10 +635,25 @@ class Study:
         return {row.code: int(row.date_shift_days) for row in rows}
 
     def export(self, out_dir: str | Path, *, include_notes: bool = False) -> list[Path]:
-        """Write the de-identified export of the whole study (see :mod:`lsci.study.export`)."""
-        from lsci.study.export import export_study
+        """Write the de-identified export of every subject (see :mod:`lsci.study.export`).
 
-        return export_study(self, out_dir, include_notes=include_notes)
+        Raises
+        ------
+        StudyError, RecordingChangedError
+            As :meth:`trend`, for any subject.
+        """
+        trends = [
+            self.trend(code)
+            for code in self.subjects()
+            if self.recordings(subject=code, quick=True)
+        ]
+        return export_study(
+            trends,
+            self.date_shifts(),
+            out_dir,
+            settings=self.settings,
+            include_notes=include_notes,
+        )
 
 
 @contextlib.contextmanager
