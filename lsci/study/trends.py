@@ -164,11 +164,11 @@ def trend_figure(rows: Sequence[TrendRow], path: Path, *, title: str) -> Path:
     percent_axes.set_ylabel("perfusion (1/τc), % of reference ROI")
     area_axes.set_ylabel("hypoperfused area (mm²)")
     area_axes.set_ylim(bottom=0)
-    marks: dict[float, set[str]] = {}
+    marks: dict[float, dict[str, None]] = {}  # labels in the order they were marked
     for row in rows:
         if row.events:
             x = float(row.day) if by_day and row.day is not None else float(row.visit_number)
-            marks.setdefault(x, set()).update(row.events.split("; "))
+            marks.setdefault(x, {}).update(dict.fromkeys(row.events.split("; ")))
     for axes in (percent_axes, area_axes):
         _mark_events(axes, marks, by_day)
         axes.set_xlabel("day after the event" if by_day else "visit")
@@ -185,14 +185,14 @@ def trend_figure(rows: Sequence[TrendRow], path: Path, *, title: str) -> Path:
     return write_atomically(path, write)
 
 
-def _mark_events(axes: Axes, marks: dict[float, set[str]], by_day: bool) -> None:
+def _mark_events(axes: Axes, marks: dict[float, dict[str, None]], by_day: bool) -> None:
     if by_day:
         axes.axvline(0.0, color="0.2", lw=1.2)
         axes.annotate("event (day 0)", (0.0, 1.0), xycoords=("data", "axes fraction"),
                       rotation=90, ha="right", va="top", fontsize=8)  # fmt: skip
     for x, labels in sorted(marks.items()):
         axes.axvline(x, color="0.35", ls="--", lw=1)
-        axes.annotate(", ".join(sorted(labels)), (x, 1.0), xycoords=("data", "axes fraction"),
+        axes.annotate(", ".join(labels), (x, 1.0), xycoords=("data", "axes fraction"),
                       rotation=90, ha="right", va="top", fontsize=7, color="0.25")  # fmt: skip
 
 
