@@ -59,6 +59,7 @@ def _register() -> None:
     from lsci.cli.info import info
     from lsci.cli.process import process
     from lsci.cli.repair import repair
+    from lsci.cli.scale import scale
     from lsci.cli.study import study
     from lsci.cli.view import view
 
@@ -72,6 +73,7 @@ def _register() -> None:
         info,
         process,
         repair,
+        scale,
         study,
         view,
     ):
