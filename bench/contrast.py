@@ -237,7 +237,7 @@ class _Bench:
     def row(
         self, case: str, impl: str, seconds: float, moved: int, threads: int, note: str = ""
     ) -> None:
-        ceiling = self.bw.one_thread_bps if threads == 1 else self.bw.all_threads_bps
+        ceiling = self.bw.one_thread_bps if threads == 1 else self.bw.ceiling_bps
         self.report.rows.append(
             Row(SUITE, case, impl, 1e3 * seconds, per_second=1 / seconds,
                 fraction_of_bandwidth=moved / seconds / ceiling, note=note, threads=threads)
