@@ -33,7 +33,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from bench.report import Report, Row, Target
-from bench.timing import Bandwidth, all_threads, measure, row_bands, run_bands, thread_limit
+from bench.timing import (
+    Bandwidth,
+    Timing,
+    all_threads,
+    measure,
+    row_bands,
+    run_bands,
+    thread_limit,
+)
 from lsci.core.contrast import (
     RollingTemporalContrast,
     spatial_contrast,
@@ -191,7 +199,7 @@ def banded(
     return calls
 
 
-def pylsci_spatial_seconds_per_pixel(dtype: type, window: int) -> float | None:
+def pylsci_spatial_per_pixel(dtype: type, window: int) -> Timing | None:
     """pylsci's spatial contrast is a pure-Python loop: time a small crop, per pixel."""
     try:
         from pylsci import Lsci
@@ -199,7 +207,7 @@ def pylsci_spatial_seconds_per_pixel(dtype: type, window: int) -> float | None:
         return None
     crop = speckle_like((PYLSCI_CROP, PYLSCI_CROP), dtype)
     timing = measure(lambda: Lsci(nbh_s=window).spatial_contrast(crop), repeats=3, warmup=1)
-    return timing.median_s / crop.size
+    return Timing(timing.median_s / crop.size, timing.min_s / crop.size, timing.repeats)
 
 
 def compile_and_cache_load_s() -> tuple[float, float]:
@@ -235,12 +243,14 @@ class _Bench:
         self.report, self.bw, self.repeats, self.pool = report, bw, repeats, pool
 
     def row(
-        self, case: str, impl: str, seconds: float, moved: int, threads: int, note: str = ""
+        self, case: str, impl: str, timing: Timing, moved: int, threads: int, note: str = ""
     ) -> None:
         ceiling = self.bw.one_thread_bps if threads == 1 else self.bw.ceiling_bps
+        seconds = timing.median_s
         self.report.rows.append(
             Row(SUITE, case, impl, 1e3 * seconds, per_second=1 / seconds,
-                fraction_of_bandwidth=moved / seconds / ceiling, note=note, threads=threads)
+                fraction_of_bandwidth=moved / seconds / ceiling, note=note, threads=threads,
+                min_ms=1e3 * timing.min_s)
         )  # fmt: skip
 
     def baseline(
@@ -251,21 +261,21 @@ class _Bench:
         threads: int,
         halo: int,
         own_threads: bool,
-    ) -> dict[str, float]:
-        """Median seconds of ``part`` on ``threads`` threads, by how they were given.
+    ) -> dict[str, Timing]:
+        """Timings of ``part`` on ``threads`` threads, by how they were given.
 
         A library with its own threads runs as one call under ``thread_limit(threads)``; on
         more than one thread every library also runs in row bands, one per thread.
         """
         k = np.empty(reference.shape, np.float32)
         repeats = max(3, self.repeats // 3)
-        ways: dict[str, float] = {}
+        ways: dict[str, Timing] = {}
         if own_threads or threads == 1:
             (call,) = banded(part, source, k, 1, halo)
             with thread_limit(threads):
                 call()
                 _check_same("one call", k, reference)
-                ways["one call"] = measure(call, repeats=repeats).median_s
+                ways["one call"] = measure(call, repeats=repeats)
         if threads > 1:
             calls = banded(part, source, k, threads, halo)
             with thread_limit(1):
@@ -274,7 +284,7 @@ class _Bench:
                 _check_same(f"{threads} row bands", k, reference)
                 ways[f"{threads} row bands"] = measure(
                     lambda: run_bands(calls, self.pool), repeats=repeats
-                ).median_s
+                )
         return ways
 
     def spatial(
@@ -290,7 +300,7 @@ class _Bench:
             with thread_limit(threads):
                 t = measure(lambda w=w: spatial_contrast(frame, w, out=out), repeats=self.repeats)
             seconds[(w, "lsci")] = t.median_s
-            self.row(case, "lsci", t.median_s, moved, threads)
+            self.row(case, "lsci", t, moved, threads)
             if not with_baselines:
                 continue
             reference = out.copy()
@@ -298,14 +308,17 @@ class _Bench:
             families |= {name: (part, True) for name, part in opencv_parts(w).items()}
             for name, (part, own) in families.items():
                 ways = self.baseline(part, frame, reference, threads, w // 2, own)
-                for how, s in ways.items():
-                    self.row(case, name, s, moved, threads, note=how)
+                for how, timing in ways.items():
+                    self.row(case, name, timing, moved, threads, note=how)
                 family = "scipy" if name.startswith("scipy") else "opencv"
-                seconds[(w, family)] = min(seconds.get((w, family), np.inf), *ways.values())
-            per_px = pylsci_spatial_seconds_per_pixel(frame.dtype.type, w) if threads == 1 else None
+                fastest = min(timing.median_s for timing in ways.values())
+                seconds[(w, family)] = min(seconds.get((w, family), np.inf), fastest)
+            per_px = pylsci_spatial_per_pixel(frame.dtype.type, w) if threads == 1 else None
             if per_px is not None:
-                note = f"{PYLSCI_CROP}² crop, time scaled ×{frame.size / PYLSCI_CROP**2:.0f}"
-                self.row(case, "pylsci (pure Python)", per_px * frame.size, moved, 1, note)
+                n = frame.size
+                scaled = Timing(per_px.median_s * n, per_px.min_s * n, per_px.repeats)
+                note = f"{PYLSCI_CROP}² crop, time scaled ×{n / PYLSCI_CROP**2:.0f}"
+                self.row(case, "pylsci (pure Python)", scaled, moved, 1, note)
         return seconds
 
     def temporal(self, stack: np.ndarray, threads: int, with_baselines: bool) -> float:
@@ -316,15 +329,15 @@ class _Bench:
         case = f"temporal {size}² {dname} N={TEMPORAL_N} stack"
         with thread_limit(threads):
             call = lambda: temporal_contrast(stack, TEMPORAL_N, out=out[None])  # noqa: E731
-            t = measure(call, repeats=self.repeats).median_s
+            t = measure(call, repeats=self.repeats)
         self.row(case, "lsci", t, moved, threads)
         if with_baselines:
             reference = out.copy()
             for name, part in (("numpy mean/std float64", numpy_std_part),
                                ("numpy integer sums", numpy_sums_part)):  # fmt: skip
                 ways = self.baseline(part, stack, reference, threads, 0, own_threads=False)
-                for how, s in ways.items():
-                    self.row(case, name, s, moved, threads, note=how)
+                for how, timing in ways.items():
+                    self.row(case, name, timing, moved, threads, note=how)
             if threads == 1:
                 self._pylsci_temporal(case, stack, moved)
 
@@ -334,21 +347,21 @@ class _Bench:
         with thread_limit(threads):
             for frame in stack:
                 rolling.update(frame, out=k)
-            rolling_s = measure(
+            rolling_t = measure(
                 lambda: rolling.update(stack[next(order)], out=k), repeats=5 * self.repeats
-            ).median_s
+            )
         # A rolling update reads the new and the oldest frame and writes K.
         moved = 2 * stack[0].nbytes + out.nbytes
-        self.row(f"temporal {size}² {dname} N={TEMPORAL_N} rolling update", "lsci", rolling_s,
+        self.row(f"temporal {size}² {dname} N={TEMPORAL_N} rolling update", "lsci", rolling_t,
                  moved, threads)  # fmt: skip
 
         st = stack[:5]
         with thread_limit(threads):
             call = lambda: spatiotemporal_contrast(st, 7, 5, out=out[None])  # noqa: E731
-            t = measure(call, repeats=self.repeats).median_s
+            t = measure(call, repeats=self.repeats)
         self.row(f"spatiotemporal {size}² {dname} 7×7×5", "lsci", t, st.nbytes + out.nbytes,
                  threads)  # fmt: skip
-        return rolling_s
+        return rolling_t.median_s
 
     def _pylsci_temporal(self, case: str, stack: np.ndarray, moved: int) -> None:
         try:
@@ -356,7 +369,7 @@ class _Bench:
         except ImportError:
             return
         lsci_peer = Lsci(nbh_t=TEMPORAL_N)
-        t = measure(lambda: lsci_peer.temporal_contrast(stack), repeats=3).median_s
+        t = measure(lambda: lsci_peer.temporal_contrast(stack), repeats=3)
         self.row(case, "pylsci (NumPy)", t, moved, 1, note="clamps K > 1 to 1")
 
 
