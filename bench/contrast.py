@@ -237,7 +237,7 @@ def _check_same(name: str, k: np.ndarray, reference: np.ndarray) -> None:
 
 
 class _Bench:
-    """Shared state of one run: report, bandwidth, repeats and one thread pool per count."""
+    """Shared state of one run: report, bandwidth, repeats and the pool that runs row bands."""
 
     def __init__(self, report: Report, bw: Bandwidth, repeats: int, pool: ThreadPoolExecutor):
         self.report, self.bw, self.repeats, self.pool = report, bw, repeats, pool
@@ -268,24 +268,30 @@ class _Bench:
         more than one thread every library also runs in row bands, one per thread.
         """
         k = np.empty(reference.shape, np.float32)
-        repeats = max(3, self.repeats // 3)
         ways: dict[str, Timing] = {}
         if own_threads or threads == 1:
             (call,) = banded(part, source, k, 1, halo)
             with thread_limit(threads):
-                call()
-                _check_same("one call", k, reference)
-                ways["one call"] = measure(call, repeats=repeats)
+                ways["one call"] = self._checked_timing("one call", call, k, reference)
         if threads > 1:
             calls = banded(part, source, k, threads, halo)
             with thread_limit(1):
-                k.fill(np.nan)
-                run_bands(calls, self.pool)
-                _check_same(f"{threads} row bands", k, reference)
-                ways[f"{threads} row bands"] = measure(
-                    lambda: run_bands(calls, self.pool), repeats=repeats
+                how = f"{threads} row bands"
+                ways[how] = self._checked_timing(
+                    how, lambda: run_bands(calls, self.pool), k, reference
                 )
         return ways
+
+    def _checked_timing(
+        self, how: str, call: Callable[[], None], k: np.ndarray, reference: np.ndarray
+    ) -> Timing:
+        """Check the call's K against lsci's, then time it (as many repeats as lsci gets,
+        a third of them for calls slower than 20 ms)."""
+        k.fill(np.nan)
+        first = measure(call, repeats=1, warmup=0)
+        _check_same(how, k, reference)
+        repeats = self.repeats if first.median_s < 0.02 else max(3, self.repeats // 3)
+        return measure(call, repeats=repeats)
 
     def spatial(
         self, frame: np.ndarray, threads: int, with_baselines: bool
