@@ -198,5 +198,6 @@ def _dask(report: Report, folder: Path, n_frames: int) -> None:
 def run(report: Report, bandwidth: Bandwidth, *, quick: bool = False) -> None:
     """Measure every case and append the rows and targets to ``report``."""
     with tempfile.TemporaryDirectory(prefix="lsci-bench-", dir=Path.cwd()) as tmp:
-        _single_machine(report, Path(tmp), 200 if quick else 800)
+        # 400 frames (0.5 GB): per-frame maps write 4× that, on a disk shared with others.
+        _single_machine(report, Path(tmp), 200 if quick else 400)
         _dask(report, Path(tmp), 200 if quick else 400)

@@ -2,8 +2,8 @@
 
 :func:`plan_recording` checks everything (the file, the settings, the calibrations, what is to
 be stored) before anything is written; :func:`process_recording` then computes the chunks on
-this machine, reading the next chunk and writing the previous one while the current one is
-computed, and stores the maps as a product set (:mod:`lsci.recording.products`) in
+this machine, one chunk per core, while the next chunk is read and finished ones are written,
+and stores the maps as a product set (:mod:`lsci.recording.products`) in
 ``session.lsci/`` beside ``session.h5``. The recording is only ever opened read-only.
 :mod:`lsci.processing.distributed` runs the same plan on a Dask cluster. The recording's
 stored calibrations are applied as for any stack
@@ -19,12 +19,14 @@ import math
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -402,6 +404,22 @@ def plan_recording(
     )
 
 
+def _one_thread(
+    frames: npt.NDArray[Any],
+    chunk: Chunk,
+    settings: ProcessingSettings,
+    calibrations: Calibrations,
+) -> ChunkResult:
+    """:func:`process_chunk` with numba's kernels on this thread alone.
+
+    Chunks are computed side by side, one per thread: on a busy machine, a kernel split over
+    several threads waits for whichever thread was descheduled at each step, while whole
+    chunks only share the cores.
+    """
+    numba.set_num_threads(1)  # per thread: the other threads keep their own setting
+    return process_chunk(frames, chunk, settings, calibrations)
+
+
 def warn_about(check: OutputCheck, path: Path) -> None:
     for message in check.warnings(path):
         warnings.warn(message, OutputWarning, stacklevel=3)
@@ -424,9 +442,10 @@ def process_recording(
     The maps are stored as a product set in ``session.lsci/`` beside ``session.h5``, named by
     the settings (:class:`lsci.recording.products.ProductSetWriter`), with the settings and
     calibrations as provenance and each product's model and unit. The recording is opened
-    read-only. Frames are read in chunks that fit ``memory_bytes``; the next chunk is read and
-    the previous one written while the current one is computed. Nothing is published unless
-    every map was computed: an error or interruption leaves no product set.
+    read-only. Frames are read in chunks that fit ``memory_bytes``; chunks are computed side by
+    side, one per numba thread, while the next is read and finished ones are written. Nothing
+    is published unless every map was computed: an error or interruption leaves no product
+    set.
 
     Parameters
     ----------
@@ -486,40 +505,59 @@ def process_recording(
     start = time.perf_counter()
     frames_read = 0
     check = OutputCheck()
+    workers = max(1, numba.config.NUMBA_NUM_THREADS)
     with plan.writer(overwrite=overwrite) as out:
         if out.complete:
             return plan.result(out, 0, 0.0, reused=True)
+
+        def store(result: ChunkResult) -> OutputCheck:
+            maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
+            for name, values in maps.items():
+                out.write(name, result.chunk.first_map, values)
+            return chunk_check
+
         with (
             open_recording(plan.path) as recording,
+            ThreadPoolExecutor(workers, thread_name_prefix="lsci-compute") as computing,
             ThreadPoolExecutor(1, thread_name_prefix="lsci-write") as writing,
             contextlib.closing(
                 _prefetched(plan.chunks, lambda a, b: recording.frames[a:b])
             ) as chunks,
         ):
-            pending: Future[OutputCheck] | None = None
+            computed: deque[Future[ChunkResult]] = deque()
+            stored: Future[OutputCheck] | None = None
 
-            def store(result: ChunkResult) -> OutputCheck:
-                maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
-                for name, values in maps.items():
-                    out.write(name, result.chunk.first_map, values)
-                return chunk_check
+            def store_next() -> None:
+                nonlocal stored, frames_read
+                result = computed.popleft().result()
+                if stored is not None:
+                    check.add(stored.result())
+                stored = writing.submit(store, result)
+                frames_read += result.chunk.frame_stop - result.chunk.frame_start
+                if progress is not None:
+                    progress(result.chunk.stop_map, plan.n_maps)
 
             try:
                 for chunk, frames in chunks:
-                    result = process_chunk(frames, chunk, plan.settings, plan.calibrations)
+                    computed.append(
+                        computing.submit(
+                            _one_thread, frames, chunk, plan.settings, plan.calibrations
+                        )
+                    )
                     del frames
-                    if pending is not None:
-                        check.add(pending.result())
-                    pending = writing.submit(store, result)
-                    frames_read += chunk.frame_stop - chunk.frame_start
-                    if progress is not None:
-                        progress(chunk.stop_map, plan.n_maps)
-                if pending is not None:
-                    check.add(pending.result())
+                    if len(computed) >= workers:
+                        store_next()
+                while computed:
+                    store_next()
+                if stored is not None:
+                    check.add(stored.result())
             finally:
-                # No write may run once the set is published or discarded.
-                if pending is not None:
-                    with contextlib.suppress(BaseException):
-                        pending.result()
+                # Nothing may still compute or write once the set is published or discarded.
+                for future in computed:
+                    future.cancel()
+                for future in (*computed, stored):
+                    if future is not None and not future.cancelled():
+                        with contextlib.suppress(BaseException):
+                            future.result()
     warn_about(check, plan.path)
     return plan.result(out, frames_read, time.perf_counter() - start, reused=False)
