@@ -93,6 +93,6 @@ def test_recording_holds_events_calibrations_and_products(
     with open_recording(result.recording) as rec:
         assert [e.label for e in rec.events] == ["needling start", "needling end"]
         assert {"beta", "dark_frame"} <= set(rec.calibrations)
-        assert {"contrast", "perfusion"} <= set(rec.derived)
+        assert {"contrast", "perfusion"} <= {name.rsplit("/", 1)[-1] for name in rec.derived}
         assert rec.dropped_frames == 0
-        assert rec.derived["perfusion"].info.parameters["model"] == "inverse_tau"
+        assert rec.product("perfusion").info.parameters["model"] == "inverse_tau"

@@ -53,16 +53,35 @@ class Stopped(BaseException):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
+class StopRequests:
+    """Signals received: the run stops at the next safe point (between chunks).
+
+    A signal only records itself: raising from a signal handler at an arbitrary point could
+    land inside an HDF5 callback, which would swallow it. A second signal stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise Stopped(signum)
+        self.signum = signum
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` if a signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+
 @contextlib.contextmanager
-def stopped_by_signals() -> Iterator[None]:
-    """Turn SIGINT, SIGTERM and SIGHUP into :class:`Stopped`, so that ``with`` blocks clean up."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise Stopped(signum)
-
-    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+def stopped_by_signals() -> Iterator[StopRequests]:
+    """Record SIGINT, SIGTERM and SIGHUP; :meth:`StopRequests.check` turns them into
+    :class:`Stopped`, so that ``with`` blocks clean up."""
+    requests = StopRequests()
+    previous = {signum: signal.signal(signum, requests.handle) for signum in STOP_SIGNALS}
     try:
-        yield
+        yield requests
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -265,9 +284,10 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
     dtype = options.pop("dtype")
     check_options(dict(options, products=products))
     failures: dict[Path, str] = {}
-    with stopped_by_signals(), cluster(scheduler) as client:
+    with stopped_by_signals() as stops, cluster(scheduler) as client:
         for path in paths:
             try:
+                stops.check()
                 settings = settings_for(path, options)
                 plan = plan_recording(
                     path,
@@ -279,7 +299,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
                     dtype=dtype,
                 )
                 click.echo(plan.cost())
-                result = run(plan, client, overwrite=overwrite)
+                result = run(plan, client, overwrite=overwrite, stops=stops)
             except Stopped as exc:
                 raise StoppedError(
                     f"{exc}: {path} not finished (its partial results were removed); "
@@ -307,9 +327,12 @@ def _message(exc: BaseException) -> str:
     return text
 
 
-def run(plan: RecordingPlan, client: Any, *, overwrite: bool) -> ProcessingResult:
-    """Process one planned recording, here or on the cluster, with a progress bar."""
-    with progress_bar(plan.path.name) as advance, warnings.catch_warnings():
+def run(
+    plan: RecordingPlan, client: Any, *, overwrite: bool, stops: StopRequests
+) -> ProcessingResult:
+    """Process one planned recording, here or on the cluster, with a progress bar; a signal
+    stops it after the chunk in progress."""
+    with progress_bar(plan.path.name, stops.check) as advance, warnings.catch_warnings():
         warnings.simplefilter("always")
         if client is not None:
             from lsci.processing.distributed import process_recording_distributed
@@ -346,11 +369,15 @@ def cluster(scheduler: str | None) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr, advanced by the ``progress(done, total)`` callback it yields."""
+def progress_bar(
+    label: str, check: Callable[[], None] = lambda: None
+) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, advanced by the ``progress(done, total)`` callback it yields,
+    which calls ``check()`` first."""
     with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
 
         def advance(done: int, total: int) -> None:
+            check()
             bar.length = total
             bar.update(done - bar.pos)
 

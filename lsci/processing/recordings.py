@@ -505,7 +505,7 @@ def process_recording(
     start = time.perf_counter()
     frames_read = 0
     check = OutputCheck()
-    workers = max(1, numba.config.NUMBA_NUM_THREADS)
+    workers = max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     with plan.writer(overwrite=overwrite) as out:
         if out.complete:
             return plan.result(out, 0, 0.0, reused=True)
@@ -553,10 +553,11 @@ def process_recording(
                     check.add(stored.result())
             finally:
                 # Nothing may still compute or write once the set is published or discarded.
-                for future in computed:
+                unfinished: list[Future[Any]] = [*computed, *([stored] if stored else [])]
+                for future in unfinished:
                     future.cancel()
-                for future in (*computed, stored):
-                    if future is not None and not future.cancelled():
+                for future in unfinished:
+                    if not future.cancelled():
                         with contextlib.suppress(BaseException):
                             future.result()
     warn_about(check, plan.path)
