@@ -443,10 +443,14 @@ def _translation(
         ref.shape,
     )
     aligned = warp(mov, _moving_coords(guess, ref.shape), order=1, mode="constant", cval=0.0)
+    # Plain cross-correlation, not phase correlation: whitening gives the many frequencies of
+    # noise that differs between the images (speckle left in a mean intensity, strongest where
+    # flow is slow) the weight of the few the shared texture occupies, and a spurious peak wins.
     shift, _, _ = phase_cross_correlation(
         ref * spectral_window("hann", ref.shape),
         aligned * spectral_window("hann", ref.shape),
         upsample_factor=_UPSAMPLE,
+        normalization=None,
     )
     # ``aligned`` must move by ``shift`` to match the reference, so the reference's centre lies
     # at −shift in ``aligned`` coordinates, i.e. at linear · (−shift) in the moving image.
