@@ -33,9 +33,9 @@ HELPER = Path(__file__).parent / "study" / "add_many.py"
 
 #: Per subject: the day-0 event date, and per visit (day, ischemic factor, lesion radius px).
 SCHEDULE = {
-    "S01": (date(2026, 3, 2), [(2, 8.0, 18.0), (5, 6.0, 15.0), (9, 5.0, 12.0), (30, 4.0, 10.0)]),
-    "S02": (date(2026, 4, 11), [(3, 7.0, 17.0), (6, 5.0, 14.0), (10, 4.0, 12.0), (28, 3.5, 10.0)]),
-    "S03": (date(2025, 12, 20), [(2, 6.0, 16.0), (4, 5.0, 13.0), (8, 4.5, 12.0), (35, 4.0, 10.5)]),
+    "S01": (date(2026, 3, 2), [(2, 8.0, 36.0), (5, 6.0, 30.0), (9, 5.0, 24.0), (30, 4.0, 20.0)]),
+    "S02": (date(2026, 4, 11), [(3, 7.0, 34.0), (6, 5.0, 28.0), (10, 4.0, 24.0), (28, 3.5, 20.0)]),
+    "S03": (date(2025, 12, 20), [(2, 6.0, 32.0), (4, 5.0, 26.0), (8, 4.5, 24.0), (35, 4.0, 21.0)]),
 }
 NOTES = "seen with Dr Rivera, mother present"
 NEEDLING = ("needling start", "needling end")
@@ -61,6 +61,7 @@ def visits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[Pat
                 serial=serial(code),
                 start_time_utc=f"{when.isoformat()}T09:30:00Z",
                 events=NEEDLING if v < 2 else (),
+                skin=s,
             )
             made[code].append((path, when, day))
     return made
@@ -118,6 +119,9 @@ def test_followup_trend_recovers_the_simulated_recovery_and_the_export_is_de_ide
         for row in lesion:
             change = float(row["hypoperfused_area_mm2"]) - first
             assert float(row["hypoperfused_area_change_mm2"]) == pytest.approx(change, abs=1e-6)
+        # The ROIs drawn on the first visit follow the subject: registered onto every other.
+        assert [r["roi_mapping"] for r in lesion] == ["drawn"] + ["registration"] * 3
+        assert all(float(r["registration_correlation"]) > 0.5 for r in lesion[1:])
         assert lesion[0]["events"] == "needling start; needling end"
         assert lesion[3]["events"] == ""
 

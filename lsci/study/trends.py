@@ -7,11 +7,17 @@ Columns (units in the names):
 ``perfusion_percent_of_reference``
     That mean as % of the reference ROI's mean in the same recording.
 ``hypoperfused_area_mm2``
-    Lesion ROIs: area below the study's fraction of the reference mean
-    (:func:`lsci.study.analysis.hypoperfused_area_mm2`).
+    Lesion ROIs: the part of the hypoperfused region inside the ROI, below the study's
+    fraction of the reference ROI's median
+    (:func:`lsci.analysis.delineation.delineate_hypoperfusion`; :mod:`lsci.study.analysis`).
 ``*_change_*``
     Change from the subject's first visit at that site: perfusion in % of its first value,
     % of reference in percentage points, area in mm².
+``roi_mapping``
+    How the ROIs were placed on the recording: ``drawn`` on it, moved by ``registration`` or
+    by ``control_points`` (:mod:`lsci.study.follow`).
+``registration_correlation``
+    The registration's confidence: correlation of the aligned mean intensities.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class TrendRow:
     percent_of_reference_change_points: float = math.nan
     hypoperfused_area_change_mm2: float = math.nan
     events: str = ""
+    roi_mapping: str = "drawn"
+    registration_correlation: float = math.nan
 
 
 #: Columns of a trend CSV (the catalog's own view: visit labels, no dates or notes).
