@@ -149,9 +149,11 @@ class Delineation:
     mask : (M, N) ndarray of bool
         True at hypoperfused (measured) pixels, after cleaning.
     outlines : tuple of (K, 2) ndarray of float
-        Closed contours of the mask as ``(row, col)`` vertices, half way between pixel centres
-        (first vertex repeated last): outer boundaries and the boundaries of holes. Usable as
-        napari Shapes polygons and, as ``plot(c[:, 1], c[:, 0])``, in matplotlib.
+        Closed contours of the region as ``(row, col)`` vertices, half way between pixel
+        centres (first vertex repeated last): outer boundaries and the boundaries of holes.
+        Unmeasured pixels inside a hole smaller than the minimum size belong to the region's
+        outline (not to its area): a saturated pixel does not punch a hole in the lesion. Usable
+        as napari Shapes polygons and, as ``plot(c[:, 1], c[:, 0])``, in matplotlib.
     area_px : int
         Hypoperfused pixels.
     area_mm2 : float or None
@@ -305,6 +307,7 @@ def delineate_hypoperfusion(
         size_px=size_px,
         size_mm2=size_mm2,
         excluded_inside_px=int(np.count_nonzero(enclosed & ~measured)),
+        outlined=filled,
     )
 
 
@@ -718,6 +721,7 @@ def _describe(
     size_px: int,
     size_mm2: float | None,
     excluded_inside_px: int,
+    outlined: BoolMap | None = None,
 ) -> Delineation:
     area = int(np.count_nonzero(mask))
     centroid: tuple[float, float] | None = None
@@ -729,10 +733,10 @@ def _describe(
         shape = (int(mask.shape[0]), int(mask.shape[1]))
         for name, region in roi_masks(rois, shape).items():
             seen = int(np.count_nonzero(region & measured))
-            share[name] = np.count_nonzero(region & mask) / seen if seen else math.nan
+            share[name] = float(np.count_nonzero(region & mask)) / seen if seen else math.nan
     return Delineation(
         mask=mask,
-        outlines=_outlines(mask),
+        outlines=_outlines(mask if outlined is None else outlined),
         area_px=area,
         area_mm2=_mm2(area, scale),
         centroid_px=centroid,

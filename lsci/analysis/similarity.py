@@ -205,7 +205,8 @@ def register_similarity(
         If an image is not 2-D, smaller than 32 × 32 or has no finite pixel, or a parameter is
         out of range.
     SimilarityRegistrationError
-        If ``refuse`` and the registration is unreliable; the message gives the reasons.
+        If ``refuse`` and the registration is unreliable (the message gives the reasons), or
+        an image has no texture at all (then also without ``refuse``).
 
     Examples
     --------
@@ -222,6 +223,13 @@ def register_similarity(
     mov = _as_image(moving, "moving")
     _check_settings(min_correlation, min_overlap, max_rotation_deg, scale_range)
     ref_flat, mov_flat = _flatten(ref), _flatten(mov)
+    for name, flat in (("reference", ref_flat), ("moving", mov_flat)):
+        if not flat.any():
+            # A uniform image has no texture to align: nothing to measure, so nothing to trust.
+            raise SimilarityRegistrationError(
+                f"registration refused: the {name} image has no texture to align on (it is "
+                "uniform after removing the illumination's shading)"
+            )
 
     rotation_deg, scale = _rotation_and_scale(ref_flat, mov_flat)
     shift = _translation(ref_flat, mov_flat, rotation_deg, scale)
