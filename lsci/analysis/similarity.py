@@ -33,6 +33,9 @@ Method
 4. Refinement of all four parameters, with a gain and an offset between the images, by
    Gauss–Newton least squares on the flattened images (Lucas & Kanade 1981; Baker & Matthews
    2004), first on smoothed images then on sharper ones.
+5. Steps 3 and 4 are also run from no rotation and no scaling; of the two fits the converged
+   one that correlates best is kept (with faint texture the spectra of step 2 can point to a
+   false pose the refinement cannot leave, while the camera barely moved).
 
 Confidence
 ----------
@@ -231,27 +234,17 @@ def register_similarity(
                 "uniform after removing the illumination's shading)"
             )
 
-    rotation_deg, scale = _rotation_and_scale(ref_flat, mov_flat)
-    shift = _translation(ref_flat, mov_flat, rotation_deg, scale)
-    params = np.array(
-        [
-            scale * math.cos(math.radians(rotation_deg)),
-            scale * math.sin(math.radians(rotation_deg)),
-            shift[0],
-            shift[1],
-        ]
+    # Two starting points: the pose read from the spectra, and no rotation or scaling (the
+    # camera barely moved). With little texture the spectra can point to a false pose from
+    # which the refinement does not recover; the start whose alignment agrees best is kept.
+    starts = {_rotation_and_scale(ref_flat, mov_flat), (0.0, 1.0)}
+    fits = [_fit_from(ref_flat, mov_flat, rotation, scale) for rotation, scale in starts]
+    params, iterations, converged, (correlation, residual, overlap) = max(
+        fits, key=lambda fit: (fit[2], fit[3][0])
     )
-    iterations = 0
-    converged = True
-    for sigma in _REFINE_SIGMAS_PX:
-        params, steps, converged = _refine(
-            gaussian(ref_flat, sigma), gaussian(mov_flat, sigma), params
-        )
-        iterations += steps
     a, b, dy, dx = (float(v) for v in params)
     rotation_deg = math.degrees(math.atan2(b, a))
     scale = math.hypot(a, b)
-    correlation, residual, overlap = _agreement(ref_flat, mov_flat, params)
 
     reasons = []
     if not converged:
@@ -340,6 +333,24 @@ def _as_image(image: npt.ArrayLike, name: str) -> FloatImage:
     if not finite.any():
         raise ValueError(f"{name} has no finite pixel")
     return np.where(finite, values, values[finite].mean())
+
+
+def _fit_from(
+    ref_flat: FloatImage, mov_flat: FloatImage, rotation_deg: float, scale: float
+) -> tuple[FloatImage, int, bool, tuple[float, float, float]]:
+    """Translation for a starting pose, then the refinement: parameters, iterations, whether
+    it converged, and the agreement (correlation, residual, overlap)."""
+    shift = _translation(ref_flat, mov_flat, rotation_deg, scale)
+    theta = math.radians(rotation_deg)
+    params = np.array([scale * math.cos(theta), scale * math.sin(theta), shift[0], shift[1]])
+    iterations = 0
+    converged = True
+    for sigma in _REFINE_SIGMAS_PX:
+        params, steps, converged = _refine(
+            gaussian(ref_flat, sigma), gaussian(mov_flat, sigma), params
+        )
+        iterations += steps
+    return params, iterations, converged, _agreement(ref_flat, mov_flat, params)
 
 
 def _check_settings(
