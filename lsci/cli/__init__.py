@@ -60,6 +60,7 @@ def _register() -> None:
     from lsci.cli.process import process
     from lsci.cli.repair import repair
     from lsci.cli.scale import scale
+    from lsci.cli.study import study
     from lsci.cli.view import view
 
     for command in (
@@ -73,6 +74,7 @@ def _register() -> None:
         process,
         repair,
         scale,
+        study,
         view,
     ):
         main.add_command(command)
