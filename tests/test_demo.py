@@ -82,9 +82,11 @@ def test_hypoperfused_area_matches_the_scene(demo: tuple[DemoResult, list[str]])
     assert areas.pixel_area_mm2 == pytest.approx(SHORT.pixel_size_mm**2)
     compared = result.comparison.areas
     assert compared is not None
-    assert compared.before.area_mm2 == pytest.approx(
+    assert compared.before.extent_px == areas.measured_before_px
+    assert compared.before.extent_mm2 == pytest.approx(
         areas.measured_before_px * SHORT.pixel_size_mm**2, rel=1e-12
     )
+    assert compared.before.area_px == areas.measured_before_px - areas.unmeasured_before_px
     assert compared.before.centroid_px is not None
     assert np.hypot(*np.subtract(compared.before.centroid_px, scene.center_px)) < 0.1 * 25.6
     summary = (result.out_dir / "summary.txt").read_text()

@@ -195,11 +195,25 @@ class Delineation:
     excluded_inside_px: int
     scale: PixelScale | None
 
+    @property
+    def extent_px(self) -> int:
+        """Pixels the outline encloses: the hypoperfused ones and the unmeasured ones inside
+        (``area_px + excluded_inside_px``), the lesion's extent when some of it could not be
+        measured (saturated, for example)."""
+        return self.area_px + self.excluded_inside_px
+
+    @property
+    def extent_mm2(self) -> float | None:
+        """:attr:`extent_px` in mm² (``None`` without a scale)."""
+        return _mm2(self.extent_px, self.scale)
+
     def to_dict(self) -> dict[str, Any]:
         """Every number of the delineation as plain Python values (for JSON; no arrays)."""
         return {
             "area_px": self.area_px,
             "area_mm2": self.area_mm2,
+            "extent_px": self.extent_px,
+            "extent_mm2": self.extent_mm2,
             "centroid_px": _listed(self.centroid_px),
             "centroid_mm": _listed(self.centroid_mm),
             "roi_share": dict(self.roi_share),

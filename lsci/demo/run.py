@@ -189,8 +189,8 @@ def _record(out: Path, settings: DemoSettings, calibration: _Calibration, report
         seed=2,
         report=report,
     )
-    store_calibration(session, calibration.dark)
-    store_calibration(session, calibration.beta)
+    store_calibration(session, calibration.dark, overwrite=True)
+    store_calibration(session, calibration.beta, overwrite=True)
     # The scale, as a ruler laid across the field would give it: two marks one field apart.
     width = settings.scene.shape[1]
     save_scale(session, (0.0, 0.0), (0.0, width - 1.0), (width - 1) * settings.pixel_size_mm)
@@ -320,8 +320,9 @@ def _area_truth(settings: DemoSettings, comparison: Comparison) -> AreaTruth:
     assert areas is not None  # the comparison has a healthy reference
     fraction = comparison.area_settings.fraction
     return AreaTruth(
-        measured_before_px=areas.before.area_px,
-        measured_after_px=areas.after.area_px,
+        measured_before_px=areas.before.extent_px,
+        measured_after_px=areas.after.extent_px,
+        unmeasured_before_px=areas.before.excluded_inside_px,
         true_before_px=scene.disk_area_px,
         true_after_px=float(np.count_nonzero(scene.true_hypoperfused(scene.needling_end_s,
                                                                      fraction))),

@@ -19,7 +19,10 @@ class AreaTruth:
     Attributes
     ----------
     measured_before_px, measured_after_px : int
-        Delineated by the comparison engine from the recorded frames.
+        Delineated by the comparison engine from the recorded frames: the extent its outline
+        encloses (:attr:`lsci.analysis.delineation.Delineation.extent_px`).
+    unmeasured_before_px : int
+        Of the extent before, the pixels not measured (saturated in a frame of the window).
     true_before_px : float
         The scene's hypoperfused disk, π · radius².
     true_after_px : float
@@ -33,6 +36,7 @@ class AreaTruth:
 
     measured_before_px: int
     measured_after_px: int
+    unmeasured_before_px: int
     true_before_px: float
     true_after_px: float
     pixel_area_mm2: float
@@ -115,6 +119,8 @@ def summary_text(outcome: DemoOutcome) -> str:
         f"Hypoperfused area, {areas.threshold}:",
         f"  before needling: measured {area(areas.measured_before_px)}   simulated truth "
         f"{area(areas.true_before_px)}   error {100 * areas.before_error:+.1f} %",
+        f"    (the outline's extent; {areas.unmeasured_before_px} px of it saturated, not "
+        "measured, and left out of the area in mm² lsci compare reports)",
         f"  after needling:  measured {area(areas.measured_after_px)}   simulated truth "
         f"{area(areas.true_after_px)}   error {after_error:+.1f} % of the area before",
     ]
