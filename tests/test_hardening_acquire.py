@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +28,12 @@ from lsci.drivers.simulated import MAX_SENSOR_PX, SimulatedCamera, SpeckleScene
 from lsci.recording import (
     AcquisitionMetadata,
     Event,
+    RecordingStateError,
     RecordingWriteError,
     RecordingWriter,
     open_recording,
 )
+from lsci.recording.derived import save_derived
 from tests.helpers.tmpfs import mounted_tmpfs
 from tests.test_acquire_cli import command, stop_mid_run
 
@@ -366,3 +369,87 @@ def test_acquire_on_a_full_disk_reports_what_the_file_holds(tmp_path: Path) -> N
         dropped = int(result.stderr.split(" by the camera, ")[1].split()[0])
         assert dropped >= lost
         assert helpers_left(disk) == []
+
+
+# -- item 17: messages in the words of the interface used -----------------------------------
+
+
+def test_the_command_line_names_its_option_where_python_names_a_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
+    from lsci.drivers.genicam import GenICamCamera, ProducerNotFoundError
+
+    monkeypatch.setenv("GENICAM_GENTL64_PATH", str(tmp_path))  # a folder without producers
+    result = CliRunner().invoke(
+        main, ["acquire", "--camera", "genicam", "--out", str(tmp_path / "g.h5")]
+    )
+    assert result.exit_code == 1
+    [line] = error_lines(result.output)
+    assert line.endswith("or name it with --cti PATH")
+    assert "producer=" not in result.output
+    with pytest.raises(ProducerNotFoundError, match="pass producer=PATH"):
+        GenICamCamera(0).open()
+
+
+def _hold(path: Path, code: str) -> subprocess.Popen[str]:
+    """Run ``code`` (with ``path`` bound) in another process until it prints 'ready'."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"import pathlib; path = pathlib.Path({str(path)!r})\n{code}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+_WRITE = """
+import time, numpy as np
+from lsci.recording import AcquisitionMetadata, RecordingWriter
+writer = RecordingWriter(path, AcquisitionMetadata(), frame_shape=(16, 16), dtype=np.uint8)
+writer.append(np.zeros((16, 16), np.uint8), frame_id=0)
+writer.flush()
+print("ready", flush=True)
+time.sleep(60)
+"""
+_READ = """
+import time, h5py
+handle = h5py.File(path, "r")
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("holder", "expected"),
+    [
+        (_READ, "is open in another program (a viewer or reader)"),
+        (_WRITE, "is still being written by another program"),
+    ],
+    ids=["a reader", "a live writer"],
+)
+def test_a_file_held_by_another_program_is_not_called_a_crash(
+    tmp_path: Path, holder: str, expected: str
+) -> None:
+    path = tmp_path / "held.h5"
+    if holder is _READ:
+        with RecordingWriter(
+            path, AcquisitionMetadata(), frame_shape=(16, 16), dtype=np.uint8
+        ) as w:
+            w.append(np.zeros((16, 16), np.uint8), frame_id=0)
+    process = _hold(path, holder)
+    try:
+        with pytest.raises(RecordingStateError) as caught:
+            save_derived(path, "k", np.ones((4, 4)), algorithm="test", parameters={})
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+    assert expected in str(caught.value)
+    assert "crash" not in str(caught.value)
+    # Once the writer is gone without closing, the file says so.
+    if holder is _WRITE:
+        with pytest.raises(RecordingStateError, match="stopped without closing it"):
+            save_derived(path, "k", np.ones((4, 4)), algorithm="test", parameters={})

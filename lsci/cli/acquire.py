@@ -50,6 +50,7 @@ from lsci.acquisition import (
 )
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
 from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind, kinds_taking
 from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
@@ -409,6 +410,11 @@ def acquire(
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
     try:
         camera = _open_camera(camera_kind, cti, device, sim_mode, sim_shape)
+    except ProducerNotFoundError:
+        raise click.ClickException(
+            f"no GenTL producer found: install your camera vendor's GenTL producer (a .cti "
+            f"file) and list its folder in {ENV_VAR}, or name it with --cti PATH"
+        ) from None
     except (LsciError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     try:

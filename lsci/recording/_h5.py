@@ -235,20 +235,40 @@ def open_for_editing(path: str | Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r+")
     except BlockingIOError:
-        raise RecordingStateError(
-            path, "the file is open for writing elsewhere; close the writer first"
-        ) from None
+        raise RecordingStateError(path, _held_by(path)) from None
     except OSError as exc:
         cause = describe_os_error(exc)
         if "already open for write" in cause or "file is already open" in str(exc):
-            raise RecordingStateError(
-                path,
-                "the recording is still open for writing (in this or another program), or its "
-                "writer stopped without closing it (crash); it can be read but not modified. "
-                "Work on a repaired copy (lsci repair FILE --out COPY.h5)",
-            ) from None
+            raise RecordingStateError(path, _held_by(path)) from None
         raise RecordingWriteError(path, f"cannot open for writing: {cause}") from None
     return handle
+
+
+def _held_by(path: Path) -> str:
+    """Why a recording cannot be opened for editing: who holds it, as far as can be told.
+
+    A live writer holds a lock and leaves the file marked open for writing; a writer that
+    died leaves only the mark; a reader (a viewer, ``lsci info``) holds only a lock.
+    """
+    from lsci.recording.atomic import in_use
+
+    try:
+        with h5py.File(path, "r"):
+            marked = False
+    except OSError:
+        marked = True
+    if marked and in_use(path):
+        return (
+            "the recording is still being written by another program; it can be read but not "
+            "modified until that writer closes it"
+        )
+    if marked:
+        return (
+            "the recording was left open: its writer stopped without closing it (killed or "
+            "crashed); it can be read but not modified. Work on a repaired copy (lsci repair "
+            "FILE --out COPY.h5)"
+        )
+    return "the file is open in another program (a viewer or reader); close it there first"
 
 
 def check_root(handle: h5py.File, path: str | Path) -> int:
