@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from pathlib import Path
 
 from bench.report import Report
-from bench.timing import memory_bandwidth
+from bench.timing import memory_bandwidth, thread_pools
 
 SUITES = ("contrast", "recording", "processing", "pipeline")
 
@@ -19,8 +20,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args()
 
-    bandwidth = memory_bandwidth()
     report = Report()
+    report.extra["load_average_1min_at_start"] = os.getloadavg()[0]
+    report.extra["thread_pools"] = thread_pools()
+    # Set on some processors for old OpenBLAS builds; they slow a current NumPy (none of the
+    # baselines here calls BLAS, but the JSON says what the run had).
+    report.extra["openblas_env"] = {
+        name: os.environ.get(name) for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    }
+    bandwidth = memory_bandwidth()
     report.extra["memory_bandwidth_GBps"] = {
         "one_thread": bandwidth.one_thread_bps / 1e9,
         f"{bandwidth.threads}_threads": bandwidth.all_threads_bps / 1e9,
@@ -33,6 +41,7 @@ def main() -> None:
     for name in args.suite or SUITES:
         print(f"running {name} ...", flush=True)
         importlib.import_module(f"bench.{name}").run(report, bandwidth, quick=args.quick)
+    report.extra["load_average_1min_at_end"] = os.getloadavg()[0]
     print(report.table())
     for key, value in report.extra.items():
         print(f"{key}: {value}")

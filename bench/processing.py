@@ -80,6 +80,7 @@ def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> 
     from lsci.processing.distributed import process_recording_distributed
 
     # One numba thread per worker process: the workers are the parallelism.
+    before = os.environ.get("NUMBA_NUM_THREADS")
     os.environ["NUMBA_NUM_THREADS"] = "1"
     try:
         with (
@@ -95,7 +96,10 @@ def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> 
             )
             return time.perf_counter() - start
     finally:
-        del os.environ["NUMBA_NUM_THREADS"]
+        if before is None:
+            del os.environ["NUMBA_NUM_THREADS"]
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = before
 
 
 def _dask(report: Report, folder: Path, n_frames: int) -> None:

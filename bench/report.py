@@ -25,6 +25,8 @@ class Row:
     unit: str = "frames/s"
     fraction_of_bandwidth: float | None = None
     note: str = ""
+    threads: int | None = None  # threads the implementation was given, where it is a setting
+    min_ms: float | None = None  # fastest repeat: far below the median when the machine is busy
 
 
 @dataclass
@@ -55,21 +57,24 @@ class Report:
     extra: dict[str, object] = field(default_factory=dict)
 
     def table(self) -> str:
-        header = f"{'suite':<10} {'case':<42} {'implementation':<30} {'ms':>10} {'rate':>10}"
-        lines = [header + f"  {'of BW':>6}", "-" * 114]
+        header = f"{'suite':<10} {'case':<42} {'implementation':<34} {'thr':>3} {'ms':>10}"
+        lines = [header + f" {'min ms':>9} {'rate':>10}  {'of BW':>6}", "-" * 132]
         for r in self.rows:
             rate = "" if r.per_second is None else _rate(r.per_second)
             frac = f"{100 * r.fraction_of_bandwidth:.1f}%" if r.fraction_of_bandwidth else ""
+            threads = "" if r.threads is None else str(r.threads)
+            fastest = "" if r.min_ms is None else f"{r.min_ms:.3f}"
             lines.append(
-                f"{r.suite:<10} {r.case:<42} {r.implementation:<30} {r.median_ms:>10.3f} "
-                f"{rate:>10}  {frac:>6}" + (f"  {r.note}" if r.note else "")
+                f"{r.suite:<10} {r.case:<42} {r.implementation:<34} {threads:>3} "
+                f"{r.median_ms:>10.3f} {fastest:>9} {rate:>10}  {frac:>6}"
+                + (f"  {r.note}" if r.note else "")
             )
         if self.targets:
             lines += ["", "targets:"]
             for t in self.targets:
                 sign = ">=" if t.higher_is_better else "<="
                 verdict = "met" if t.met else "MISSED"
-                lines.append(f"  {t.name:<62} {t.measured:>9.2f} {sign} {t.goal:<7g} {verdict}")
+                lines.append(f"  {t.name:<70} {t.measured:>9.2f} {sign} {t.goal:<7g} {verdict}")
         return "\n".join(lines)
 
     def write_json(self, path: Path) -> None:

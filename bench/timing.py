@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numba
@@ -30,6 +32,75 @@ def measure(fn: Callable[[], object], *, repeats: int = 15, warmup: int = 2) -> 
         fn()
         samples.append(time.perf_counter() - start)
     return Timing(statistics.median(samples), min(samples), repeats)
+
+
+def all_threads() -> int:
+    """The threads numba may use in this process (its start-up setting, not the current one)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+@contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """Run every library that has a thread pool on ``n`` threads, and restore them afterwards.
+
+    numba (``numba.set_num_threads``; lsci's kernels follow it), OpenCV (``cv2.setNumThreads``)
+    and, when threadpoolctl is installed, BLAS and OpenMP pools. SciPy's ndimage filters and
+    NumPy's element-wise functions have no threads of their own: a baseline gives them ``n``
+    threads with :func:`run_bands`.
+    """
+    with ExitStack() as stack:
+        numba_before = numba.get_num_threads()
+        numba.set_num_threads(n)
+        stack.callback(numba.set_num_threads, numba_before)
+        try:
+            import cv2
+        except ImportError:
+            pass
+        else:
+            cv2_before = cv2.getNumThreads()
+            cv2.setNumThreads(n)
+            stack.callback(cv2.setNumThreads, cv2_before)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            pass
+        else:
+            stack.enter_context(threadpool_limits(limits=n))
+        yield
+
+
+def thread_pools() -> list[dict[str, object]]:
+    """The BLAS/OpenMP pools this process loaded (threadpoolctl), e.g. which OpenBLAS kernel."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [dict(pool) for pool in threadpool_info()]
+
+
+def row_bands(rows: int, n: int, halo: int = 0) -> list[tuple[slice, slice, slice]]:
+    """Split ``rows`` into ``n`` bands for ``n`` threads.
+
+    Returns, per band, the input rows it reads (its own rows and up to ``halo`` rows on either
+    side, clipped at the frame), its output rows, and where those output rows sit inside the
+    input band.
+    """
+    bands = []
+    for i in range(n):
+        lo, hi = i * rows // n, (i + 1) * rows // n
+        read_lo, read_hi = max(0, lo - halo), min(rows, hi + halo)
+        bands.append((slice(read_lo, read_hi), slice(lo, hi), slice(lo - read_lo, hi - read_lo)))
+    return bands
+
+
+def run_bands(parts: list[Callable[[], object]], pool: ThreadPoolExecutor | None) -> None:
+    """Run one callable per band: in ``pool`` (one band per thread), or inline for one band."""
+    if pool is None or len(parts) == 1:
+        for part in parts:
+            part()
+        return
+    for future in [pool.submit(part) for part in parts]:
+        future.result()
 
 
 @numba.njit(parallel=True, cache=True)

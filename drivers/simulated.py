@@ -41,7 +41,8 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+from lsci.sim.needling import NeedlingScene
+from lsci.sim.speckle import SpeckleSimulator
 
 from . import pixel_formats
 from .base import (
@@ -190,6 +191,21 @@ class SpeckleScene:
             array.flags.writeable = False
 
     @classmethod
+    def needling(cls, scene: NeedlingScene) -> SpeckleScene:
+        """The camera's view of a simulated needling session: its flow recovers on time.
+
+        Parameters
+        ----------
+        scene
+            The session (:class:`lsci.sim.needling.NeedlingScene`); its times count from the
+            start of the acquisition.
+        """
+        change = FlowChange(
+            scene.recovery_s, scene.recovery_factor, scene.recovery_mask(), "needling"
+        )
+        return cls(scene.tau_c_before(), illumination=scene.illumination(), changes=[change])
+
+    @classmethod
     def skin(
         cls,
         shape: tuple[int, int] = (512, 512),
@@ -219,21 +235,18 @@ class SpeckleScene:
             Seed of the tissue texture.
         """
         shape = check_sensor_shape(shape)
-        radius = min(shape) / 5.0
-        tau = skin_flow_map(
+        scene = NeedlingScene(
             shape,
             baseline_tau_c_s=baseline_tau_c_s,
-            ischemic_radius_px=radius,
             ischemic_factor=ischemic_factor,
-            rng=seed,
+            recovery_factor=recovery_factor,
+            needling_start_s=0.0 if needling_time_s is None else needling_time_s,
+            needling_end_s=0.0 if needling_time_s is None else needling_time_s,
+            seed=seed,
         )
-        illumination = skin_reflectance_map(shape, rng=seed + 1)
-        changes: list[FlowChange] = []
-        if needling_time_s is not None:
-            y, x = np.ogrid[: shape[0], : shape[1]]
-            patch = np.hypot(y - (shape[0] - 1) / 2, x - (shape[1] - 1) / 2) <= radius
-            changes.append(FlowChange(needling_time_s, recovery_factor, patch, "needling"))
-        return cls(tau, illumination=illumination, changes=changes)
+        if needling_time_s is None:
+            return cls(scene.tau_c_before(), illumination=scene.illumination())
+        return cls.needling(scene)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from lsci.demo import HEALTHY, ISCHEMIC, DemoResult, DemoSettings, run_demo
+from lsci.drivers.simulated import SpeckleScene
 from lsci.recording import open_recording
+from lsci.sim.needling import NeedlingScene
 
 # The demo's timeline, compressed: the same steps on a smaller sensor in a third of the time.
 SHORT = DemoSettings(
-    shape=(128, 128),
-    needling_start_s=3.0,
-    needling_end_s=4.5,
-    recovery_s=3.75,
+    scene=NeedlingScene(
+        shape=(128, 128),
+        ischemic_factor=5.0,
+        recovery_factor=3.0,
+        needling_start_s=3.0,
+        needling_end_s=4.5,
+    ),
     duration_s=7.5,
     window_s=2.5,
     calibration_s=1.0,
 )
+# Measured against true recovery: 10 % (spatial K over a 7 × 7 window, shot noise, a few
+# maps per window); healthy skin, which does not change, within 5 % of 1.
+RECOVERY_TOLERANCE = 0.10
+HEALTHY_TOLERANCE = 0.05
+
+
+def _true_recovery(scene: NeedlingScene, region: str) -> float:
+    """Mean 1/τc of a region after over before, from the τc maps the camera simulated."""
+    mask = scene.regions()[region]
+    camera_scene = SpeckleScene.needling(scene)
+    before, after = camera_scene.tau_c_at(0.0), camera_scene.tau_c_at(scene.needling_end_s)
+    return float(np.mean(1.0 / after[mask]) / np.mean(1.0 / before[mask]))
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +49,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str
 @pytest.mark.slow
 def test_recovers_the_simulated_factor(demo: tuple[DemoResult, list[str]]) -> None:
     result, _ = demo
-    assert result.true_factor == SHORT.recovery_factor
-    assert result.measured_factor == pytest.approx(result.true_factor, rel=0.10)
+    truth = _true_recovery(SHORT.scene, ISCHEMIC)
+    # The ischemic region lies where the whole disk recovered by the scene's factor.
+    assert truth == pytest.approx(3.0, rel=1e-12)
+    assert result.true_factor == pytest.approx(truth, rel=1e-12)
+    assert result.measured_factor == pytest.approx(truth, rel=RECOVERY_TOLERANCE)
     # 1/K² is not proportional to flow at T ≈ τc: it underestimates the recovery.
     assert result.measured_factor_sfi < result.measured_factor
     healthy = result.comparison.roi(HEALTHY)
-    assert healthy.ratio == pytest.approx(1.0, abs=0.05)
+    assert _true_recovery(SHORT.scene, HEALTHY) == 1.0
+    assert healthy.ratio == pytest.approx(1.0, abs=HEALTHY_TOLERANCE)
     registration = result.comparison.registration
     assert registration is not None
     assert max(abs(v) for v in registration.shift_px) < 0.5
@@ -59,7 +81,7 @@ def test_writes_every_output(demo: tuple[DemoResult, list[str]]) -> None:
         rows = {row["name"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {ISCHEMIC, HEALTHY}
     summary = (result.out_dir / "summary.txt").read_text()
-    assert f"simulated truth {SHORT.recovery_factor:.3f}" in summary
+    assert f"simulated truth {SHORT.scene.recovery_factor:.3f}" in summary
     assert any(m.startswith("5/5") for m in messages)
 
 

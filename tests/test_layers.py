@@ -2,7 +2,7 @@
 
 Layers, bottom to top (docs/architecture.md): the shared base (``lsci.errors``,
 ``lsci._version``, ``lsci._arrays``), ``core``, ``sim``, ``calibration``, ``drivers``,
-``recording``, ``acquisition``, ``processing``, ``analysis``, ``viz``, then the callers
+``recording``, ``acquisition``, ``processing``, ``analysis``, ``viz``, ``study``, then the callers
 (``lsci.demo``, ``lsci.cli`` and the short top-level API ``lsci``), then the napari plugin.
 A module may import from its own layer and the layers below it. Every import counts: those at
 module level, inside functions (lazy imports) and under ``TYPE_CHECKING``.
@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("lsci.processing",),
     ("lsci.analysis",),
     ("lsci.viz",),
+    ("lsci.study",),
     ("lsci.demo", "lsci.cli", "lsci"),
     ("napari_lsci",),
 )

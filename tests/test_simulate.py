@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import j1
 
+from lsci.sim.needling import HEALTHY, ISCHEMIC, NeedlingScene, simulate_needling
 from lsci.sim.speckle import (
     SpeckleSimulator,
     skin_flow_map,
@@ -332,9 +333,9 @@ def test_bad_stream_calls() -> None:
         sim.set_tau_c(0.0)
     with pytest.raises(ValueError, match="where"):
         sim.set_tau_c(1e-3, where=np.ones((8, 8)))
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         sim.next_frame(out=np.empty((8, 8), dtype=np.float32))
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         sim.next_intensity(out=np.empty((8, 8), dtype=np.uint16))
     with pytest.raises(ValueError, match="n must"):
         sim.frames(-1)
@@ -441,3 +442,50 @@ def test_frames_are_not_translated_copies() -> None:
         for j in range(i + 1, 20)
     ]
     assert max(peaks) < 0.6
+
+
+def test_needling_scene_knows_its_truth() -> None:
+    scene = NeedlingScene(shape=(96, 128), recovery_factor=3.0, needling_start_s=2.0,
+                          needling_end_s=3.0)  # fmt: skip
+    assert scene.recovery_s == 2.5
+    assert scene.events == ((2.0, "needling start"), (3.0, "needling end"))
+    assert scene.center_px == (47.5, 63.5)
+    assert scene.radius_px == pytest.approx(96 / 5)
+    regions = scene.regions()
+    recovering = scene.recovery_mask()
+    # The ischemic region recovers as a whole; healthy skin does not change at all.
+    assert regions[ISCHEMIC].any()
+    assert (recovering | ~regions[ISCHEMIC]).all()
+    assert regions[HEALTHY].any()
+    assert not (recovering & regions[HEALTHY]).any()
+    before, after = scene.tau_c_at(2.49), scene.tau_c_at(2.5)
+    np.testing.assert_array_equal(before, scene.tau_c_before())
+    np.testing.assert_allclose(before[recovering] / after[recovering], 3.0, rtol=1e-12)
+    np.testing.assert_array_equal(before[~recovering], after[~recovering])
+    # Flow in the ischemic region is a fifth of healthy skin's before the needling.
+    flow = 1.0 / before
+    ratio = flow[regions[ISCHEMIC]].mean() / flow[regions[HEALTHY]].mean()
+    assert ratio == pytest.approx(1 / 5, rel=0.2)
+    assert scene.true_recovery(ISCHEMIC) == pytest.approx(3.0, rel=1e-12)
+    assert scene.true_recovery(HEALTHY) == 1.0
+    with pytest.raises(ValueError, match="recovery_factor"):
+        NeedlingScene(recovery_factor=0.0)
+    with pytest.raises(ValueError, match="needling_start_s"):
+        NeedlingScene(needling_start_s=3.0, needling_end_s=2.0)
+
+
+def test_simulated_needling_frames_have_the_contrast_of_the_true_maps() -> None:
+    exposure = 5e-3
+    scene = NeedlingScene(shape=(64, 64), needling_start_s=1.4, needling_end_s=1.6)
+    filmed = simulate_needling(scene, 60, frame_interval_s=0.05, exposure_s=exposure, seed=4)
+    assert filmed.frames.dtype == np.uint16
+    assert filmed.frames.shape == (60, 64, 64)
+    np.testing.assert_allclose(filmed.times_s, np.arange(60) * 0.05)
+    before, after = filmed.split(scene.recovery_s)
+    assert len(before) == len(after) == 30
+    for frames, tau in ((before, scene.tau_c_before()), (after, scene.tau_c_after())):
+        stack = frames.astype(np.float64)
+        k2 = stack.var(axis=0, ddof=1) / stack.mean(axis=0) ** 2
+        for mask in scene.regions().values():
+            expected = visibility_k2(exposure / tau[mask]).mean()
+            assert k2[mask].mean() == pytest.approx(expected, rel=0.1)

@@ -71,8 +71,10 @@ def test_window_mean_bad_mask_and_out() -> None:
     maps = np.ones((2, 3, 3))
     with pytest.raises(ValueError, match="mask"):
         window_mean(maps, [0.0, 1.0], (0, 2), mask=np.ones((4, 4), bool))
-    with pytest.raises(ValueError, match="out"):
+    with pytest.raises(TypeError, match="out"):
         window_mean(maps, [0.0, 1.0], (0, 2), out=np.empty((3, 3), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        window_mean(maps, [0.0, 1.0], (0, 2), out=np.empty((4, 4)))
 
 
 @dataclass(frozen=True)

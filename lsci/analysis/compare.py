@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import check_out
 from lsci.analysis.registration import Registration, apply_shift, register_translation
 from lsci.analysis.roi import RoiSpec, roi_masks
 
@@ -227,7 +228,7 @@ def ratio_map(
     array([[1.5, nan]])
     """
     b, a, dtype = _pair(before, after)
-    _check_out(out, b.shape, dtype)
+    check_out(out, b.shape, (dtype,))
     b64 = b.astype(np.float64)
     a64 = a.astype(np.float64)
     ratio = np.full(b.shape, np.nan)
@@ -268,7 +269,7 @@ def percent_change_map(
     change = 100.0 * (ratio.astype(np.float64) - 1.0)
     if out is None:
         return change.astype(ratio.dtype)
-    _check_out(out, ratio.shape, ratio.dtype)
+    check_out(out, ratio.shape, (ratio.dtype,))
     out[...] = change
     return out
 
@@ -530,13 +531,6 @@ def _intensity(image: npt.ArrayLike, shape: tuple[int, ...], name: str) -> npt.N
     if arr.shape != shape:
         raise ValueError(f"{name}_intensity must have the maps' shape {shape}, got {arr.shape}")
     return arr
-
-
-def _check_out(out: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-    if out is not None and (out.shape != shape or out.dtype != dtype):
-        raise ValueError(
-            f"out must have shape {shape} and dtype {dtype}, got {out.shape} and {out.dtype}"
-        )
 
 
 def _json_value(value: Any) -> Any:

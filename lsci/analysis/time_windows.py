@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from lsci._arrays import check_out
 from lsci.processing import Calibrations, ProcessingSettings, iter_maps
 from lsci.processing.calibrations import resolve
 from lsci.processing.frames import CHUNK_BYTES
@@ -119,7 +120,7 @@ def window_mean(
         )
     start, stop = _check_window(window_s)
     dtype = _result_dtype(stack.dtype)
-    _check_out(out, stack.shape[1:], dtype)
+    check_out(out, stack.shape[1:], (dtype,))
     selected = np.flatnonzero((times >= start) & (times < stop))
     if selected.size == 0:
         raise ValueError(
@@ -551,10 +552,3 @@ def _result_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     if not np.issubdtype(result, np.floating):
         raise ValueError(f"maps must hold real numbers, got dtype {dtype}")
     return result
-
-
-def _check_out(out: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-    if out is not None and (out.shape != shape or out.dtype != dtype):
-        raise ValueError(
-            f"out must have shape {shape} and dtype {dtype}, got {out.shape} and {out.dtype}"
-        )

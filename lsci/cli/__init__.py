@@ -59,6 +59,8 @@ def _register() -> None:
     from lsci.cli.info import info
     from lsci.cli.process import process
     from lsci.cli.repair import repair
+    from lsci.cli.scale import scale
+    from lsci.cli.study import study
     from lsci.cli.view import view
 
     for command in (
@@ -71,6 +73,8 @@ def _register() -> None:
         info,
         process,
         repair,
+        scale,
+        study,
         view,
     ):
         main.add_command(command)

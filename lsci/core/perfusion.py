@@ -451,6 +451,8 @@ class PerfusionScale:
     Commercial imagers report "perfusion units" (PU): arbitrary units, calibrated in the
     factory against a reference of moving scatterers. This class does the same for any lsci
     index: measure the reference, state the PU value it should read, and apply the scale.
+    It calibrates a model's output rather than being a model of its own, so it is not in the
+    model registry (:mod:`lsci.core.models` says why).
 
     Parameters
     ----------

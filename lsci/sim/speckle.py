@@ -44,7 +44,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lsci._arrays import frame_shape
+from lsci._arrays import check_out, frame_shape
 from lsci.sim._kernels import expose, expose_serial
 
 __all__ = [
@@ -568,19 +568,14 @@ class SpeckleSimulator:
 
         Raises
         ------
+        TypeError
+            If ``out`` is not a float32 or float64 array.
         ValueError
-            If ``out`` has the wrong shape or dtype or is not C-contiguous.
+            If ``out`` has the wrong shape or is not C-contiguous.
         """
         if out is None:
             out = np.empty(self._shape, dtype=np.float64)
-        elif (
-            out.shape != self._shape
-            or out.dtype not in (np.float32, np.float64)
-            or not out.flags.c_contiguous
-        ):
-            raise ValueError(
-                f"out must be a C-contiguous float32 or float64 array of shape {self._shape}"
-            )
+        check_out(out, self._shape, contiguous=True)
         n_sub = self._n_sub
         step = self._exposure_s / n_sub
         first_step = 0.0 if self._gap_s is None else self._gap_s + 0.5 * step
@@ -632,13 +627,14 @@ class SpeckleSimulator:
 
         Raises
         ------
+        TypeError
+            If ``out`` has the wrong dtype.
         ValueError
-            If ``out`` has the wrong shape or dtype.
+            If ``out`` has the wrong shape.
         """
         if out is None:
             out = np.empty(self._shape, dtype=self._dtype)
-        elif out.shape != self._shape or out.dtype != self._dtype:
-            raise ValueError(f"out must be a {self._dtype} array of shape {self._shape}")
+        check_out(out, self._shape, (self._dtype,))
         electrons = self.next_intensity(out=self._scratch)
         electrons *= self._mean_signal_e
         if self._noise:

@@ -1,8 +1,9 @@
 """Figures of perfusion maps and before/after comparisons, as PNG files (matplotlib, no GUI).
 
 Used by ``lsci demo``, the command line and the napari plugin's export, so a figure looks the
-same wherever it is made. Every function draws into a new figure with the non-interactive Agg
-canvas and writes it to ``path``; none needs a display.
+same wherever it is made; colours and limits follow :mod:`lsci.viz.display`, as in the napari
+viewer. Every function draws into a new figure with the non-interactive Agg canvas and writes
+it to ``path``; none needs a display.
 """
 
 from __future__ import annotations
@@ -18,26 +19,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lsci.analysis.compare import Comparison
+from lsci.viz.display import (
+    CHANGE_COLORMAP,
+    CHANGE_UNIT,
+    PERFUSION_COLORMAP,
+    RAW_COLORMAP,
+    display_limits,
+    robust_limits,
+)
 
-__all__ = ["comparison_figure", "map_figure", "maps_figure", "timecourse_figure"]
+__all__ = [
+    "comparison_figure",
+    "draw_comparison",
+    "map_figure",
+    "maps_figure",
+    "timecourse_figure",
+]
 
-#: Colour map of perfusion and contrast maps (perceptually uniform).
-MAP_CMAP = "inferno"
-#: Colour map of changes, centred on no change.
-CHANGE_CMAP = "RdBu_r"
 _ROI_COLOURS = ("#00e5ff", "#7cfc00", "#ffd700", "#ff69b4", "#ffffff")
-
-
-def _limits(
-    image: npt.ArrayLike, percentiles: tuple[float, float] = (1, 99)
-) -> tuple[float, float]:
-    """Robust display limits: percentiles of the finite values (0, 1 when there are none)."""
-    values = np.asarray(image, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = np.percentile(values, percentiles)
-    return float(low), float(high if high > low else low + 1)
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
@@ -72,7 +71,7 @@ def map_figure(
     *,
     title: str,
     label: str,
-    cmap: str = MAP_CMAP,
+    cmap: str = PERFUSION_COLORMAP,
     limits: tuple[float, float] | None = None,
 ) -> Path:
     """One map with a colour bar.
@@ -90,14 +89,14 @@ def map_figure(
     cmap : str
         Matplotlib colour map.
     limits : tuple of float, optional
-        Display range; default the 1st and 99th percentiles.
+        Display range; default the 1st and 99th percentiles (:func:`robust_limits`).
 
     Returns
     -------
     Path
         The file written.
     """
-    vmin, vmax = _limits(image) if limits is None else limits
+    vmin, vmax = robust_limits(image) if limits is None else limits
     figure = Figure(figsize=(5.2, 4.4), layout="constrained")
     _show_map(figure.add_subplot(), figure, image, title, label, cmap=cmap, vmin=vmin, vmax=vmax)
     return _save(figure, path)
@@ -107,64 +106,19 @@ def maps_figure(
     images: Sequence[tuple[npt.ArrayLike, str, str]],
     path: str | Path,
     *,
-    cmap: str = MAP_CMAP,
+    cmap: str = PERFUSION_COLORMAP,
 ) -> Path:
     """Maps side by side, each ``(image, title, colour-bar label)`` with its own colour bar."""
     figure = Figure(figsize=(4.6 * len(images), 4.2), layout="constrained")
     for index, (image, title, label) in enumerate(images, start=1):
-        vmin, vmax = _limits(image)
+        vmin, vmax = robust_limits(image)
         axes = figure.add_subplot(1, len(images), index)
         _show_map(axes, figure, image, title, label, cmap=cmap, vmin=vmin, vmax=vmax)
     return _save(figure, path)
 
 
-def comparison_figure(
-    comparison: Comparison,
-    path: str | Path,
-    *,
-    masks: Mapping[str, npt.NDArray[np.bool_]],
-    label: str,
-    title: str = "Perfusion before and after treatment",
-) -> Path:
-    """Before, after, percent change and ROI bars of a before/after comparison.
-
-    Parameters
-    ----------
-    comparison : lsci.analysis.compare.Comparison
-        From :func:`lsci.analysis.compare.compare_before_after`.
-    path : str or Path
-        PNG file to write.
-    masks : dict of str to (M, N) bool array
-        The regions, outlined on the maps in the order of the ROI bars.
-    label : str
-        What the maps show, with the unit (colour bars and bar axis).
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    Path
-        The file written.
-    """
-    figure = Figure(figsize=(13, 9.2), layout="constrained")
-    figure.suptitle(title, fontsize=14)
-    # Before and after share one colour scale, so equal colours mean equal perfusion.
-    vmin, vmax = _limits(np.stack([comparison.before, comparison.after]))
-    panels = ((1, comparison.before, "Before"), (2, comparison.after, "After (registered)"))
-    for index, image, name in panels:
-        axes = figure.add_subplot(2, 2, index)
-        _show_map(axes, figure, image, name, label, cmap=MAP_CMAP, vmin=vmin, vmax=vmax)
-        _outline(axes, masks)
-
-    change = np.asarray(comparison.percent_change, dtype=np.float64)
-    finite = np.abs(change[np.isfinite(change)])
-    bound = float(np.percentile(finite, 98)) if finite.size else 100.0
-    axes = figure.add_subplot(2, 2, 3)
-    _show_map(axes, figure, change, "Change after / before", "change (%)", cmap=CHANGE_CMAP,
-              vmin=-bound, vmax=bound)  # fmt: skip
-    _outline(axes, masks)
-
-    axes = figure.add_subplot(2, 2, 4)
+def _roi_bars(axes: Axes, comparison: Comparison, label: str) -> None:
+    """Mean before and after of each ROI, with its percent change written above."""
     names = [row.name for row in comparison.rois]
     x = np.arange(len(names))
     before = [row.before_mean for row in comparison.rois]
@@ -172,13 +126,95 @@ def comparison_figure(
     axes.bar(x - 0.2, before, 0.4, label="before", color="#5b7db1")
     axes.bar(x + 0.2, after, 0.4, label="after", color="#e07b39")
     for i, row in enumerate(comparison.rois):
-        top = np.nanmax([row.before_mean, row.after_mean, 0.0])
-        axes.text(i, top * 1.02, f"{row.percent_change:+.0f} %", ha="center", va="bottom")
+        if np.isfinite(row.percent_change):
+            top = np.nanmax([row.before_mean, row.after_mean, 0.0])
+            axes.text(i, top * 1.02, f"{row.percent_change:+.0f} %", ha="center", va="bottom")
     axes.set_xticks(x, names)
     axes.set_ylabel(f"mean {label}")
     axes.set_title("Regions of interest")
     axes.legend(loc="upper left")
     axes.margins(y=0.15)
+
+
+def draw_comparison(
+    comparison: Comparison,
+    *,
+    label: str = "perfusion",
+    masks: Mapping[str, npt.NDArray[np.bool_]] | None = None,
+    before_intensity: npt.ArrayLike | None = None,
+    title: str = "Perfusion before and after treatment",
+) -> Figure:
+    """Before, after, percent change and ROI bars of a before/after comparison, as a figure.
+
+    Parameters
+    ----------
+    comparison : lsci.analysis.compare.Comparison
+        From :func:`lsci.analysis.compare.compare_before_after`.
+    label : str
+        What the maps show, with the unit (colour bars and bar axis).
+    masks : dict of str to (M, N) bool array, optional
+        Regions to outline on the maps, in the order of the ROI bars.
+    before_intensity : (M, N) array_like, optional
+        Grey underlay of the before and after maps (drawn semi-transparent over it).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        On the Agg canvas, attached to no GUI; :func:`comparison_figure` writes it as PNG.
+    """
+    figure = Figure(figsize=(13, 9.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title, fontsize=14)
+    # Before and after share one colour scale, so equal colours mean equal perfusion.
+    vmin, vmax = display_limits("perfusion", np.stack([comparison.before, comparison.after]))
+    panels = ((1, comparison.before, "Before"), (2, comparison.after, "After (registered)"))
+    for index, image, name in panels:
+        axes = figure.add_subplot(2, 2, index)
+        if before_intensity is not None:
+            axes.imshow(np.asarray(before_intensity, np.float64), cmap=RAW_COLORMAP)
+        _show_map(axes, figure, image, name, label, cmap=PERFUSION_COLORMAP, vmin=vmin,
+                  vmax=vmax, alpha=None if before_intensity is None else 0.75)  # fmt: skip
+        _outline(axes, masks or {})
+
+    low, high = display_limits("change", comparison.percent_change)
+    axes = figure.add_subplot(2, 2, 3)
+    _show_map(axes, figure, comparison.percent_change, "Change after / before",
+              f"change ({CHANGE_UNIT})", cmap=CHANGE_COLORMAP, vmin=low, vmax=high)  # fmt: skip
+    _outline(axes, masks or {})
+    _roi_bars(figure.add_subplot(2, 2, 4), comparison, label)
+    return figure
+
+
+def comparison_figure(
+    comparison: Comparison,
+    path: str | Path,
+    *,
+    label: str = "perfusion",
+    masks: Mapping[str, npt.NDArray[np.bool_]] | None = None,
+    before_intensity: npt.ArrayLike | None = None,
+    title: str = "Perfusion before and after treatment",
+) -> Path:
+    """Write :func:`draw_comparison` of a before/after comparison as a PNG file.
+
+    Parameters
+    ----------
+    comparison : lsci.analysis.compare.Comparison
+        From :func:`lsci.analysis.compare.compare_before_after`.
+    path : str or Path
+        PNG file to write.
+    label, masks, before_intensity, title
+        As in :func:`draw_comparison`.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    figure = draw_comparison(
+        comparison, label=label, masks=masks, before_intensity=before_intensity, title=title
+    )
     return _save(figure, path)
 
 

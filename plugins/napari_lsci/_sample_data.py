@@ -1,22 +1,26 @@
 """Sample data made on this machine by lsci's speckle simulator (nothing is downloaded).
 
-The scene is a skin patch with a vessel and an ischemic disc in the middle, where the flow is
-``1 / ischemic_factor`` of the healthy skin (:func:`lsci.sim.speckle.skin_flow_map`). Perfusion is
-computed by lsci as 1/τc (exact visibility-equation inversion), so the numbers mean what they
-say: after treatment the disc's flow goes from 1/5 to 4/5 of normal, a recovery factor of 4.
+The scene is lsci's simulated needling session (:class:`lsci.sim.needling.NeedlingScene`): a
+skin patch with a vessel and an ischemic disc in the middle, where the flow is
+``1 / BEFORE_FACTOR`` of the healthy skin until the needling, after which it is
+``RECOVERY_FACTOR`` times higher. Perfusion is computed by lsci as 1/τc (exact
+visibility-equation inversion), so the numbers mean what they say: the disc's flow goes from
+1/5 to 4/5 of normal, a recovery factor of 4.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lsci.core.models import MODELS
+from lsci.demo import session
 from lsci.processing import ProcessingSettings, process_frames
-from lsci.recording import AcquisitionMetadata, RecordingWriter
-from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+from lsci.sim.needling import NeedlingFrames, NeedlingScene, simulate_needling
 from napari_lsci._display import (
     PERFUSION_COLORMAP,
     RAW_COLORMAP,
@@ -28,6 +32,7 @@ __all__ = [
     "BEFORE_FACTOR",
     "EXPOSURE_S",
     "RECOVERY_FACTOR",
+    "SCENE",
     "SHAPE",
     "before_after_pair",
     "ischemic_skin",
@@ -36,9 +41,6 @@ __all__ = [
 
 SHAPE = (128, 128)
 EXPOSURE_S = 5e-3
-#: τc of healthy skin: T/τc = 25, and 5 in the untreated ischemic disc, where the contrast
-#: still changes steeply with flow (the estimate is well conditioned).
-BASELINE_TAU_C_S = 2e-4
 #: Long enough after the exposure that consecutive frames are independent speckle patterns.
 FRAME_INTERVAL_S = 0.05
 #: τc in the ischemic disc over the healthy τc, before and after treatment.
@@ -48,69 +50,36 @@ AFTER_FACTOR = 1.25
 RECOVERY_FACTOR = BEFORE_FACTOR / AFTER_FACTOR
 #: Frames per sample series.
 N_FRAMES = 20
-#: Centre and radius of the ischemic disc, in pixels (row, col).
-ISCHEMIC_CENTER = ((SHAPE[0] - 1) / 2.0, (SHAPE[1] - 1) / 2.0)
-ISCHEMIC_RADIUS_PX = 26.0
-UNIT = "1/τc (1/s)"
+#: The sample patch. τc of healthy skin 0.2 ms: T/τc = 25, and 5 in the untreated ischemic
+#: disc, where the contrast still changes steeply with flow (the estimate is well conditioned).
+#: The needling times are set by each sample (see :func:`_scene`).
+SCENE = NeedlingScene(
+    shape=SHAPE,
+    baseline_tau_c_s=2e-4,
+    ischemic_factor=BEFORE_FACTOR,
+    recovery_factor=RECOVERY_FACTOR,
+)
+UNIT = MODELS["inverse_tau"].label
 
 LayerData = tuple[Any, dict[str, Any], str]
 
 
-def _flow(ischemic_factor: float, seed: int) -> npt.NDArray[np.float64]:
-    return skin_flow_map(
-        SHAPE,
-        baseline_tau_c_s=BASELINE_TAU_C_S,
-        ischemic_center=ISCHEMIC_CENTER,
-        ischemic_radius_px=ISCHEMIC_RADIUS_PX,
-        ischemic_factor=ischemic_factor,
-        rng=seed,
+def _scene(frames_before: int, frame_interval_s: float) -> NeedlingScene:
+    """The sample patch with the needling between frame ``frames_before - 1`` and the next."""
+    return dataclasses.replace(
+        SCENE,
+        needling_start_s=(frames_before - 0.75) * frame_interval_s,
+        needling_end_s=(frames_before - 0.25) * frame_interval_s,
     )
 
 
-def simulate_skin(
-    n_frames: int, ischemic_factors: tuple[float, ...], *, seed: int = 0
-) -> list[npt.NDArray[np.uint16]]:
-    """Raw frames of the sample skin patch, ``n_frames`` for each ischemia in turn.
-
-    One simulated camera looks at one tissue (texture, static speckle, illumination) and
-    only the flow changes between the series, as when the same patch is filmed before and
-    after treatment.
-
-    Parameters
-    ----------
-    n_frames : int
-        Frames per series.
-    ischemic_factors : tuple of float
-        τc in the ischemic disc over the healthy τc, one per series.
-    seed : int
-        The tissue and noise.
-
-    Returns
-    -------
-    list of ndarray
-        One ``(n_frames, rows, cols)`` uint16 stack of 12-bit frames per series.
-    """
-    camera = SpeckleSimulator(
-        SHAPE,
-        tau_c_s=_flow(ischemic_factors[0], seed),
-        exposure_s=EXPOSURE_S,
-        frame_interval_s=FRAME_INTERVAL_S,
-        # Faint fine texture (pores, hair): what registers the before and after images, as on
-        # real skin; a smooth field would be refused by the registration.
-        illumination=skin_reflectance_map(SHAPE, texture=0.1, texture_px=3.0, rng=seed + 1),
-        grain_px=3.0,
-        # No black level: the maps are computed without a dark-frame calibration, and an
-        # offset would lower K (most at slow flow) and bias the recovery factor.
-        dark_offset_adu=0.0,
-        # Mean level at 1/10 of full scale: the bright tail of slow speckle is not clipped.
-        gain_adu_per_e=0.2,
-        seed=seed + 2,
+def _film(n_before: int, n_after: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Raw frames of the patch before and after the needling."""
+    scene = _scene(n_before, FRAME_INTERVAL_S)
+    filmed: NeedlingFrames = simulate_needling(
+        scene, n_before + n_after, frame_interval_s=FRAME_INTERVAL_S, exposure_s=EXPOSURE_S
     )
-    series = []
-    for factor in ischemic_factors:
-        camera.set_tau_c(_flow(factor, seed))
-        series.append(camera.frames(n_frames))
-    return series
+    return filmed.split(scene.recovery_s)
 
 
 def perfusion_of(frames: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -142,7 +111,7 @@ def _perfusion_kwargs(name: str, perfusion: npt.NDArray[Any], **extra: Any) -> d
 
 def ischemic_skin() -> list[LayerData]:
     """Sample: raw speckle frames of an ischemic skin patch and its perfusion map."""
-    [frames] = simulate_skin(N_FRAMES, (BEFORE_FACTOR,))
+    frames, _ = _film(N_FRAMES, 0)
     perfusion = perfusion_of(frames)
     return [
         (frames, _raw_kwargs("ischemic skin raw [ADU]", frames), "image"),
@@ -158,7 +127,7 @@ def before_after_pair() -> list[LayerData]:
     its choices.
     """
     layers: list[LayerData] = []
-    series = simulate_skin(N_FRAMES, (BEFORE_FACTOR, AFTER_FACTOR))
+    series = _film(N_FRAMES, N_FRAMES)
     for pair, frames in zip(("before", "after"), series, strict=True):
         intensity = frames.mean(axis=0, dtype=np.float64).astype(np.float32)
         perfusion = perfusion_of(frames)
@@ -189,9 +158,9 @@ def write_needling_recording(
     """Write a recording of the sample patch with ``needling start`` / ``needling end`` events.
 
     The first phase shows the ischemic patch; after ``needling end`` the disc has recovered
-    (flow × :data:`RECOVERY_FACTOR`). Host timestamps are spaced ``frame_interval_s`` apart
-    (the simulator does not run in real time), so the phases last ``seconds_per_phase`` each,
-    with the needling itself in between lasting one frame interval.
+    (flow × :data:`RECOVERY_FACTOR`). Frames are stamped ``frame_interval_s`` apart (the
+    simulator does not run in real time), ``seconds_per_phase`` before and after the needling,
+    which lies between two frames (:func:`lsci.demo.session.write_needling_recording`).
 
     Returns
     -------
@@ -199,23 +168,10 @@ def write_needling_recording(
         The file.
     """
     per_phase = max(round(seconds_per_phase / frame_interval_s), 1)
-    before, after = simulate_skin(per_phase, (BEFORE_FACTOR, AFTER_FACTOR))
-    meta = AcquisitionMetadata(
+    return session.write_needling_recording(
+        path,
+        _scene(per_phase, frame_interval_s),
+        2 * per_phase,
+        frame_interval_s=frame_interval_s,
         exposure_s=EXPOSURE_S,
-        frame_rate_hz=1.0 / frame_interval_s,
-        bit_depth=12,
-        pixel_format="Mono12",
-        camera_model="lsci simulator",
     )
-    step = round(frame_interval_s * 1e9)
-    with RecordingWriter(path, meta, frame_shape=SHAPE, dtype=np.uint16) as writer:
-        start = writer.start_host_time_ns
-        for index, frame in enumerate(before):
-            writer.append(frame, frame_id=index, host_timestamp_ns=start + index * step)
-        end_before = start + per_phase * step
-        writer.add_event("needling start", host_time_ns=end_before - step // 2)
-        writer.add_event("needling end", host_time_ns=end_before + step // 2)
-        for index, frame in enumerate(after):
-            stamp = end_before + (index + 1) * step
-            writer.append(frame, frame_id=per_phase + 1 + index, host_timestamp_ns=stamp)
-    return Path(path)

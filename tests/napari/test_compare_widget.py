@@ -63,7 +63,8 @@ def test_compare_sample_pair_recovers_the_known_factor(
     change = viewer.layers["compare: change [%]"]
     low, high = change.contrast_limits
     assert low == -high
-    assert change.colormap.name == "RdBu"
+    # The convention of lsci.viz.display: a gain is red, as in the figures.
+    assert change.colormap.name == "RdBu_r"
     # The panels sit side by side.
     after = viewer.layers["compare: after perfusion [1/τc (1/s)]"]
     assert after.translate[1] > 128

@@ -1,0 +1,329 @@
+"""A simulated needling session: ischemic skin whose perfusion recovers by a known factor.
+
+:class:`NeedlingScene` is the one description of the session that the demo, the napari sample
+data and the tests simulate. It holds the scene (a skin patch with a vessel and a hypoperfused
+disk), the timeline (a needling procedure between two events; the disk's flow rises during it)
+and the ground truth a measurement is checked against: the true τc maps before and after,
+the disk's centre and radius in pixels, and the regions where the true recovery is known.
+
+:func:`simulate_needling` films a scene with :class:`~lsci.sim.speckle.SpeckleSimulator` as
+fast as the simulator runs (no real-time camera, no storage): the frames a recording of the
+session holds. Everything here is arrays; recordings are written above this layer.
+
+Flow is proportional to 1/τc (Boas & Dunn 2010), so the true recovery of a region is the ratio
+of its mean 1/τc after and before the needling.
+
+References
+----------
+.. [1] D. A. Boas and A. K. Dunn, "Laser speckle contrast imaging in biomedical optics",
+   J. Biomed. Opt. 15, 011109 (2010).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lsci._arrays import frame_shape
+from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+
+__all__ = [
+    "HEALTHY",
+    "ISCHEMIC",
+    "NEEDLING_END",
+    "NEEDLING_START",
+    "NeedlingFrames",
+    "NeedlingScene",
+    "simulate_needling",
+]
+
+#: Names of the two regions whose true recovery the scene knows.
+ISCHEMIC: Final = "ischemic patch"
+HEALTHY: Final = "healthy skin"
+#: Labels of the events that bracket the needling.
+NEEDLING_START: Final = "needling start"
+NEEDLING_END: Final = "needling end"
+
+# The ischemic region of interest: a disk concentric with the hypoperfused one, well inside
+# the flat core of skin_flow_map's raised-cosine edge (which starts at 7/8 of the radius).
+_CORE_FRACTION: Final = 0.6
+# Healthy skin: a rectangle in the lower left, away from the disk and from the vessel that
+# skin_flow_map draws across the upper third, as fractions of (rows, columns).
+_HEALTHY_ROWS: Final = (0.68, 0.9)
+_HEALTHY_COLS: Final = (0.08, 0.3)
+
+# The camera of simulate_needling: 12 bits, speckle grain of 3 pixels, mean level near 1/10
+# of full scale (the bright tail of slow speckle is not clipped) and no black level, so the
+# frames need no dark-frame calibration to give unbiased contrast.
+_BIT_DEPTH: Final = 12
+_GRAIN_PX: Final = 3.0
+_GAIN_ADU_PER_E: Final = 0.2
+_DARK_OFFSET_ADU: Final = 0.0
+
+
+@dataclass(frozen=True)
+class NeedlingScene:
+    """A skin patch with a hypoperfused disk whose flow recovers during a needling procedure.
+
+    Times are in seconds since the start of the session, lengths in pixels.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Sensor size (rows, columns).
+    baseline_tau_c_s : float
+        τc of healthy skin, > 0.
+    ischemic_factor : float
+        τc in the disk over the healthy τc before the needling, > 0 (> 1: less flow).
+    recovery_factor : float
+        The disk's flow is multiplied by this at :attr:`recovery_s`, > 0.
+    needling_start_s, needling_end_s : float
+        Times of the ``"needling start"`` and ``"needling end"`` events. The flow recovers
+        half way between them (:attr:`recovery_s`).
+    seed : int
+        The tissue: seeds the flow heterogeneity and the reflectance texture.
+
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not two integers.
+    ValueError
+        If a parameter is outside its range; the message names it.
+
+    Notes
+    -----
+    τc before the needling is :func:`~lsci.sim.speckle.skin_flow_map` with a disk of radius
+    ``min(shape) / 5`` at the centre of the sensor (raised-cosine edge a quarter of the radius
+    wide), a vessel and a faint flow heterogeneity. At :attr:`recovery_s` τc is divided by
+    ``recovery_factor`` inside the radius (:meth:`recovery_mask`), the way
+    :class:`lsci.drivers.simulated.SpeckleScene` scripts a flow change.
+
+    Examples
+    --------
+    >>> from lsci.sim.needling import HEALTHY, ISCHEMIC, NeedlingScene
+    >>> scene = NeedlingScene(shape=(64, 64), recovery_factor=3.0)
+    >>> round(scene.true_recovery(ISCHEMIC), 6), round(scene.true_recovery(HEALTHY), 6)
+    (3.0, 1.0)
+    """
+
+    shape: tuple[int, int] = (128, 128)
+    baseline_tau_c_s: float = 1e-3
+    ischemic_factor: float = 5.0
+    recovery_factor: float = 3.0
+    needling_start_s: float = 9.0
+    needling_end_s: float = 12.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", frame_shape(self.shape))
+        for name in ("baseline_tau_c_s", "ischemic_factor", "recovery_factor"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value!r} must be a finite number > 0")
+        if not 0 <= self.needling_start_s <= self.needling_end_s < math.inf:
+            raise ValueError(
+                f"needling_start_s={self.needling_start_s!r} and needling_end_s="
+                f"{self.needling_end_s!r} must satisfy 0 <= start <= end < inf"
+            )
+
+    # -- geometry and timeline ---------------------------------------------------------
+
+    @property
+    def center_px(self) -> tuple[float, float]:
+        """(row, column) of the disk's centre: the centre of the sensor."""
+        return (self.shape[0] - 1) / 2.0, (self.shape[1] - 1) / 2.0
+
+    @property
+    def radius_px(self) -> float:
+        """Radius of the hypoperfused disk (to the middle of its soft edge)."""
+        return min(self.shape) / 5.0
+
+    @property
+    def recovery_s(self) -> float:
+        """When the disk's flow recovers: half way through the needling."""
+        return 0.5 * (self.needling_start_s + self.needling_end_s)
+
+    @property
+    def events(self) -> tuple[tuple[float, str], ...]:
+        """``(time_s, label)`` of the events that bracket the needling."""
+        return (self.needling_start_s, NEEDLING_START), (self.needling_end_s, NEEDLING_END)
+
+    def _distance_px(self) -> NDArray[np.float64]:
+        rows, cols = np.ogrid[: self.shape[0], : self.shape[1]]
+        centre_row, centre_col = self.center_px
+        distance: NDArray[np.float64] = np.hypot(rows - centre_row, cols - centre_col)
+        return distance
+
+    def recovery_mask(self) -> NDArray[np.bool_]:
+        """Pixels whose flow changes at :attr:`recovery_s`: the disk up to its radius."""
+        return self._distance_px() <= self.radius_px
+
+    def regions(self) -> dict[str, NDArray[np.bool_]]:
+        """Regions of interest whose true recovery is known (:data:`ISCHEMIC`, :data:`HEALTHY`).
+
+        The ischemic region is a disk of 0.6 times the radius, inside the disk's flat core;
+        healthy skin a rectangle away from the disk and the vessel.
+        """
+        rows, cols = self.shape
+        healthy = np.zeros(self.shape, dtype=bool)
+        healthy[
+            int(_HEALTHY_ROWS[0] * rows) : int(_HEALTHY_ROWS[1] * rows),
+            int(_HEALTHY_COLS[0] * cols) : int(_HEALTHY_COLS[1] * cols),
+        ] = True
+        return {ISCHEMIC: self._distance_px() <= _CORE_FRACTION * self.radius_px, HEALTHY: healthy}
+
+    # -- what the camera sees ----------------------------------------------------------
+
+    def tau_c_before(self) -> NDArray[np.float64]:
+        """True τc map (seconds) before the recovery."""
+        return skin_flow_map(
+            self.shape,
+            baseline_tau_c_s=self.baseline_tau_c_s,
+            ischemic_center=self.center_px,
+            ischemic_radius_px=self.radius_px,
+            ischemic_factor=self.ischemic_factor,
+            rng=self.seed,
+        )
+
+    def tau_c_after(self) -> NDArray[np.float64]:
+        """True τc map (seconds) after the recovery."""
+        before = self.tau_c_before()
+        after: NDArray[np.float64] = np.where(
+            self.recovery_mask(), before / self.recovery_factor, before
+        )
+        return after
+
+    def tau_c_at(self, time_s: float) -> NDArray[np.float64]:
+        """True τc map (seconds) ``time_s`` after the start of the session."""
+        return self.tau_c_after() if time_s >= self.recovery_s else self.tau_c_before()
+
+    def illumination(self) -> NDArray[np.float64]:
+        """Relative mean intensity of the laser-lit skin (mean 1).
+
+        A faint fine texture (pores, hair) as on real skin: it is what registers the before
+        and after images (a smooth field would be refused), and it is kept faint because its
+        spatial variance adds to K² (Kim et al. 2023).
+        """
+        return skin_reflectance_map(self.shape, texture=0.1, texture_px=3.0, rng=self.seed + 1)
+
+    # -- ground truth ------------------------------------------------------------------
+
+    def true_recovery(self, region: str | NDArray[np.bool_]) -> float:
+        """True recovery of a region: its mean flow (1/τc) after over before.
+
+        Parameters
+        ----------
+        region : str or (M, N) bool array
+            A name from :meth:`regions` or a mask of :attr:`shape`.
+
+        Returns
+        -------
+        float
+            The ratio a perfect measurement of the region's mean perfusion would give.
+        """
+        mask = self.regions()[region] if isinstance(region, str) else np.asarray(region, bool)
+        before = float(np.mean(1.0 / self.tau_c_before()[mask]))
+        after = float(np.mean(1.0 / self.tau_c_after()[mask]))
+        return after / before
+
+
+@dataclass(frozen=True)
+class NeedlingFrames:
+    """Raw frames of a simulated session and when each exposure started.
+
+    Attributes
+    ----------
+    times_s : (T,) float64 array
+        Start of each exposure, seconds since the start of the session.
+    frames : (T, M, N) uint16 array
+        12-bit raw frames (no black level).
+    exposure_s : float
+        Exposure time of every frame.
+    """
+
+    times_s: NDArray[np.float64]
+    frames: NDArray[np.uint16]
+    exposure_s: float
+
+    @property
+    def bit_depth(self) -> int:
+        """ADC bit depth of the frames."""
+        return _BIT_DEPTH
+
+    def split(self, time_s: float) -> tuple[NDArray[np.uint16], NDArray[np.uint16]]:
+        """The frames that started before ``time_s`` and the rest."""
+        index = int(np.searchsorted(self.times_s, time_s, side="left"))
+        return self.frames[:index], self.frames[index:]
+
+
+def simulate_needling(
+    scene: NeedlingScene,
+    n_frames: int,
+    *,
+    frame_interval_s: float,
+    exposure_s: float,
+    seed: int = 0,
+) -> NeedlingFrames:
+    """Film a needling session frame by frame, as fast as the simulator runs.
+
+    One simulated camera looks at one tissue (texture, illumination, speckle field) and only
+    the flow changes, at the scene's recovery time, as when the same patch is filmed before
+    and after treatment.
+
+    Parameters
+    ----------
+    scene : NeedlingScene
+        What is filmed.
+    n_frames : int
+        Number of frames, >= 0; frame ``i`` starts at ``i * frame_interval_s``.
+    frame_interval_s : float
+        Time between the starts of consecutive exposures, >= ``exposure_s``.
+    exposure_s : float
+        Exposure time, > 0.
+    seed : int
+        Seed of the speckle and the camera noise.
+
+    Returns
+    -------
+    NeedlingFrames
+        The frames and their times.
+
+    Raises
+    ------
+    ValueError
+        If ``n_frames`` < 0 or the timing is invalid.
+
+    Examples
+    --------
+    >>> from lsci.sim.needling import NeedlingScene, simulate_needling
+    >>> scene = NeedlingScene(shape=(32, 32), needling_start_s=0.1, needling_end_s=0.2)
+    >>> session = simulate_needling(scene, 4, frame_interval_s=0.1, exposure_s=5e-3)
+    >>> [len(part) for part in session.split(scene.recovery_s)]
+    [2, 2]
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames={n_frames!r} must be >= 0")
+    camera = SpeckleSimulator(
+        scene.shape,
+        tau_c_s=scene.tau_c_before(),
+        exposure_s=exposure_s,
+        frame_interval_s=frame_interval_s,
+        illumination=scene.illumination(),
+        grain_px=_GRAIN_PX,
+        gain_adu_per_e=_GAIN_ADU_PER_E,
+        dark_offset_adu=_DARK_OFFSET_ADU,
+        bit_depth=_BIT_DEPTH,
+        seed=seed,
+    )
+    times = np.arange(n_frames, dtype=np.float64) * frame_interval_s
+    recovered = np.searchsorted(times, scene.recovery_s, side="left")
+    frames = np.empty((n_frames, *scene.shape), dtype=np.uint16)
+    for index, frame in enumerate(frames):
+        if index == recovered:
+            camera.set_tau_c(scene.tau_c_after())
+        camera.next_frame(out=frame)
+    return NeedlingFrames(times, frames, float(exposure_s))
