@@ -3,8 +3,10 @@
 Each test here once failed: a long ``--mark-at`` label killed the recording when it was due,
 SIGHUP left a crashed file and its disk-space reserve, a full disk was reported as more frames
 than the file held, ``--duration nan`` recorded forever, an absurd simulated sensor was
-allocated, frame-id gaps across 2**63 counted as nothing, and the start of a recording was
-the moment its writer was created instead of its first frame.
+allocated, frame-id gaps across 2**63 counted as nothing, the start of a recording was the
+moment its writer was created instead of its first frame, messages named Python parameters on
+the command line and called a file held by another program a crash, and ``lsci demo``
+replaced the recordings in an existing folder.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from click.testing import CliRunner
 
 from lsci.acquisition import AcquisitionPipeline, recording_metadata
 from lsci.cli import main
+from lsci.demo import DemoFolderNotEmptyError, run_demo
 from lsci.drivers.simulated import MAX_SENSOR_PX, SimulatedCamera, SpeckleScene
 from lsci.recording import (
     AcquisitionMetadata,
@@ -453,3 +456,22 @@ def test_a_file_held_by_another_program_is_not_called_a_crash(
     if holder is _WRITE:
         with pytest.raises(RecordingStateError, match="stopped without closing it"):
             save_derived(path, "k", np.ones((4, 4)), algorithm="test", parameters={})
+
+
+# -- item 23: the demo does not replace files without being asked ---------------------------
+
+
+def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    earlier = tmp_path / "needling_session.h5"
+    earlier.write_bytes(b"an earlier recording")
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    [line] = error_lines(result.output)
+    assert "is not empty" in line
+    assert line.endswith("or pass --overwrite")
+    assert earlier.read_bytes() == b"an earlier recording"
+    assert [p.name for p in tmp_path.iterdir()] == ["needling_session.h5"]
+    with pytest.raises(DemoFolderNotEmptyError, match="pass overwrite=True"):
+        run_demo(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["needling_session.h5"]
