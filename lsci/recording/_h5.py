@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -244,14 +246,35 @@ def open_for_editing(path: str | Path) -> h5py.File:
     return handle
 
 
+def in_use(path: str | os.PathLike[str]) -> bool:
+    """Whether another descriptor holds an advisory lock on the regular file ``path``.
+
+    True for a recording being written (see :func:`lsci.recording.atomic.hold`) and for a
+    file HDF5 has open.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return False
+
+
 def _held_by(path: Path) -> str:
     """Why a recording cannot be opened for editing: who holds it, as far as can be told.
 
     A live writer holds a lock and leaves the file marked open for writing; a writer that
     died leaves only the mark; a reader (a viewer, ``lsci info``) holds only a lock.
     """
-    from lsci.recording.atomic import in_use
-
     try:
         with h5py.File(path, "r"):
             marked = False
