@@ -27,6 +27,7 @@ from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
 from lsci.demo.session import Report, record_needling_session, record_simulated
 from lsci.demo.summary import AreaTruth, DemoOutcome, summary_text
 from lsci.drivers.simulated import SpeckleScene
+from lsci.errors import LsciError
 from lsci.processing import ProcessingSettings, process_recording
 from lsci.recording import open_recording, store_calibration
 from lsci.recording.atomic import atomic_write
@@ -36,7 +37,7 @@ from lsci.viz.display import CONTRAST_UNIT, RAW_UNIT, colormap_of, display_limit
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
 from lsci.viz.report import comparison_report
 
-__all__ = ["DemoResult", "DemoSettings", "run_demo"]
+__all__ = ["DemoFolderNotEmptyError", "DemoResult", "DemoSettings", "run_demo"]
 
 _SCENE = NeedlingScene(
     shape=(256, 256),
@@ -331,30 +332,53 @@ def _area_truth(settings: DemoSettings, comparison: Comparison) -> AreaTruth:
     )  # fmt: skip
 
 
+class DemoFolderNotEmptyError(LsciError):
+    """The demo's output folder holds files, and replacing them was not allowed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(
+            f"{folder} is not empty: the demo would replace the files of its names there, "
+            "recordings included; choose a new or empty folder, or pass overwrite=True"
+        )
+
+
 def run_demo(
     out_dir: str | Path,
     *,
     settings: DemoSettings | None = None,
     report: Report = print,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the simulated needling session and write its results into ``out_dir``.
 
     Parameters
     ----------
     out_dir : str or Path
-        Output folder (created; files of an earlier demo run are replaced).
+        Output folder: new or empty (created when missing), unless ``overwrite``.
     settings : DemoSettings, optional
         The simulated session; default :class:`DemoSettings()`.
     report : callable
         Receives progress text (lines end with a newline; status updates start with ``\\r``).
+    overwrite : bool
+        Write into a folder that is not empty, replacing the files of the demo's names (those
+        of an earlier run).
 
     Returns
     -------
     DemoResult
         The files written and the measured against the true recovery factor.
+
+    Raises
+    ------
+    DemoFolderNotEmptyError
+        When ``out_dir`` holds files and ``overwrite`` is false: nothing is written.
     """
     settings = DemoSettings() if settings is None else settings
     out = Path(out_dir)
+    # Recordings are raw data: never replaced unless asked, whoever wrote them.
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DemoFolderNotEmptyError(out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     report("1/5 Calibration recordings (laser off; static target)\n")
