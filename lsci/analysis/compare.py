@@ -56,6 +56,7 @@ from lsci.analysis.similarity import (
     align_to_reference,
     register_similarity,
 )
+from lsci.recording.atomic import write_text_atomically
 
 __all__ = [
     "DEFAULT_MIN_CORRELATION",
@@ -242,7 +243,7 @@ class Comparison:
         """
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text_atomically(path, text + "\n")
         return text
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -286,7 +287,7 @@ class Comparison:
             writer.writerow([_cell(v) for v in values + share] + tail)
         text = buffer.getvalue()
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_text_atomically(path, text)
         return text
 
 

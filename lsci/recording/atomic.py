@@ -35,6 +35,7 @@ __all__ = [
     "hold",
     "in_use",
     "publish",
+    "write_text_atomically",
 ]
 
 _PREFIX = ".lsci-"
@@ -287,3 +288,10 @@ def sync_file(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def write_text_atomically(target: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text to ``target`` under a temporary name and publish it (replacing)."""
+    with atomic_write(target, overwrite=True) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(target)

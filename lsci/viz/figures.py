@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from lsci.analysis.compare import Comparison
 from lsci.analysis.delineation import AreaComparison, AreaTimeCourse, Delineation
 from lsci.analysis.scale import PixelScale
+from lsci.recording.atomic import atomic_write
 from lsci.viz.display import (
     CHANGE_COLORMAP,
     CHANGE_UNIT,
@@ -55,7 +56,8 @@ def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=110, format="png")
+    with atomic_write(path, overwrite=True) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     return path
 
 

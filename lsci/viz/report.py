@@ -23,6 +23,7 @@ from lsci._version import __version__
 from lsci.analysis.compare_recordings import RecordingComparison
 from lsci.analysis.delineation import Delineation
 from lsci.analysis.similarity import SimilarityRegistration
+from lsci.recording.atomic import atomic_write
 from lsci.viz.figures import draw_comparison
 
 __all__ = ["comparison_report", "report_lines"]
@@ -214,7 +215,10 @@ def comparison_report(
         "Creator": f"lsci {__version__}",
         "Subject": "Perfusion and hypoperfused area before and after treatment",
     }
-    with PdfPages(path, metadata=metadata) as pdf:
+    with (
+        atomic_write(path, overwrite=True) as temporary,
+        PdfPages(temporary, metadata=metadata) as pdf,
+    ):
         figure.savefig(pdf, format="pdf")
         for page, chunk in enumerate(chunks, start=2):
             _text_page(chunk, page, pages).savefig(pdf, format="pdf")
