@@ -352,7 +352,7 @@ class DarkFrame(_Stored):
 
 @dataclass(frozen=True)
 class CameraNoise(_Stored):
-    """Camera conversion gain and read noise (from the data sheet or a photon-transfer curve).
+    """Camera conversion gain and read noise, as the camera's data sheet states them.
 
     Attributes
     ----------
