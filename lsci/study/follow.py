@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from skimage.transform import SimilarityTransform
 
-from lsci.analysis.similarity import register_similarity
+from lsci.analysis.similarity import SimilarityRegistrationError, register_similarity
 from lsci.study.errors import StudyError
 from lsci.study.rois import Roi
 
@@ -129,7 +129,8 @@ def register_visit(
     """
     try:
         found = register_similarity(drawn_intensity, intensity, refuse=False, **options)
-    except ValueError as exc:  # too small, or nothing finite: cannot be registered at all
+    except (ValueError, SimilarityRegistrationError) as exc:
+        # Too small, nothing finite, or no texture at all: nothing to register on.
         return RoiTransform("registration", False, _as_tuple(np.eye(3)), {}, str(exc))
     return RoiTransform(
         "registration",
