@@ -11,6 +11,8 @@ Two processes adding to one catalog at the same moment must lose nothing.
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -30,6 +32,8 @@ from tests.study.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.study.simulate import BASELINE_TAU_C_S, Visit, write_rois, write_visit
 
 HELPER = Path(__file__).parent / "study" / "add_many.py"
+# Set to docs/images to refresh the README's trend figure (made here by ``lsci study trend``).
+SCREENSHOT_DIR_VARIABLE = "LSCI_SCREENSHOT_DIR"
 
 #: Per subject: the day-0 event date, and per visit (day, ischemic factor, lesion radius px).
 SCHEDULE = {
@@ -105,6 +109,9 @@ def test_followup_trend_recovers_the_simulated_recovery_and_the_export_is_de_ide
         out = tmp_path / "trend"
         lsci_study("trend", folder, "--subject", code, "--site", "nose", "--out", out)
         assert (out / f"trend_{code}_nose.png").read_bytes()[:4] == b"\x89PNG"
+        if code == "S01" and os.environ.get(SCREENSHOT_DIR_VARIABLE) and not database:
+            shutil.copy(out / "trend_S01_nose.png", Path(os.environ[SCREENSHOT_DIR_VARIABLE]) /
+                        "study_trend.png")  # fmt: skip
         rows = read_csv(out / f"trend_{code}.csv")
         lesion = [r for r in rows if r["roi"] == "lesion"]
         reference = [r for r in rows if r["role"] == "reference"]
