@@ -63,6 +63,8 @@ screenshots: $(VENV)/.all system-deps
 	cp build/demo/comparison.png build/demo/timecourse.png docs/images/
 	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/napari/test_compare_widget.py -k recovers_the_known_factor
+	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_study_followup.py -k "recovers_the_simulated_recovery and sqlite"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
