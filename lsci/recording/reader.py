@@ -376,11 +376,10 @@ class Recording:
     @property
     def dropped_frames(self) -> int:
         """Frames missing according to gaps in the frame ids (ids going backwards not counted)."""
-        ids = self.frame_ids.astype(np.int64)
-        if ids.size < 2:
-            return 0
-        gaps = np.diff(ids) - 1
-        return int(gaps[gaps > 0].sum())
+        ids = self.frame_ids  # uint64: a cast to int64 would turn gaps across 2**63 negative
+        forward = ids[1:] > ids[:-1]
+        gaps = ids[1:][forward] - ids[:-1][forward] - np.uint64(1)
+        return sum(int(gap) for gap in gaps[gaps > 0])
 
     @property
     def duration_s(self) -> float:
