@@ -739,12 +739,12 @@ class RollingTemporalContrast:
         p = hw[0] * hw[1]
         self._ring = np.zeros((win, p), dt)
         self._narrow = dt == np.uint8 and win <= _NARROW_U8_MAX_WINDOW
-        self._acc, self._use_off = _accumulator(dt, win)
         if self._narrow:
             self._s1 = np.zeros(p, np.uint16)
             self._s2 = np.zeros(p, np.uint32)
             self._kernel = _kernel("rolling_update_u8", p)
         else:
+            self._acc, self._use_off = _accumulator(dt, win)
             self._s1 = np.zeros(p, self._acc)
             self._s2 = np.zeros(p, self._acc)
             self._off = np.zeros(p, self._acc)
