@@ -286,6 +286,9 @@ def test_speckle_flow_index_matches_reference() -> None:
     with np.errstate(divide="ignore"):
         want = 1.0 / k.astype(np.float64) ** 2
     np.testing.assert_allclose(sfi, want, rtol=1e-7)
+    wide = np.tile(k.astype(np.float64), (3, 1)).T  # non-contiguous rows, float64 out
+    sfi64 = speckle_flow_index(wide[:, ::2], out=np.empty((6, 2)))
+    np.testing.assert_array_equal(sfi64, np.tile(want, (2, 1)).T)
 
 
 def test_correlation_time_approx_agrees_only_for_long_exposures() -> None:

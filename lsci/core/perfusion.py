@@ -320,9 +320,7 @@ def speckle_flow_index(k: npt.ArrayLike, *, out: np.ndarray | None = None) -> Fl
     """
     arr = as_real("k", k)
     result = prepare_out(out, arr.shape)
-    with np.errstate(divide="ignore", over="ignore"):
-        np.divide(1.0, np.square(arr, dtype=np.float64), out=result, casting="same_kind")
-    return result
+    return _run_flat(_kp.inverse_square, arr, result)
 
 
 def correlation_time_approx(

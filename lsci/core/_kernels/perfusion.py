@@ -154,6 +154,14 @@ def invert_visibility(
         out[i] = value if kk == kk else np.nan
 
 
+@njit(parallel=True, **_OPTS)
+def inverse_square(k: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (1-D) with ``1/K²`` in float64 arithmetic: K = 0 gives inf, NaN gives NaN."""
+    for i in prange(k.shape[0]):
+        kk = np.float64(k[i])
+        out[i] = 1.0 / (kk * kk)
+
+
 @njit(**_OPTS)
 def _solve_ratio(s: float) -> float:
     """The root of ``f(x) = s``, ``0 < s < 1``, to rounding level (for building the table).
