@@ -459,37 +459,39 @@ class AcquireWidget(Container):
     # call to the Qt main thread, where touching widgets and layers is allowed.
     @ensure_main_thread
     def _on_update(self, update: LiveUpdate) -> None:
-        if self.analysis is None or update.unit != self.analysis.unit:
+        # Maps still queued when the run ended are not shown: the recording's layers are.
+        if self.analysis is None or self.summary is not None:
             return
         self.live_maps += 1
         self.last_update = update
         limits = (update.limits.lower, update.limits.upper)
-        pixel_mm = scale_from_metadata(self.run.metadata) if self.run is not None else None
+        pixel = scale_from_metadata(self.run.metadata) if self.run is not None else None
         if LIVE_LAYER in self.viewer.layers:
             layer = self.viewer.layers[LIVE_LAYER]
             layer.data = update.perfusion
             layer.contrast_limits = limits
             layer.metadata = {**layer.metadata, "unit": update.unit, "frame_id": update.frame_id}
         else:
-            scale = (1.0, 1.0) if pixel_mm is None else (pixel_mm.pixel_size_mm,) * 2
+            # Micrometres on the skin, as the reader places a recording's layers.
+            scale = (1.0, 1.0) if pixel is None else (pixel.pixel_size_mm * 1e3,) * 2
             layer = self.viewer.add_image(
                 update.perfusion,
                 name=LIVE_LAYER,
                 colormap=PERFUSION_COLORMAP,
                 contrast_limits=limits,
                 scale=scale,
-                units=("mm", "mm") if pixel_mm is not None else ("pixel", "pixel"),
+                units=("um", "um") if pixel is not None else ("pixel", "pixel"),
                 metadata={"unit": update.unit, "frame_id": update.frame_id},
             )
             layer.colorbar.visible = True
             self.viewer.canvas.overlays.scale_bar.visible = True
         if not self.colour_max.value or update.limits.source != "user":
             self.colour_max.value = round(update.limits.upper, 6)
-        self._show_outline(update, layer.scale)
+        self._show_outline(update, layer)
         self.viewer.canvas.overlays.text.visible = True
         self.viewer.canvas.overlays.text.text = live_caption(update)
 
-    def _show_outline(self, update: LiveUpdate, scale: Any) -> None:
+    def _show_outline(self, update: LiveUpdate, live: Any) -> None:
         delineation = update.delineation
         if delineation is None:
             if OUTLINE_LAYER in self.viewer.layers:
@@ -504,7 +506,8 @@ class AcquireWidget(Container):
             outline = self.viewer.add_labels(
                 mask,
                 name=OUTLINE_LAYER,
-                scale=scale,
+                scale=live.scale,
+                units=live.units,
                 opacity=1.0,
                 blending="translucent",
                 colormap=DirectLabelColormap(

@@ -408,11 +408,8 @@ class BedsideWidget(QWidget):
 
     def _roi_layer(self) -> Any:
         fresh = ROI_LAYER not in self.viewer.layers
-        layer = ensure_roi_layer(self.viewer)
+        layer = ensure_roi_layer(self.viewer, like=self._map_layer())
         if fresh:
-            reference = self._map_layer()
-            if reference is not None:
-                layer.scale = reference.scale[-2:]
             layer.events.data.connect(self._rois_changed)
         return layer
 
@@ -573,8 +570,9 @@ class BedsideWidget(QWidget):
         viewer = self.viewer
         comparison = result.comparison.comparison
         unit = result.comparison.label
-        pixel = 1.0 if result.scale is None else result.scale.pixel_size_mm
-        units = ("mm", "mm") if result.scale is not None else ("pixel", "pixel")
+        # Micrometres on the skin, as the reader places a recording's layers.
+        pixel = 1.0 if result.scale is None else result.scale.pixel_size_mm * 1e3
+        units = ("um", "um") if result.scale is not None else ("pixel", "pixel")
         step = (comparison.before.shape[1] + _GAP_PX) * pixel
         upper = robust_limits(np.concatenate([comparison.before.ravel(), comparison.after.ravel()]))
         limits = (0.0, upper[1])
@@ -628,7 +626,7 @@ class BedsideWidget(QWidget):
                 outline.visible = True
             else:
                 outline = viewer.add_labels(
-                    mask, name=RESULT_OUTLINES, scale=(pixel, pixel), colormap=colours
+                    mask, name=RESULT_OUTLINES, scale=(pixel, pixel), units=units, colormap=colours
                 )
                 outline.contour = 2
         if ROI_LAYER in viewer.layers:
@@ -642,10 +640,6 @@ class BedsideWidget(QWidget):
                 unit,
                 None if result.areas is None else result.areas.before.threshold.reference_value,
             )
-        )
-        viewer.canvas.overlays.text.text = (
-            f"before | after (registered) | change % · {unit} · "
-            "hypoperfused before: cyan, after: magenta"
         )
         viewer.reset_view()
 
@@ -693,7 +687,7 @@ def recording_time_axis(viewer: Any, path: str | Path) -> np.ndarray:
 
     The slider's number shows the time of the frame shown (seconds since the recording's
     first frame, from the frames' time stamps; the frame number is in its tooltip), and the
-    canvas caption repeats it with the events.
+    canvas caption repeats it with the events. The last recording given is the one shown.
 
     Returns
     -------
@@ -704,32 +698,45 @@ def recording_time_axis(viewer: Any, path: str | Path) -> np.ndarray:
         stamps = np.asarray(recording.host_timestamps_ns, dtype=np.int64)
         events = [(e.frame_index, e.label) for e in recording.events]
     times = (stamps - stamps[0]) / 1e9 if stamps.size else np.zeros(0)
+    key = id(viewer)
+    first = key not in _TIME_AXES
+    _TIME_AXES[key] = (Path(path).name, times, events)
+    if first:
+        # After napari's own update of the slider's numbers (on a new step or a new range).
+        viewer.dims.events.current_step.connect(
+            lambda _event: QTimer.singleShot(0, lambda: _show_time(viewer))
+        )
+        viewer.dims.events.range.connect(
+            lambda _event: QTimer.singleShot(0, lambda: _show_time(viewer))
+        )
     if viewer.dims.ndim >= 3 and times.size:
         viewer.dims.set_current_step(0, 0)
-
-    def show(_event: Any = None) -> None:
-        if viewer.dims.ndim < 3 or not times.size:
-            return
-        frame = int(min(max(viewer.dims.current_step[0], 0), times.size - 1))
-        now = float(times[frame])
-        marks = " · ".join(
-            f"{label} at {times[min(index, times.size - 1)]:.1f} s" for index, label in events
-        )
-        viewer.canvas.overlays.text.visible = True
-        viewer.canvas.overlays.text.text = (
-            f"{Path(path).name} · t = {now:.2f} s of {times[-1]:.1f} s"
-            + (f" · {marks}" if marks else "")
-        )
-        slider = _time_slider(viewer)
-        if slider is not None:
-            slider.curslice_label.setText(f"{now:.1f} s")
-            slider.curslice_label.setToolTip(f"frame {frame}")
-            slider.totslice_label.setText(f"{times[-1]:.1f} s")
-
-    # After napari's own update of the slider's number.
-    viewer.dims.events.current_step.connect(lambda event: QTimer.singleShot(0, show))
-    show()
+    _show_time(viewer)
     return times
+
+
+#: The recording whose time each viewer's slider shows: name, frame times, events.
+_TIME_AXES: dict[int, tuple[str, np.ndarray, list[tuple[int, str]]]] = {}
+
+
+def _show_time(viewer: Any) -> None:
+    name, times, events = _TIME_AXES[id(viewer)]
+    if viewer.dims.ndim < 3 or not times.size:
+        return
+    frame = int(min(max(viewer.dims.current_step[0], 0), times.size - 1))
+    now = float(times[frame])
+    marks = " · ".join(
+        f"{label} at {times[min(index, times.size - 1)]:.1f} s" for index, label in events
+    )
+    viewer.canvas.overlays.text.visible = True
+    viewer.canvas.overlays.text.text = f"{name} · t = {now:.2f} s of {times[-1]:.1f} s" + (
+        f" · {marks}" if marks else ""
+    )
+    slider = _time_slider(viewer)
+    if slider is not None:
+        slider.curslice_label.setText(f"{now:.1f} s")
+        slider.curslice_label.setToolTip(f"frame {frame}")
+        slider.totslice_label.setText(f"{times[-1]:.1f} s")
 
 
 def _time_slider(viewer: Any) -> Any:

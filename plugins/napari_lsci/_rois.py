@@ -35,11 +35,17 @@ def roi_layer(viewer: Any) -> Any:
     return next((layer for layer in viewer.layers if layer.name == ROI_LAYER), None)
 
 
-def ensure_roi_layer(viewer: Any) -> Any:
-    """The viewer's named-ROI Shapes layer, added (on top, selected) when missing."""
+def ensure_roi_layer(viewer: Any, like: Any = None) -> Any:
+    """The viewer's named-ROI Shapes layer, added (on top, selected) when missing.
+
+    A new layer takes the pixel size and units of the map layer ``like``, so its vertices are
+    in the map's pixels.
+    """
     if ROI_LAYER in viewer.layers:
         return viewer.layers[ROI_LAYER]
+    placement = {} if like is None else {"scale": like.scale[-2:], "units": like.units[-2:]}
     layer = viewer.add_shapes(
+        **placement,
         name=ROI_LAYER,
         edge_color="yellow",
         face_color="transparent",

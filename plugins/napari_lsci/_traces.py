@@ -123,6 +123,9 @@ class TracesWidget(FigureCanvasQTAgg):  # type: ignore[misc]
                     fontsize=7,
                     color="tab:red",
                 )
+        # clear() puts the twin axis' label and ticks back on the left.
+        area_axes.yaxis.set_label_position("right")
+        area_axes.yaxis.tick_right()
         axes.set_xlabel("time (s)", fontsize=8)
         axes.set_ylabel("% of healthy skin" if relative else (unit or "perfusion"), fontsize=8)
         axes.tick_params(labelsize=7)

@@ -19,8 +19,9 @@ import pytest
 
 pytest.importorskip("napari", reason="napari is not installed (pip install 'lsci[napari]')")
 pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[napari]')")
-cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed")
+pytest.importorskip("cv2", reason="OpenCV is not installed")
 
+import cv2
 from click.testing import CliRunner
 from qtpy.QtCore import QRect, Qt
 from qtpy.QtWidgets import QApplication, QDockWidget
@@ -112,8 +113,10 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     qtbot.mouseClick(bedside.export_button, Qt.MouseButton.LeftButton)
 
     recording = bedside.recording
-    assert recording is not None and recording.parent == tmp_path
-    assert recording.name.startswith("lsci-") and recording.suffix == ".h5"
+    assert recording is not None
+    assert recording.parent == tmp_path
+    assert recording.name.startswith("lsci-")
+    assert recording.suffix == ".h5"
     report = tmp_path / f"{recording.stem} report"
     written = sorted(p.name for p in report.iterdir())
     assert written == sorted(REPORT_FILES.values()), bedside.status.text()
@@ -186,9 +189,7 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
         viewer.screenshot(screenshot, canvas_only=False)
 
 
-def test_long_messages_wrap_instead_of_widening_the_window(
-    layout: dict[str, Any], qtbot
-) -> None:
+def test_long_messages_wrap_instead_of_widening_the_window(layout: dict[str, Any], qtbot) -> None:
     opened = layout
     viewer = opened["viewer"]
     assert_fits_the_screen(viewer)
