@@ -27,7 +27,7 @@ $(VENV)/.all: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	@touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
-	$(BIN)/lsci demo
+	$(BIN)/lsci demo --overwrite
 
 system-deps:
 	@bash .ci/system-deps.sh
@@ -59,10 +59,12 @@ bench: $(VENV)/.bench
 
 # The README's pictures: the demo's figures and the napari compare view from the test suite.
 screenshots: $(VENV)/.all system-deps
-	$(BIN)/lsci demo --out build/demo
+	$(BIN)/lsci demo --out build/demo --overwrite
 	cp build/demo/comparison.png build/demo/timecourse.png docs/images/
 	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/napari/test_compare_widget.py -k recovers_the_known_factor
+	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_study_followup.py -k "recovers_the_simulated_recovery and sqlite"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

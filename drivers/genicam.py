@@ -61,6 +61,7 @@ __all__ = [
     "UNKNOWN",
     "DeviceDescription",
     "GenICamCamera",
+    "ProducerNotFoundError",
     "ProducerReport",
     "discover",
     "find_producers",
@@ -84,6 +85,14 @@ _DRAIN_TIMEOUT_S: Final = 0.1
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+
+class ProducerNotFoundError(CameraError):
+    """No GenTL producer was named and none is listed in ``GENICAM_GENTL64_PATH``.
+
+    Its message names the Python parameter (``producer=``); a command line names its own
+    option instead.
+    """
 
 
 def _import_genicam() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -349,9 +358,9 @@ class GenICamCamera(Camera):
     def _do_open(self) -> None:
         paths = find_producers(None if self._producer_path is None else [self._producer_path])
         if not paths:
-            raise CameraError(
-                f"no GenTL producer found: install your camera vendor's GenTL producer and "
-                f"list its folder in {ENV_VAR}, or pass producer=PATH"
+            raise ProducerNotFoundError(
+                f"no GenTL producer found: install your camera vendor's GenTL producer (a .cti "
+                f"file) and list its folder in {ENV_VAR}, or pass producer=PATH"
             )
         with _HUB_LOCK:
             candidates: list[tuple[_Producer, Any]] = []

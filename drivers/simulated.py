@@ -58,6 +58,7 @@ from .base import (
 )
 
 __all__ = [
+    "MAX_SENSOR_PX",
     "PIXEL_FORMATS",
     "FlowChange",
     "SimulatedCamera",
@@ -76,6 +77,9 @@ _EXPOSURE_RANGE_S: Final = Range(1e-5, 1.0)
 _FRAME_RATE_RANGE_HZ: Final = Range(1.0, 1000.0)
 _GAIN_RANGE_DB: Final = Range(0.0, 24.0)
 _MIN_ROI_PX: Final = 16
+#: The longest side of a simulated sensor, in pixels. The simulator holds several float64 maps
+#: and the replay frames of the sensor's size (about 250 bytes a pixel, 4 GiB at the limit).
+MAX_SENSOR_PX: Final = 4096
 # Mean raw level of a fully lit pixel at 0 dB, as a fraction of full scale: bright enough for
 # good photon statistics, with headroom for the bright tail of the speckle histogram.
 _MEAN_LEVEL: Final = 0.12
@@ -116,6 +120,28 @@ class FlowChange:
             raise ValueError(f"flow_factor={self.flow_factor!r} must be a finite number > 0")
 
 
+def check_sensor_shape(shape: object) -> tuple[int, int]:
+    """``(height, width)`` of a simulated sensor, checked before anything of its size exists.
+
+    Raises
+    ------
+    ValueError
+        Unless both are integers from 16 to :data:`MAX_SENSOR_PX`.
+    """
+    sides = tuple(shape) if isinstance(shape, tuple | list) else ()
+    if len(sides) != 2 or not all(
+        isinstance(side, int | np.integer)
+        and not isinstance(side, bool)
+        and _MIN_ROI_PX <= side <= MAX_SENSOR_PX
+        for side in sides
+    ):
+        raise ValueError(
+            f"sensor shape {shape!r} is invalid: height and width are whole pixels from "
+            f"{_MIN_ROI_PX} to {MAX_SENSOR_PX}"
+        )
+    return int(sides[0]), int(sides[1])
+
+
 class SpeckleScene:
     """What the simulated camera looks at: τc, illumination and scripted flow changes.
 
@@ -144,6 +170,7 @@ class SpeckleScene:
         tau = np.array(tau_c_s, dtype=np.float64)
         if tau.ndim != 2 or not (np.isfinite(tau).all() and (tau > 0).all()):
             raise ValueError("tau_c_s must be a 2-D map of finite correlation times > 0 s")
+        check_sensor_shape(tau.shape)
         light = np.array(np.broadcast_to(np.asarray(illumination, np.float64), tau.shape))
         if not (np.isfinite(light).all() and (light >= 0).all()):
             raise ValueError("illumination must be finite and >= 0 everywhere")
@@ -207,6 +234,7 @@ class SpeckleScene:
         seed
             Seed of the tissue texture.
         """
+        shape = check_sensor_shape(shape)
         scene = NeedlingScene(
             shape,
             baseline_tau_c_s=baseline_tau_c_s,

@@ -148,17 +148,28 @@ def test_label_image_rois() -> None:
 
 
 @pytest.mark.parametrize("shift", [(0.0, 0.0), (3.0, -4.0), (-2.5, 1.75)])
-def test_recovery_factor_found_through_registration(shift: tuple[float, float]) -> None:
+@pytest.mark.parametrize(("registration", "sign"), [("translation", -1.0), ("similarity", 1.0)])
+def test_recovery_factor_found_through_registration(
+    shift: tuple[float, float], registration: str, sign: float
+) -> None:
     rng = np.random.default_rng(5)
     recovery = 2.5
     before, after, _ = before_after_maps(rng, recovery, shift)
     # The patch edges blur under interpolation: measure an ROI inset by 3 px.
     inner = [(33.0, 43.0), (33.0, 67.0), (57.0, 67.0), (57.0, 43.0)]
     result = compare_before_after(
-        before, after, {"patch": inner, "healthy": HEALTHY}, reference="healthy"
+        before,
+        after,
+        {"patch": inner, "healthy": HEALTHY},
+        reference="healthy",
+        registration=registration,  # type: ignore[arg-type]
     )
     assert result.registration is not None
-    np.testing.assert_allclose(result.registration.shift_px, [-shift[0], -shift[1]], atol=0.5)
+    # A translation is the shift that moves the after map onto the before map; a similarity
+    # registration's shift is where the before map's centre lies in the after map.
+    np.testing.assert_allclose(
+        result.registration.shift_px, [sign * shift[0], sign * shift[1]], atol=0.5
+    )
     patch = result.roi("patch")
     assert patch.ratio == pytest.approx(recovery, rel=0.10)
     assert patch.relative_ratio == pytest.approx(recovery, rel=0.10)
@@ -173,7 +184,12 @@ def test_register_on_intensity_images_and_stacks() -> None:
     after = np.full((3, *SHAPE), 2.0)
     after[0, 0, 0] = np.nan
     result = compare_before_after(
-        before, after, {"all": HEALTHY}, before_intensity=intensity, after_intensity=moved
+        before,
+        after,
+        {"all": HEALTHY},
+        before_intensity=intensity,
+        after_intensity=moved,
+        registration="translation",
     )
     assert result.registration is not None
     np.testing.assert_allclose(result.registration.shift_px, [-2.0, 3.0], atol=0.3)
@@ -200,6 +216,9 @@ def test_unrelated_maps_are_refused_not_compared() -> None:
 def test_bad_inputs_give_clear_errors() -> None:
     ones = np.ones(SHAPE)
     with pytest.raises(ValueError, match="same shape"):
+        compare_before_after(ones, np.ones((SHAPE[0], SHAPE[1] - 1)), {"p": PATCH},
+                             registration="translation")  # fmt: skip
+    with pytest.raises(RegistrationError, match="no texture"):
         compare_before_after(ones, np.ones((SHAPE[0], SHAPE[1] - 1)), {"p": PATCH})
     with pytest.raises(ValueError, match="same shape"):
         roi_statistics(ones, np.ones((5, 5)), {"p": PATCH})

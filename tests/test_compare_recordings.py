@@ -138,19 +138,44 @@ def test_cli_writes_the_numbers_of_the_api(recording: Path, tmp_path: Path) -> N
     assert report["registration"] is not None
     with (tmp_path / "out" / "comparison.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["roi"], r["window"]) for r in rows] == [
-        ("patch", "before"),
-        ("patch", "after"),
-        ("healthy", "before"),
-        ("healthy", "after"),
+    assert [(r["kind"], r["roi"], r["window"]) for r in rows] == [
+        ("roi", "patch", "before"),
+        ("roi", "patch", "after"),
+        ("roi", "healthy", "before"),
+        ("roi", "healthy", "after"),
+        ("hypoperfused", "", "before"),
+        ("hypoperfused", "", "after"),
+        ("recovered", "", "change"),
+        ("persistent", "", "change"),
+        ("new", "", "change"),
     ]
     assert float(rows[1]["mean"]) == api.comparison.roi("patch").after_mean  # type: ignore[attr-defined]
+    areas = api.comparison.areas  # type: ignore[attr-defined]
+    assert int(rows[4]["pixels"]) == areas.before.area_px == report["areas"]["before"]["area_px"]
+    assert int(rows[5]["pixels"]) == areas.after.area_px
+    assert float(rows[4]["threshold"]) == areas.before.threshold.value
+    # The simulated disc (radius 20 px) was hypoperfused before and recovered above half of
+    # healthy skin after.
+    assert areas.before.area_px == pytest.approx(np.pi * RADIUS_PX**2, rel=0.10)
+    assert areas.after.area_px < 0.05 * np.pi * RADIUS_PX**2
     assert (tmp_path / "out" / "comparison.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "comparison.csv",
         "comparison.json",
         "comparison.png",
+        "report.pdf",
+        "rois.geojson",
     ]
+    # The regions used are saved, and applied again from the file they give the same numbers.
+    again = CliRunner().invoke(
+        main,
+        [*args[:8], "--roi", str(tmp_path / "out" / "rois.geojson"), "--out", str(tmp_path / "b")],
+    )
+    assert again.exit_code == 0, again.output
+    second = json.loads((tmp_path / "b" / "comparison.json").read_text(encoding="utf-8"))
+    assert second["rois"] == report["rois"]
+    assert second["areas"] == report["areas"]
 
 
 def test_two_recordings_are_compared_with_their_own_calibrations(tmp_path: Path) -> None:
@@ -184,8 +209,10 @@ def test_cli_failures_are_one_line(recording: Path, tmp_path: Path) -> None:
     cases = [
         (["--before", "lunch"], "no event labelled 'lunch'"),
         ([], "needs --before"),
-        (["--before", "needling start", "--roi", "bad"], "NAME=ROW0,COL0,ROW1,COL1"),
-        (["--before", "needling start", "--reference", "skin"], "not the name of a --roi"),
+        (["--before", "needling start", "--roi", "bad=1,2"], "NAME=ROW0,COL0,ROW1,COL1"),
+        (["--before", "needling start", "--roi", "missing.geojson"], "cannot read the ROI file"),
+        (["--before", "needling start", "--reference", "skin"], "not the name of a region"),
+        (["--before", "needling start", "--threshold", "1.5"], "--threshold"),
     ]
     for extra, message in cases:
         result = CliRunner().invoke(main, ["compare", str(recording), *extra, "--out", out])

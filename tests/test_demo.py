@@ -29,6 +29,8 @@ SHORT = DemoSettings(
 # maps per window); healthy skin, which does not change, within 5 % of 1.
 RECOVERY_TOLERANCE = 0.10
 HEALTHY_TOLERANCE = 0.05
+# The hypoperfused area at the default settings (half of healthy skin's median): 10 %.
+AREA_TOLERANCE = 0.10
 
 
 def _true_recovery(scene: NeedlingScene, region: str) -> float:
@@ -65,14 +67,49 @@ def test_recovers_the_simulated_factor(demo: tuple[DemoResult, list[str]]) -> No
 
 
 @pytest.mark.slow
+def test_hypoperfused_area_matches_the_scene(demo: tuple[DemoResult, list[str]]) -> None:
+    result, _ = demo
+    scene = SHORT.scene
+    areas = result.areas
+    # Before: the scene's disk, π r² (r = 25.6 px), measured from the recorded frames.
+    assert areas.true_before_px == pytest.approx(np.pi * 25.6**2, rel=1e-12)
+    assert areas.measured_before_px == pytest.approx(areas.true_before_px, rel=AREA_TOLERANCE)
+    # After: the disk's flow is 3/5 of healthy skin, above half of it: what stays below half
+    # in truth is the heterogeneity's few pixels; measured and true within 10 % of the disk.
+    truth_after = np.count_nonzero(scene.true_hypoperfused(scene.needling_end_s))
+    assert areas.true_after_px == truth_after
+    assert abs(areas.measured_after_px - truth_after) < AREA_TOLERANCE * areas.true_before_px
+    assert areas.pixel_area_mm2 == pytest.approx(SHORT.pixel_size_mm**2)
+    compared = result.comparison.areas
+    assert compared is not None
+    assert compared.before.extent_px == areas.measured_before_px
+    assert compared.before.extent_mm2 == pytest.approx(
+        areas.measured_before_px * SHORT.pixel_size_mm**2, rel=1e-12
+    )
+    assert compared.before.area_px == areas.measured_before_px - areas.unmeasured_before_px
+    assert compared.before.centroid_px is not None
+    assert np.hypot(*np.subtract(compared.before.centroid_px, scene.center_px)) < 0.1 * 25.6
+    summary = (result.out_dir / "summary.txt").read_text()
+    assert f"simulated truth {areas.true_before_px * areas.pixel_area_mm2:7.1f} mm²" in summary
+    with (result.out_dir / "area_timecourse.csv").open() as handle:
+        course = list(csv.DictReader(handle))
+    # The area drops from the disk to nearly nothing at the recovery.
+    early = [float(r["area_px"]) for r in course if float(r["time_s"]) < scene.needling_start_s]
+    late = [float(r["area_px"]) for r in course if float(r["time_s"]) > scene.needling_end_s]
+    assert np.median(early) == pytest.approx(areas.true_before_px, rel=AREA_TOLERANCE)
+    assert np.median(late) < AREA_TOLERANCE * areas.true_before_px
+
+
+@pytest.mark.slow
 def test_writes_every_output(demo: tuple[DemoResult, list[str]]) -> None:
     result, messages = demo
     names = {path.name for path in result.files}
     assert {
         "dark.h5", "static_target.h5", "needling_session.h5", "comparison.png",
         "timecourse.png", "perfusion_models.png", "raw_frame.png", "contrast.png",
-        "roi_table.csv", "summary.txt",
+        "roi_table.csv", "summary.txt", "report.pdf", "area_timecourse.csv",
     } <= names  # fmt: skip
+    assert (result.out_dir / "report.pdf").read_bytes()[:5] == b"%PDF-"
     for path in result.files:
         assert path.stat().st_size > 0, path
     for png in (p for p in result.files if p.suffix == ".png"):
@@ -93,6 +130,6 @@ def test_recording_holds_events_calibrations_and_products(
     with open_recording(result.recording) as rec:
         assert [e.label for e in rec.events] == ["needling start", "needling end"]
         assert {"beta", "dark_frame"} <= set(rec.calibrations)
-        assert {"contrast", "perfusion"} <= set(rec.derived)
+        assert {"contrast", "perfusion"} <= {name.rsplit("/", 1)[-1] for name in rec.derived}
         assert rec.dropped_frames == 0
-        assert rec.derived["perfusion"].info.parameters["model"] == "inverse_tau"
+        assert rec.product("perfusion").info.parameters["model"] == "inverse_tau"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from hypothesis import given
@@ -16,14 +17,17 @@ from lsci.processing import ProcessingSettings, process_recording
 from lsci.processing.chunks import plan_chunks
 from lsci.recording import (
     AcquisitionMetadata,
-    DerivedProductExistsError,
     RecordingWriter,
     open_recording,
     store_calibration,
 )
-from lsci.recording.layout import DERIVED_COMPLETE
+from lsci.recording.products import find_product_sets, product_folder
 
 FRAME_SHAPE = (24, 20)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_recording(path: Path, n_frames: int = 40, seed: int = 0) -> np.ndarray:
@@ -87,8 +91,8 @@ def test_chunked_processing_equals_whole_stack(
     result = process_recording(path, settings, memory_bytes=8 * frames[0].nbytes * 4)
     expected_k = reference(frames)  # type: ignore[operator]
     with open_recording(path) as rec:
-        k = rec.derived["contrast"][...]
-        sfi = rec.derived["perfusion"][...]
+        k = rec.product("contrast")[...]
+        sfi = rec.product("perfusion")[...]
     assert result.maps == len(expected_k)
     np.testing.assert_allclose(k, expected_k, rtol=1e-6)
     np.testing.assert_allclose(sfi, speckle_flow_index(expected_k), rtol=1e-5)
@@ -100,29 +104,58 @@ def test_tau_model_uses_exposure_and_beta(tmp_path: Path) -> None:
     settings = ProcessingSettings(model="inverse_tau", exposure_s=0.005, beta=0.8)
     process_recording(path, settings)
     with open_recording(path) as rec:
-        rate = rec.derived["perfusion"][...]
+        rate = rec.product("perfusion")[...]
     expected = inverse_correlation_time(spatial_contrast(frames, 7), 0.005, beta=0.8)
     np.testing.assert_allclose(rate, expected, rtol=1e-6)
 
 
-def test_rerun_is_recognised_and_different_settings_never_overwrite(tmp_path: Path) -> None:
+def test_rerun_is_recognised_and_other_settings_coexist(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     write_recording(path, n_frames=10)
+    before = _sha256(path)
     first = process_recording(path, ProcessingSettings(window=5))
     again = process_recording(path, ProcessingSettings(window=5))
     assert not first.reused
     assert again.reused
-    with pytest.raises(DerivedProductExistsError, match="different provenance"):
-        process_recording(path, ProcessingSettings(window=7))
-    replaced = process_recording(path, ProcessingSettings(window=7), overwrite=True)
-    assert not replaced.reused
+    assert again.product_set == first.product_set
+    other = process_recording(path, ProcessingSettings(window=7))
+    assert other.product_set != first.product_set
+    redone = process_recording(path, ProcessingSettings(window=5), overwrite=True)
+    assert not redone.reused
+    assert redone.product_set == first.product_set
     with open_recording(path) as rec:
-        assert rec.derived["contrast"].info.parameters["window"] == 7
+        assert sorted(rec.derived) == sorted(first.products + other.products)
+        assert rec.derived[first.products[0]].info.parameters["window"] == 5
+        assert rec.product("contrast").info.parameters["window"] == 5  # the newest: redone
+    assert _sha256(path) == before  # the recording is only ever read
 
 
-def test_interrupted_run_is_marked_incomplete_and_redone(tmp_path: Path) -> None:
+def test_products_dtype_and_their_attributes(tmp_path: Path) -> None:
+    path = tmp_path / "rec.h5"
+    frames = write_recording(path, n_frames=16)
+    settings = ProcessingSettings(window=5, average=4, exposure_s=0.005)
+    result = process_recording(path, settings, products=["perfusion"], dtype="float16")
+    assert [name.rsplit("/", 1)[1] for name in result.products] == ["perfusion"]
+    k = spatial_contrast(frames, 5).reshape(4, 4, *FRAME_SHAPE).mean(axis=1)
+    expected = inverse_correlation_time(k, 0.005)
+    with open_recording(path) as rec:
+        perfusion = rec.product("perfusion")
+        assert perfusion.dtype == np.float16
+        assert perfusion.attrs["unit"] == "1/s"
+        assert perfusion.attrs["model"] == "inverse_tau"
+        assert json.loads(perfusion.attrs["calibrations"]) == {}
+        # float16 keeps 11 significant bits: relative rounding error ≤ 2⁻¹¹.
+        np.testing.assert_allclose(perfusion.read(), expected, rtol=2.0**-11)
+    with pytest.raises(ValueError, match="dtype='float64'"):
+        process_recording(path, settings, dtype="float64")
+    with pytest.raises(ValueError, match="cannot be stored"):
+        process_recording(path, settings.__class__(model="contrast"), products=["perfusion"])
+
+
+def test_an_interrupted_run_leaves_nothing_and_a_rerun_completes(tmp_path: Path) -> None:
     path = tmp_path / "rec.h5"
     frames = write_recording(path, n_frames=30)
+    before = _sha256(path)
 
     def interrupt(done: int, total: int) -> None:
         raise KeyboardInterrupt
@@ -130,13 +163,26 @@ def test_interrupted_run_is_marked_incomplete_and_redone(tmp_path: Path) -> None
     settings = ProcessingSettings(window=5)
     with pytest.raises(KeyboardInterrupt):
         process_recording(path, settings, memory_bytes=4 * frames[0].nbytes * 4, progress=interrupt)
-    with h5py.File(path, "r") as handle:
-        assert handle["derived/contrast"].attrs[DERIVED_COMPLETE] == 0
+    assert _sha256(path) == before
+    assert find_product_sets(path) == []
+    assert list(product_folder(path).iterdir()) == []  # the temporary folder was removed
     result = process_recording(path, settings)
     assert not result.reused
-    with h5py.File(path, "r") as handle:
-        assert handle["derived/contrast"].attrs[DERIVED_COMPLETE] == 1
-        np.testing.assert_allclose(handle["derived/contrast"][...], spatial_contrast(frames, 5))
+    with open_recording(path) as rec:
+        np.testing.assert_allclose(rec.product("contrast").read(), spatial_contrast(frames, 5))
+
+
+def test_invalid_settings_and_frames_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rec.h5"
+    write_recording(path, n_frames=8)
+    for window in (0, 1, 2, 4):
+        with pytest.raises(ValueError, match=f"window={window}"):
+            ProcessingSettings(window=window)
+    with pytest.raises(ValueError, match="larger than the 24×20 frames"):
+        process_recording(path, ProcessingSettings(window=21, edges="valid"))
+    assert not product_folder(path).exists()
 
 
 def test_bad_settings_name_the_problem(tmp_path: Path) -> None:
@@ -174,22 +220,22 @@ def test_stored_calibrations_are_applied(tmp_path: Path) -> None:
     k2, _ = fundamental_k2(frames, camera, dark=dark, window=5)
     expected_k = np.sqrt(np.maximum(k2, 0))
     with open_recording(path) as rec:
-        np.testing.assert_allclose(rec.derived["contrast"][...], expected_k, rtol=1e-6)
+        np.testing.assert_allclose(rec.product("contrast")[...], expected_k, rtol=1e-6)
         np.testing.assert_allclose(
-            rec.derived["perfusion"][...],
+            rec.product("perfusion")[...],
             inverse_correlation_time(expected_k, 0.005, beta=beta.beta),
             rtol=1e-5,
         )
-        provenance = rec.derived["perfusion"].info.parameters
+        provenance = rec.product("perfusion").info.parameters
     assert provenance["beta"] == pytest.approx(beta.beta)
     assert provenance["gain_adu_per_e"] == 0.5
     assert provenance["dark_frame_frames"] == 20
 
-    # The same file without its calibrations gives the plain result, under new provenance.
-    process_recording(path, settings, calibrated=False, overwrite=True)
+    # The same file without its calibrations gives the plain result, in a set of its own.
+    process_recording(path, settings, calibrated=False)
     with open_recording(path) as rec:
         plain = spatial_contrast(frames, 5)
-        np.testing.assert_allclose(rec.derived["contrast"][...], plain, rtol=1e-6)
+        np.testing.assert_allclose(rec.product("contrast")[...], plain, rtol=1e-6)
 
 
 def test_beta_measured_with_other_settings_is_refused(tmp_path: Path) -> None:
@@ -225,9 +271,9 @@ def test_a_stack_in_memory_and_its_recording_give_the_same_maps(tmp_path: Path) 
     assert in_memory.settings.model == "inverse_tau"
     assert in_memory.settings.beta == beta.beta
     with open_recording(path) as rec:
-        np.testing.assert_array_equal(in_memory.contrast, rec.derived["contrast"][...])
-        np.testing.assert_array_equal(in_memory.perfusion, rec.derived["perfusion"][...])
-        assert in_memory.parameters() == rec.derived["perfusion"].info.parameters
+        np.testing.assert_array_equal(in_memory.contrast, rec.product("contrast")[...])
+        np.testing.assert_array_equal(in_memory.perfusion, rec.product("perfusion")[...])
+        assert in_memory.parameters() == rec.product("perfusion").info.parameters
     with pytest.raises(ValueError, match="another region of interest"):
         process_frames(frames[:, :10], settings, Calibrations(dark=dark))
     with pytest.raises(ValueError, match="camera-noise correction is not defined"):

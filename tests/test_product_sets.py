@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,12 @@ import pytest
 
 from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
 from lsci.recording.errors import RecordingError
-from lsci.recording.products import ProductSetWriter, find_product_sets, product_folder
+from lsci.recording.products import (
+    ProductSetWriter,
+    find_product_sets,
+    product_folder,
+    write_part,
+)
 
 SHAPE = (16, 24)
 META = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, pixel_format="Mono8", bit_depth=8)
@@ -58,7 +64,8 @@ def test_a_set_is_published_beside_the_recording_which_is_unchanged(recording: P
     assert out.path.name.startswith("spatial-w7-")
     assert _sha256(recording) == before
     # Readable with plain h5py, no lsci: attributes name the recording and the settings.
-    with h5py.File(out.path, "r") as handle:
+    [part] = sorted(out.path.glob("part-*.h5"))
+    with h5py.File(part, "r") as handle:
         assert handle.attrs["lsci_format"] == "lsci-products"
         assert handle.attrs["recording"] == "session.h5"
         np.testing.assert_array_equal(handle["contrast"][()], maps)
@@ -86,7 +93,7 @@ def test_settings_coexist_and_the_same_settings_are_recognised(recording: Path) 
         assert len(rec.derived) == 2
         # the newest set answers a plain name
         np.testing.assert_array_equal(rec.product("contrast").read(), maps * 3)
-    other.path.unlink()  # deleting a set's file is all it takes to remove it
+    shutil.rmtree(other.path)  # deleting a set's folder is all it takes to remove it
     assert [s.path for s in find_product_sets(recording)] == [first.path]
 
 
@@ -104,7 +111,7 @@ def test_an_error_while_writing_leaves_nothing(recording: Path) -> None:
     with pytest.raises(RuntimeError, match="stop"):
         interrupted()
     assert not writer.path.exists()
-    assert list(product_folder(recording).iterdir()) == []
+    assert list(product_folder(recording).iterdir()) == []  # the temporary folder too
     assert find_product_sets(recording) == []
 
 
@@ -134,15 +141,16 @@ def test_a_killed_writer_leaves_no_product_and_a_rerun_completes(
     assert _sha256(recording) == before
     assert find_product_sets(recording) == []
     leftovers = list(product_folder(recording).glob(".*.partial"))
-    assert len(leftovers) == 1  # at most a hidden temporary file, never a product
+    assert len(leftovers) == 1  # at most a hidden temporary folder, never a product
     with h5py.File(recording, "r") as handle:  # never opened for writing: not locked
         assert handle["raw/frames"].shape[0] == 8
-    # The next run ignores it, completes, and removes it once it is stale.
+    # The next run ignores what a killed writer left, completes, and removes it once stale.
     old = time.time() - 3600
-    os.utime(leftovers[0], (old, old))
+    for leftover in leftovers:
+        os.utime(leftover, (old, old))
     out = _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
     assert out.path.exists()
-    assert not leftovers[0].exists()
+    assert not any(leftover.exists() for leftover in leftovers)
 
 
 def test_a_symlinked_products_folder_is_refused(recording: Path, tmp_path: Path) -> None:
@@ -157,9 +165,56 @@ def test_a_symlinked_products_folder_is_refused(recording: Path, tmp_path: Path)
 def test_sets_of_another_recording_or_other_files_are_not_listed(recording: Path) -> None:
     _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
     folder = product_folder(recording)
-    (folder / "notes.h5").write_bytes(b"not hdf5")
-    with h5py.File(folder / "foreign.h5", "w") as handle:
+    (folder / "notes").mkdir()
+    (folder / "notes" / "part-000000000.h5").write_bytes(b"not hdf5")
+    (folder / "foreign").mkdir()
+    with h5py.File(folder / "foreign" / "part-000000000.h5", "w") as handle:
         handle.attrs["lsci_format"] = "lsci-products"
         handle.attrs["format_version"] = 1
         handle.attrs["recording"] = "other.h5"
+        handle.attrs["maps"] = 8
     assert len(find_product_sets(recording)) == 1
+
+
+def test_parts_written_by_several_processes_read_as_one_array(recording: Path) -> None:
+    maps = np.random.default_rng(1).random((11, *SHAPE), dtype=np.float32)
+    with ProductSetWriter(
+        recording, {"contrast": maps.shape}, algorithm="a", parameters={"window": 7}
+    ) as out:
+        assert out.temporary is not None
+        # Out of order, as cluster workers finish them.
+        for first, stop in ((4, 9), (0, 4), (9, 11)):
+            write_part(out.temporary, out.layout, first, {"contrast": maps[first:stop]})
+    with open_recording(recording) as rec:
+        product = rec.product("contrast")
+        assert product.shape == maps.shape
+        np.testing.assert_array_equal(product.read(), maps)
+        for key in (5, -1, slice(2, 10, 3), slice(None, None, -2), (slice(3, 10), 2, slice(4, 9))):
+            np.testing.assert_array_equal(product[key], maps[key])
+    # Plain h5py: the parts in name order, concatenated, are the product.
+    parts = sorted(out.path.glob("part-*.h5"))
+    assert [p.name for p in parts] == [
+        "part-000000000.h5",
+        "part-000000004.h5",
+        "part-000000009.h5",
+    ]
+    pieces = []
+    for part in parts:
+        with h5py.File(part, "r") as handle:
+            pieces.append(handle["contrast"][()])
+    np.testing.assert_array_equal(np.concatenate(pieces), maps)
+
+
+def test_a_set_missing_a_part_is_not_published(recording: Path) -> None:
+    maps = np.ones((6, *SHAPE), dtype=np.float32)
+    writer = ProductSetWriter(recording, {"contrast": maps.shape}, algorithm="a", parameters={})
+
+    def half_written() -> None:
+        with writer as out:
+            assert out.temporary is not None
+            write_part(out.temporary, out.layout, 0, {"contrast": maps[:3]})
+
+    with pytest.raises(RecordingError, match="incomplete"):
+        half_written()
+    assert find_product_sets(recording) == []
+    assert list(product_folder(recording).iterdir()) == []

@@ -6,8 +6,6 @@ and read-only conditions use a real small tmpfs (skipped where mounting is not p
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -32,6 +30,7 @@ from lsci.recording import (
     open_recording,
     save_derived,
 )
+from tests.helpers.tmpfs import mounted_tmpfs
 from tests.helpers.write_recording import expected_frame
 
 SHAPE = (16, 24)
@@ -234,22 +233,8 @@ def test_creating_where_permission_is_denied(tmp_path: Path) -> None:
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real 8 MiB tmpfs (needs root and mount permission; skipped otherwise)."""
-    mount_point = tmp_path / "mnt"
-    mount_point.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root and the mount command")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "8m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_disk_full_is_a_clear_error_and_flushed_frames_stay_readable(small_tmpfs: Path) -> None:

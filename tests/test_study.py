@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from datetime import date
@@ -17,7 +16,9 @@ pytest.importorskip("sqlalchemy", reason="the study catalog needs the 'study' ex
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from lsci.analysis.delineation import delineate_hypoperfusion
 from lsci.analysis.roi import polygon_mask
+from lsci.analysis.scale import save_scale
 from lsci.cli import main
 from lsci.recording import add_event
 from lsci.study import (
@@ -26,13 +27,13 @@ from lsci.study import (
     Roi,
     Study,
     StudyError,
-    hypoperfused_area_mm2,
     read_roi_file,
     schema,
 )
+from lsci.study.analysis import recording_perfusion_map
 from lsci.study.database import connect
 from lsci.study.migrations import migrate
-from tests.study.simulate import LESION, REFERENCE, Visit, write_rois, write_visit
+from tests.study.simulate import LESION, REFERENCE, SHAPE, Visit, write_rois, write_visit
 
 START = "2026-03-02T09:15:00Z"
 
@@ -177,12 +178,12 @@ def test_roi_file_corners_are_x_y_and_give_the_polygon_mask(tmp_path: Path) -> N
     rois = {roi.name: roi for roi in read_roi_file(write_rois(tmp_path / "r.geojson"))}
     assert rois["lesion"].role == "lesion"
     assert rois["healthy skin"].role == "reference"
-    mask = rois["lesion"].mask((64, 64))
-    # Rows and columns 10..53: a 44 × 44 square (the polygon's area, by the inside rule).
-    assert mask.sum() == 44 * 44
-    assert mask[10, 10]
-    assert not mask[54, 54]
-    np.testing.assert_array_equal(mask, polygon_mask(LESION, (64, 64)))
+    mask = rois["lesion"].mask(SHAPE)
+    # Rows and columns 20..107: an 88 × 88 square (the polygon's area, by the inside rule).
+    assert mask.sum() == 88 * 88
+    assert mask[20, 20]
+    assert not mask[108, 108]
+    np.testing.assert_array_equal(mask, polygon_mask(LESION, SHAPE))
 
 
 @pytest.mark.parametrize(
@@ -206,19 +207,25 @@ def test_malformed_roi_files_are_refused(tmp_path: Path, content: str, message: 
         read_roi_file(path)
 
 
-def test_hypoperfused_area_counts_lesion_pixels_below_the_fraction_of_the_reference() -> None:
-    rng = np.random.default_rng(3)
-    perfusion = rng.uniform(0.0, 2.0, (40, 50))
-    reference = np.zeros((40, 50), bool)
-    reference[:5] = True
-    lesion = ~reference
-    threshold = 0.3 * perfusion[reference].mean()
-    expected = (
-        sum(1 for r in range(5, 40) for c in range(50) if perfusion[r, c] < threshold) * 0.05**2
-    )
-    area = hypoperfused_area_mm2(perfusion, lesion, reference, 0.05, fraction=0.3)
-    assert area == pytest.approx(expected, rel=1e-12)
-    assert math.isnan(hypoperfused_area_mm2(perfusion, lesion, reference, None))
+def test_the_area_uses_the_measured_scale_beside_the_recording_over_the_metadata(
+    study: Study, tmp_path: Path
+) -> None:
+    """Same frames, one with a ruler measurement of 0.1 mm/px beside it (metadata: 0.05)."""
+    rois = read_roi_file(write_rois(tmp_path / "r.geojson"))
+    plain, ruled = record(tmp_path / "a.h5"), record(tmp_path / "b.h5")
+    save_scale(ruled, (20, 10), (20, 110), 10.0)
+    study.add_recording(plain, subject="S01", site="nose", visit="V1", rois=rois)
+    study.add_recording(ruled, subject="S02", site="nose", visit="V1", rois=rois)
+    (a,) = [r for r in study.trend("S01").rows if r.role == "lesion"]
+    (b,) = [r for r in study.trend("S02").rows if r.role == "lesion"]
+    assert a.hypoperfused_area_mm2 > 0
+    assert b.hypoperfused_area_mm2 == pytest.approx(4 * a.hypoperfused_area_mm2, rel=1e-9)
+    # The area is the delineation engine's, restricted to the lesion ROI.
+    result = recording_perfusion_map(plain, study.settings)
+    found = delineate_hypoperfusion(result.perfusion, reference=polygon_mask(REFERENCE, SHAPE),
+                                    scale=0.05)  # fmt: skip
+    inside = np.count_nonzero(found.mask & polygon_mask(LESION, SHAPE))
+    assert a.hypoperfused_area_mm2 == pytest.approx(inside * 0.05**2, rel=1e-9)
 
 
 def test_trend_needs_a_reference_roi(study: Study, tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ Two processes adding to one catalog at the same moment must lose nothing.
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -30,12 +32,14 @@ from tests.study.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.study.simulate import BASELINE_TAU_C_S, Visit, write_rois, write_visit
 
 HELPER = Path(__file__).parent / "study" / "add_many.py"
+# Set to docs/images to refresh the README's trend figure (made here by ``lsci study trend``).
+SCREENSHOT_DIR_VARIABLE = "LSCI_SCREENSHOT_DIR"
 
 #: Per subject: the day-0 event date, and per visit (day, ischemic factor, lesion radius px).
 SCHEDULE = {
-    "S01": (date(2026, 3, 2), [(2, 8.0, 18.0), (5, 6.0, 15.0), (9, 5.0, 12.0), (30, 4.0, 10.0)]),
-    "S02": (date(2026, 4, 11), [(3, 7.0, 17.0), (6, 5.0, 14.0), (10, 4.0, 12.0), (28, 3.5, 10.0)]),
-    "S03": (date(2025, 12, 20), [(2, 6.0, 16.0), (4, 5.0, 13.0), (8, 4.5, 12.0), (35, 4.0, 10.5)]),
+    "S01": (date(2026, 3, 2), [(2, 8.0, 36.0), (5, 6.0, 30.0), (9, 5.0, 24.0), (30, 4.0, 20.0)]),
+    "S02": (date(2026, 4, 11), [(3, 7.0, 34.0), (6, 5.0, 28.0), (10, 4.0, 24.0), (28, 3.5, 20.0)]),
+    "S03": (date(2025, 12, 20), [(2, 6.0, 32.0), (4, 5.0, 26.0), (8, 4.5, 24.0), (35, 4.0, 21.0)]),
 }
 NOTES = "seen with Dr Rivera, mother present"
 NEEDLING = ("needling start", "needling end")
@@ -61,6 +65,7 @@ def visits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[Pat
                 serial=serial(code),
                 start_time_utc=f"{when.isoformat()}T09:30:00Z",
                 events=NEEDLING if v < 2 else (),
+                skin=s,
             )
             made[code].append((path, when, day))
     return made
@@ -104,6 +109,9 @@ def test_followup_trend_recovers_the_simulated_recovery_and_the_export_is_de_ide
         out = tmp_path / "trend"
         lsci_study("trend", folder, "--subject", code, "--site", "nose", "--out", out)
         assert (out / f"trend_{code}_nose.png").read_bytes()[:4] == b"\x89PNG"
+        if code == "S01" and os.environ.get(SCREENSHOT_DIR_VARIABLE) and not database:
+            shutil.copy(out / "trend_S01_nose.png", Path(os.environ[SCREENSHOT_DIR_VARIABLE]) /
+                        "study_trend.png")  # fmt: skip
         rows = read_csv(out / f"trend_{code}.csv")
         lesion = [r for r in rows if r["roi"] == "lesion"]
         reference = [r for r in rows if r["role"] == "reference"]
@@ -118,6 +126,9 @@ def test_followup_trend_recovers_the_simulated_recovery_and_the_export_is_de_ide
         for row in lesion:
             change = float(row["hypoperfused_area_mm2"]) - first
             assert float(row["hypoperfused_area_change_mm2"]) == pytest.approx(change, abs=1e-6)
+        # The ROIs drawn on the first visit follow the subject: registered onto every other.
+        assert [r["roi_mapping"] for r in lesion] == ["drawn"] + ["registration"] * 3
+        assert all(float(r["registration_correlation"]) > 0.5 for r in lesion[1:])
         assert lesion[0]["events"] == "needling start; needling end"
         assert lesion[3]["events"] == ""
 

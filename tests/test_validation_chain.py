@@ -171,7 +171,7 @@ def test_before_after_recording_recovers_known_factor(tmp_path: Path) -> None:
     healthy = [(2.0, 4.0), (2.0, 30.0), (18.0, 30.0), (18.0, 4.0)]
     result = compare_before_after(
         maps[0], maps[1], {"ischemic": patch, "healthy": healthy}, reference="healthy",
-        before_intensity=means[0], after_intensity=means[1],
+        before_intensity=means[0], after_intensity=means[1], registration="translation",
     )  # fmt: skip
     assert result.registration is not None
     # after[r, c] shows what before[r + 3, c - 2] showed: move it by (+3, -2).

@@ -27,7 +27,11 @@ counts every gap in the stored ids, pipeline drops included).
 An error in any thread (a disconnected camera, a full disk, a failing live computation) stops
 the acquisition: the camera thread stops the camera and hands the frames it still delivers to
 the recorder, the recorder stores what it can and closes the file, ``error`` is emitted, and
-:meth:`AcquisitionPipeline.stop` raises the error (or returns it in the summary).
+:meth:`AcquisitionPipeline.stop` raises the error (or returns it in the summary). Frames the
+recorder appended after the file's last successful flush are then not in the file: they are
+counted as dropped by the pipeline, not as recorded, and the file stores an event that says
+how many. An event that cannot be stored is not such an error: it is reported (signal
+``problem``, :attr:`PipelineSummary.problems`) and recording goes on.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from lsci.drivers.base import (
     UnsupportedFeatureError,
 )
 from lsci.errors import LsciError
-from lsci.recording import AcquisitionMetadata, Event, RecordingWriter
+from lsci.recording import AcquisitionMetadata, Event, RecordingWriteError, RecordingWriter
 from lsci.recording.events import check_label
 
 __all__ = [
@@ -258,6 +262,7 @@ class AcquisitionPipeline:
         self._pending: list[tuple[int, str]] = []  # events waiting for their frames
         self._marks_closed = False
         self._stored: list[Event] = []
+        self._problems: list[str] = []
         self._drops: list[FrameDrop] = []
         self._rate_sample = (0.0, 0, 0)
         self._rates = (0.0, 0.0)
@@ -364,6 +369,7 @@ class AcquisitionPipeline:
                 events=tuple(self._stored),
                 drops=tuple(self._drops),
                 error=self._error,
+                problems=tuple(self._problems),
             )
             self._state = PipelineState.FINISHED
             self._relay.finish(self._summary)
@@ -547,6 +553,7 @@ class AcquisitionPipeline:
             self._fail(error)
         finally:
             self._close_writer()
+            self._count_unstored()
             self._done.set()
 
     def _write(self, slot: int, count: int) -> None:
@@ -577,19 +584,36 @@ class AcquisitionPipeline:
 
     def _store_events(self, host: np.ndarray | None) -> None:
         """Store the pending events that precede the last recorded frame (all when ``host``
-        is None, at the end); the rest wait for later frames with later time stamps."""
+        is None, at the end); the rest wait for later frames with later time stamps.
+
+        An event that cannot be stored is a problem reported (signal ``problem``, summary),
+        never the end of the acquisition; only a failure to write the file ends it.
+        """
         with self._lock:
             due = sorted(e for e in self._pending if host is None or e[0] <= host[-1])
             self._pending = [e for e in self._pending if e not in due]
         for moment, label in due:
-            if self.writer is not None:
-                event = self.writer.add_event(label, host_time_ns=moment)
-            else:
-                earlier = 0 if host is None else int(np.count_nonzero(host < moment))
-                start_ns = round(self._start_s * 1e9) + self._epoch_offset_ns
-                event = Event(label, moment, (moment - start_ns) / 1e9, self._recorded + earlier)
+            try:
+                event = self._store_event(moment, label, host)
+            except RecordingWriteError:
+                raise
+            except Exception as error:
+                self._problem(f"event {label!r} was not stored: {error}")
+                continue
             self._stored.append(event)
             self._relay.post(self.events.event_marked, event)
+
+    def _store_event(self, moment: int, label: str, host: np.ndarray | None) -> Event:
+        if self.writer is not None:
+            return self.writer.add_event(label, host_time_ns=moment)
+        earlier = 0 if host is None else int(np.count_nonzero(host < moment))
+        start_ns = round(self._start_s * 1e9) + self._epoch_offset_ns
+        return Event(label, moment, (moment - start_ns) / 1e9, self._recorded + earlier)
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self._problems.append(text)
+        self._relay.post(self.events.problem, text)
 
     def _close_writer(self) -> None:
         if self.writer is None:
@@ -598,6 +622,16 @@ class AcquisitionPipeline:
             self.writer.close()
         except BaseException as error:
             self._fail(error)
+
+    def _count_unstored(self) -> None:
+        """After a write failure, frames appended after the file's last successful flush
+        are not in it: count them as lost by the pipeline, not as recorded."""
+        if self.writer is None:
+            return
+        unstored = self._recorded - self.writer.frames_committed
+        if unstored > 0:
+            self._dropped_unrecorded += unstored
+            self._recorded -= unstored
 
     # -- the live thread --------------------------------------------------------------------
     def _live(self) -> None:

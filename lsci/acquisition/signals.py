@@ -2,10 +2,10 @@
 
 Every signal is emitted from one relay thread, never from the camera, recorder or live
 thread: a slow listener (a viewer, a logger) delays only the notifications after it. The relay
-keeps every ``started``, ``event_marked``, ``frames_dropped`` and ``error`` notification, at
-most ``backlog`` pending ``frame_acquired`` notifications (older ones are discarded and
-counted), only the newest pending live map, and emits ``stats_updated`` every statistics
-interval. ``finished`` is always the last signal.
+keeps every ``started``, ``event_marked``, ``frames_dropped``, ``problem`` and ``error``
+notification, at most ``backlog`` pending ``frame_acquired`` notifications (older ones are
+discarded and counted), only the newest pending live map, and emits ``stats_updated`` every
+statistics interval. ``finished`` is always the last signal.
 
 Qt users connect with psygnal's ``thread=`` option, or through a Qt signal, to handle them in
 the GUI thread.
@@ -53,6 +53,9 @@ class PipelineSignals(SignalGroup):
         The pipeline lost delivered frames (never silent; also stored as a recording event).
     event_marked(Event)
         An event was stored, with its frame index.
+    problem(str)
+        Something failed without stopping the acquisition (an event that could not be
+        stored); the message.
     error(BaseException)
         A thread failed; the pipeline stops and finishes.
     finished(PipelineSummary)
@@ -65,6 +68,7 @@ class PipelineSignals(SignalGroup):
     stats_updated = Signal(PipelineStats)
     frames_dropped = Signal(FrameDrop)
     event_marked = Signal(Event)
+    problem = Signal(str)
     error = Signal(BaseException)
     finished = Signal(PipelineSummary)
 

@@ -20,11 +20,14 @@ class PipelineStats:
         Frames the camera delivered to the pipeline (including those dropped for lack of room
         and those drained at the stop).
     frames_recorded
-        Frames appended to the recording (or consumed, without one).
+        Frames appended to the recording (or consumed, without one). Once the recording is
+        closed, the frames in the file: when writing failed, those appended after its last
+        successful flush are not stored and count as dropped by the pipeline instead.
     frames_dropped_camera
         Frames the camera numbered but never delivered (gaps in the frame ids).
     frames_dropped_pipeline
-        Delivered frames the pipeline lost: the ring was full, or recording had failed.
+        Delivered frames the pipeline lost: the ring was full, or recording had failed (frames
+        not stored after the failure included).
     frame_rate_hz
         Frames received per second over the last statistics interval.
     queue_depth
@@ -104,6 +107,9 @@ class PipelineSummary:
         Runs of frames the pipeline lost.
     error
         What stopped the acquisition early, None after a requested stop.
+    problems
+        What went wrong without stopping the acquisition (an event that could not be
+        stored), one message each.
     """
 
     stats: PipelineStats
@@ -113,3 +119,4 @@ class PipelineSummary:
     events: tuple[Event, ...]
     drops: tuple[FrameDrop, ...]
     error: BaseException | None
+    problems: tuple[str, ...] = ()

@@ -1,12 +1,14 @@
-"""Before/after comparison of perfusion maps: registration, ratio maps, ROI statistics.
+"""Before/after comparison of perfusion maps: registration, ratio maps, ROI statistics, areas.
 
 The clinical question: did perfusion in the ischemic area come back after treatment, and by how
-much, compared with healthy skin nearby? :func:`compare_before_after` aligns the "after" map with
-the "before" map (:mod:`lsci.analysis.registration`), computes the ratio and percent-change maps
-and one
-row of statistics per region of interest (:mod:`lsci.analysis.roi`), and returns a
-:class:`Comparison`
-that exports to CSV and JSON.
+much, compared with healthy skin nearby, and how large is the area still hypoperfused?
+:func:`compare_before_after` aligns the "after" map with the "before" map (similarity
+registration, :mod:`lsci.analysis.similarity`, or translation only,
+:mod:`lsci.analysis.registration`), computes the ratio and percent-change maps, one row of
+statistics per region of interest (:mod:`lsci.analysis.roi`) and, with a healthy reference
+region or an absolute threshold, the hypoperfused area before and after
+(:func:`lsci.analysis.delineation.compare_areas`), and returns a :class:`Comparison` that
+exports to CSV and JSON.
 
 Conventions
 -----------
@@ -21,34 +23,94 @@ Conventions
   in the region beyond the change in healthy skin (global effects such as a different
   illumination or skin temperature cancel);
   ``relative_percent_change = 100 · (relative_ratio − 1)``.
+- Pixels outside a quality mask (``valid_before`` / ``valid_after``: saturated, too dark) are
+  set to NaN before anything else, so they count in no statistic and no area; the areas report
+  them as excluded.
+- The hypoperfused areas use each map's own reference level (a fraction of the reference
+  region's median, default :data:`lsci.analysis.delineation.DEFAULT_FRACTION`), or an absolute
+  threshold in the maps' unit; without either there is no area.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from lsci._arrays import check_out
+from lsci.analysis.delineation import DEFAULT_FRACTION, AreaComparison, compare_areas
 from lsci.analysis.registration import Registration, apply_shift, register_translation
 from lsci.analysis.roi import RoiSpec, roi_masks
+from lsci.analysis.scale import PixelScale
+from lsci.analysis.similarity import (
+    SimilarityRegistration,
+    align_to_reference,
+    register_similarity,
+)
+from lsci.recording.atomic import write_text_atomically
 
 __all__ = [
+    "DEFAULT_MIN_CORRELATION",
+    "DEFAULT_REGISTRATION",
+    "REGISTRATION_METHODS",
+    "AreaSettings",
     "Comparison",
     "RoiStatistics",
     "compare_before_after",
     "percent_change_map",
     "ratio_map",
     "roi_statistics",
+    "with_areas",
 ]
+
+#: How the after map is aligned unless told otherwise: rotation, scale and translation (a face
+#: imaged again is never in the same pose).
+DEFAULT_REGISTRATION: Literal["similarity"] = "similarity"
+#: The registration methods: ``"similarity"`` (:func:`lsci.analysis.similarity.register_similarity`)
+#: or ``"translation"`` (:func:`lsci.analysis.registration.register_translation`, cheaper, for a
+#: camera on a fixed mount).
+REGISTRATION_METHODS = ("similarity", "translation")
+#: Smallest correlation of the aligned images a similarity registration accepts (its default).
+DEFAULT_MIN_CORRELATION = 0.3
+
+AnyRegistration = Registration | SimilarityRegistration
+
+
+@dataclass(frozen=True)
+class AreaSettings:
+    """How the hypoperfused area is delineated (:func:`lsci.analysis.delineation.compare_areas`).
+
+    Attributes
+    ----------
+    fraction : float
+        Hypoperfused below this fraction of the reference region's ``statistic``.
+    statistic : {"median", "mean"}
+        The reference statistic.
+    absolute : float or None
+        A threshold in the maps' unit instead of the reference (then no reference is needed).
+    min_size_mm2, min_size_px : float or int or None
+        Islands and holes smaller than this are cleaned (defaults of the delineation: 1 mm²
+        with a scale, 49 px without).
+    """
+
+    fraction: float = DEFAULT_FRACTION
+    statistic: Literal["median", "mean"] = "median"
+    absolute: float | None = None
+    min_size_mm2: float | None = None
+    min_size_px: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain Python values (for JSON)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -106,21 +168,36 @@ class Comparison:
         ``after / before`` per pixel (:func:`ratio_map`).
     percent_change : (M, N) ndarray
         ``100 · (after / before − 1)`` per pixel.
-    registration : Registration or None
-        The shift applied to the after map and its quality; ``None`` when not registered.
+    registration : SimilarityRegistration or Registration or None
+        How the after map was aligned and how surely; ``None`` when not registered. A
+        similarity registration accepted with ``refuse_unreliable=False`` may be marked
+        ``reliable=False`` with its reasons.
     rois : tuple of RoiStatistics
         One row per region, in the given order (the reference included).
     reference : str or None
         Name of the reference region.
+    areas : AreaComparison or None
+        The hypoperfused area before and after; ``None`` without a reference region or an
+        absolute threshold.
+    area_settings : AreaSettings
+        How the areas are (or would be) delineated.
+    scale : PixelScale or None
+        The pixel size on the skin (of the before map), for mm and mm².
+    unit : str
+        The maps' unit (for the threshold's description).
     """
 
     before: npt.NDArray[np.floating[Any]] = field(repr=False)
     after: npt.NDArray[np.floating[Any]] = field(repr=False)
     ratio: npt.NDArray[np.floating[Any]] = field(repr=False)
     percent_change: npt.NDArray[np.floating[Any]] = field(repr=False)
-    registration: Registration | None
+    registration: AnyRegistration | None
     rois: tuple[RoiStatistics, ...]
     reference: str | None
+    areas: AreaComparison | None = None
+    area_settings: AreaSettings = AreaSettings()
+    scale: PixelScale | None = None
+    unit: str = ""
 
     def roi(self, name: str) -> RoiStatistics:
         """The statistics of the region called ``name`` (KeyError if there is none)."""
@@ -136,9 +213,20 @@ class Comparison:
             "reference": self.reference,
             "registration": None
             if self.registration is None
-            else {k: _json_value(v) for k, v in self.registration.to_dict().items()},
+            else _json_tree(self._registration_dict()),
             "rois": [{k: _json_value(v) for k, v in asdict(row).items()} for row in self.rois],
+            "areas": None if self.areas is None else _json_tree(self.areas.to_dict()),
+            "area_settings": self.area_settings.to_dict(),
+            "scale": None if self.scale is None else self.scale.to_dict(),
+            "unit": self.unit,
         }
+
+    def _registration_dict(self) -> dict[str, Any]:
+        assert self.registration is not None
+        values = self.registration.to_dict()
+        if isinstance(self.registration, Registration):
+            values = {"model": "translation", **values}
+        return values
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The :meth:`to_dict` content as JSON (standard JSON: NaN written as ``null``).
@@ -155,15 +243,19 @@ class Comparison:
         """
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text_atomically(path, text + "\n")
         return text
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """The ROI table as CSV: a header, then one row per region.
 
-        Columns are the :class:`RoiStatistics` fields, then the registration ``shift_dy_px``,
-        ``shift_dx_px``, ``peak_ratio`` (empty when not registered) and ``reference``, repeated
-        on each row so the file stands alone. NaN is written as ``nan``.
+        Columns are the :class:`RoiStatistics` fields; ``hypoperfused_before`` and
+        ``hypoperfused_after``, the share (0 to 1) of the region's measured pixels that is
+        hypoperfused (empty without areas); then the registration: ``registration`` (the
+        method), ``shift_dy_px``, ``shift_dx_px``, ``rotation_deg``, ``scale``, ``correlation``
+        (similarity) and ``peak_ratio`` (translation), empty when they do not apply; and
+        ``reference``. The registration and the reference are repeated on each row so the file
+        stands alone. NaN is written as ``nan``.
 
         Parameters
         ----------
@@ -176,24 +268,43 @@ class Comparison:
             The CSV text.
         """
         columns = [f.name for f in fields(RoiStatistics)]
-        extra = ["shift_dy_px", "shift_dx_px", "peak_ratio", "reference"]
-        reg = self.registration
-        tail: list[Any] = (
-            ["", "", ""]
-            if reg is None
-            else [repr(reg.shift_px[0]), repr(reg.shift_px[1]), repr(reg.peak_ratio)]
-        )
+        shares = ["hypoperfused_before", "hypoperfused_after"]
+        extra = ["registration", "shift_dy_px", "shift_dx_px", "rotation_deg", "scale",
+                 "correlation", "peak_ratio", "reference"]  # fmt: skip
+        tail = [_cell(v) for v in _registration_cells(self.registration)]
         tail.append(self.reference or "")
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns + extra)
+        writer.writerow(columns + shares + extra)
         for row in self.rois:
             values = [getattr(row, name) for name in columns]
-            writer.writerow([repr(v) if isinstance(v, float) else v for v in values] + tail)
+            share: list[Any] = ["", ""]
+            if self.areas is not None:
+                share = [
+                    self.areas.before.roi_share.get(row.name, ""),
+                    self.areas.after.roi_share.get(row.name, ""),
+                ]
+            writer.writerow([_cell(v) for v in values + share] + tail)
         text = buffer.getvalue()
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_text_atomically(path, text)
         return text
+
+
+def _registration_cells(registration: AnyRegistration | None) -> list[Any]:
+    """Method, dy, dx, rotation, scale, correlation, peak ratio (``""`` where they do not apply)."""
+    if registration is None:
+        return ["", "", "", "", "", "", ""]
+    dy, dx = registration.shift_px
+    if isinstance(registration, SimilarityRegistration):
+        return ["similarity", dy, dx, registration.rotation_deg, registration.scale,
+                registration.correlation, ""]  # fmt: skip
+    return ["translation", dy, dx, "", "", "", registration.peak_ratio]
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: floats written exactly (``repr``), NaN as ``nan``."""
+    return repr(float(value)) if isinstance(value, float | np.floating) else value
 
 
 def ratio_map(
@@ -353,49 +464,74 @@ def compare_before_after(
     *,
     reference: str | RoiSpec | None = None,
     register: bool = True,
+    registration: Literal["similarity", "translation"] = DEFAULT_REGISTRATION,
     before_intensity: npt.ArrayLike | None = None,
     after_intensity: npt.ArrayLike | None = None,
+    valid_before: npt.ArrayLike | None = None,
+    valid_after: npt.ArrayLike | None = None,
+    area: AreaSettings | None = None,
+    scale: PixelScale | None = None,
+    unit: str = "",
+    min_correlation: float = DEFAULT_MIN_CORRELATION,
+    refuse_unreliable: bool = True,
     upsample_factor: int = 20,
     min_peak_ratio: float = 3.0,
     max_shift_px: float | None = None,
 ) -> Comparison:
-    """Compare perfusion before and after a treatment, region by region.
+    """Compare perfusion before and after a treatment, region by region and by area.
 
     Parameters
     ----------
     before, after : (M, N) or (T, M, N) array_like
         Perfusion maps (any linear perfusion index: 1/K², 1/τc, ...). A stack is averaged over
         its first axis, ignoring NaN (use :func:`lsci.analysis.time_windows.window_mean` to pick a
-        time
-        window first).
+        time window first). With similarity registration ``after`` may have another shape; it
+        is resampled onto the before map's grid.
     rois : mapping or array_like
         Regions in the coordinates of ``before``: a label image, or a mapping from name to a
         boolean mask or to polygon vertices ``(row, col)`` (napari Shapes convention).
     reference : str or mask or polygon, optional
         Healthy-skin reference region: a name in ``rois``, or a mask/polygon added as
-        ``"reference"``.
+        ``"reference"``. It also sets the hypoperfusion threshold of each map.
     register : bool, optional
-        Align ``after`` with ``before`` by phase correlation before comparing. With ``False``
-        the maps are compared pixel by pixel as given.
+        Align ``after`` with ``before`` first. With ``False`` the maps are compared pixel by
+        pixel as given.
+    registration : {"similarity", "translation"}, optional
+        Rotation, scale and translation (default), or translation only.
     before_intensity, after_intensity : (M, N) array_like, optional
         Mean-intensity images of the two recordings, to register on (they show the anatomy
         better than perfusion, which the treatment changes). Default: the maps themselves.
+    valid_before, valid_after : (M, N) array_like of bool, optional
+        Usable pixels of each map (:func:`lsci.analysis.quality.valid_pixels`); the others are
+        set to NaN first.
+    area : AreaSettings, optional
+        How the hypoperfused area is delineated; default :class:`AreaSettings()`.
+    scale : PixelScale, optional
+        Pixel size of the before map on the skin, for areas in mm².
+    unit : str, optional
+        The maps' unit.
+    min_correlation, refuse_unreliable
+        Similarity registration: the smallest correlation accepted, and whether an unreliable
+        registration raises (default) or is kept, marked ``reliable=False`` with its reasons
+        (:func:`lsci.analysis.similarity.register_similarity`).
     upsample_factor, min_peak_ratio, max_shift_px
-        Passed to :func:`lsci.analysis.registration.register_translation`.
+        Translation registration: passed to
+        :func:`lsci.analysis.registration.register_translation`.
 
     Returns
     -------
     Comparison
-        Maps, registration and the ROI table.
+        Maps, registration, the ROI table and the hypoperfused areas.
 
     Raises
     ------
     ValueError
-        If shapes differ (maps, intensity images), a region is invalid or empty, or ``reference``
-        names no region.
+        If shapes differ (maps without similarity registration, intensity images, masks), a
+        region is invalid or empty, ``reference`` names no region, ``registration`` is unknown,
+        or the reference region has no measured pixel.
     lsci.analysis.registration.RegistrationError
-        If ``register`` is true and the registration is unreliable: the maps are not compared
-        misaligned.
+        If ``register`` is true and the registration is unreliable (for similarity, unless
+        ``refuse_unreliable`` is false): the maps are not compared misaligned.
 
     Notes
     -----
@@ -412,37 +548,118 @@ def compare_before_after(
     >>> result.roi("all").ratio
     2.0
     """
-    b = _mean_map(before, "before")
-    a = _mean_map(after, "after")
-    if b.shape != a.shape:
+    if registration not in REGISTRATION_METHODS:
+        raise ValueError(
+            f"registration must be one of {REGISTRATION_METHODS}, got {registration!r}"
+        )
+    b = _masked(_mean_map(before, "before"), valid_before, "valid_before")
+    a = _masked(_mean_map(after, "after"), valid_after, "valid_after")
+    similarity = register and registration == "similarity"
+    if b.shape != a.shape and not similarity:
         raise ValueError(
             f"before and after maps must have the same shape, got {b.shape} and {a.shape}"
         )
-    registration = None
+    aligned: AnyRegistration | None = None
     if register:
         fixed = b if before_intensity is None else _intensity(before_intensity, b.shape, "before")
-        moving = a if after_intensity is None else _intensity(after_intensity, b.shape, "after")
-        registration = register_translation(
-            fixed,
-            moving,
-            upsample_factor=upsample_factor,
-            min_peak_ratio=min_peak_ratio,
-            max_shift_px=max_shift_px,
-        )
-        a = apply_shift(a, registration.shift_px)
+        moving = a if after_intensity is None else _intensity(after_intensity, a.shape, "after")
+        if similarity:
+            aligned = register_similarity(
+                fixed, moving, min_correlation=min_correlation, refuse=refuse_unreliable
+            )
+            a = align_to_reference(a, aligned).astype(a.dtype)
+        else:
+            aligned = register_translation(
+                fixed,
+                moving,
+                upsample_factor=upsample_factor,
+                min_peak_ratio=min_peak_ratio,
+                max_shift_px=max_shift_px,
+            )
+            a = apply_shift(a, aligned.shift_px)
     table = roi_statistics(b, a, rois, reference=reference)
     reference_name = None
     if reference is not None:
         reference_name = reference if isinstance(reference, str) else "reference"
-    return Comparison(
+    comparison = Comparison(
         before=b,
         after=a,
         ratio=ratio_map(b, a),
         percent_change=percent_change_map(b, a),
-        registration=registration,
+        registration=aligned,
         rois=table,
         reference=reference_name,
+        area_settings=AreaSettings() if area is None else area,
+        scale=scale,
+        unit=unit,
     )
+    return with_areas(comparison, rois, reference)
+
+
+def with_areas(
+    comparison: Comparison,
+    rois: Mapping[str, RoiSpec] | npt.ArrayLike,
+    reference: str | RoiSpec | None,
+) -> Comparison:
+    """The comparison with its hypoperfused areas (re)computed for these regions.
+
+    The before map and the aligned after map are delineated with
+    :func:`lsci.analysis.delineation.compare_areas` and the comparison's
+    :attr:`~Comparison.area_settings`, scale and unit; the threshold of each map is the
+    fraction of its own reference level (or the absolute threshold).
+
+    Parameters
+    ----------
+    comparison : Comparison
+        A computed comparison.
+    rois : mapping or array_like
+        The regions whose hypoperfused share is reported (as :func:`roi_statistics`).
+    reference : str or mask or polygon or None
+        The reference region (a name in ``rois`` or a region); ``None`` leaves the areas out
+        unless the settings give an absolute threshold.
+
+    Returns
+    -------
+    Comparison
+        With :attr:`~Comparison.areas` set (``None`` when there is no threshold).
+    """
+    settings = comparison.area_settings
+    shape = (int(comparison.before.shape[0]), int(comparison.before.shape[1]))
+    masks = roi_masks(rois, shape)
+    region: RoiSpec | None = None
+    if settings.absolute is None:
+        if reference is None:
+            return dataclasses.replace(comparison, areas=None)
+        region = masks[reference] if isinstance(reference, str) else reference
+    areas = compare_areas(
+        comparison.before,
+        comparison.after,
+        reference=region,
+        fraction=settings.fraction,
+        statistic=settings.statistic,
+        absolute=settings.absolute,
+        rois=masks,
+        scale=comparison.scale,
+        min_size_mm2=settings.min_size_mm2,
+        min_size_px=settings.min_size_px,
+        unit=comparison.unit,
+    )
+    return dataclasses.replace(comparison, areas=areas)
+
+
+def _masked(
+    values: npt.NDArray[np.floating[Any]], valid: npt.ArrayLike | None, name: str
+) -> npt.NDArray[np.floating[Any]]:
+    """``values`` with NaN where ``valid`` is False."""
+    if valid is None:
+        return values
+    usable = np.asarray(valid)
+    if usable.shape != values.shape or usable.dtype != np.bool_:
+        raise ValueError(
+            f"{name} must be a boolean mask of the map's shape {values.shape}, got "
+            f"{usable.dtype} {usable.shape}"
+        )
+    return np.where(usable, values, np.nan).astype(values.dtype)
 
 
 def _stats(b: npt.NDArray[np.float64], a: npt.NDArray[np.float64], area: int) -> dict[str, float]:
@@ -537,3 +754,12 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _json_tree(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth, replaced by ``None``."""
+    if isinstance(value, dict):
+        return {k: _json_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_tree(v) for v in value]
+    return _json_value(value)

@@ -149,9 +149,11 @@ class Delineation:
     mask : (M, N) ndarray of bool
         True at hypoperfused (measured) pixels, after cleaning.
     outlines : tuple of (K, 2) ndarray of float
-        Closed contours of the mask as ``(row, col)`` vertices, half way between pixel centres
-        (first vertex repeated last): outer boundaries and the boundaries of holes. Usable as
-        napari Shapes polygons and, as ``plot(c[:, 1], c[:, 0])``, in matplotlib.
+        Closed contours of the region as ``(row, col)`` vertices, half way between pixel
+        centres (first vertex repeated last): outer boundaries and the boundaries of holes.
+        Unmeasured pixels inside a hole smaller than the minimum size belong to the region's
+        outline (not to its area): a saturated pixel does not punch a hole in the lesion. Usable
+        as napari Shapes polygons and, as ``plot(c[:, 1], c[:, 0])``, in matplotlib.
     area_px : int
         Hypoperfused pixels.
     area_mm2 : float or None
@@ -193,11 +195,25 @@ class Delineation:
     excluded_inside_px: int
     scale: PixelScale | None
 
+    @property
+    def extent_px(self) -> int:
+        """Pixels the outline encloses: the hypoperfused ones and the unmeasured ones inside
+        (``area_px + excluded_inside_px``), the lesion's extent when some of it could not be
+        measured (saturated, for example)."""
+        return self.area_px + self.excluded_inside_px
+
+    @property
+    def extent_mm2(self) -> float | None:
+        """:attr:`extent_px` in mm² (``None`` without a scale)."""
+        return _mm2(self.extent_px, self.scale)
+
     def to_dict(self) -> dict[str, Any]:
         """Every number of the delineation as plain Python values (for JSON; no arrays)."""
         return {
             "area_px": self.area_px,
             "area_mm2": self.area_mm2,
+            "extent_px": self.extent_px,
+            "extent_mm2": self.extent_mm2,
             "centroid_px": _listed(self.centroid_px),
             "centroid_mm": _listed(self.centroid_mm),
             "roi_share": dict(self.roi_share),
@@ -305,6 +321,7 @@ def delineate_hypoperfusion(
         size_px=size_px,
         size_mm2=size_mm2,
         excluded_inside_px=int(np.count_nonzero(enclosed & ~measured)),
+        outlined=filled,
     )
 
 
@@ -718,6 +735,7 @@ def _describe(
     size_px: int,
     size_mm2: float | None,
     excluded_inside_px: int,
+    outlined: BoolMap | None = None,
 ) -> Delineation:
     area = int(np.count_nonzero(mask))
     centroid: tuple[float, float] | None = None
@@ -729,10 +747,10 @@ def _describe(
         shape = (int(mask.shape[0]), int(mask.shape[1]))
         for name, region in roi_masks(rois, shape).items():
             seen = int(np.count_nonzero(region & measured))
-            share[name] = np.count_nonzero(region & mask) / seen if seen else math.nan
+            share[name] = float(np.count_nonzero(region & mask)) / seen if seen else math.nan
     return Delineation(
         mask=mask,
-        outlines=_outlines(mask),
+        outlines=_outlines(mask if outlined is None else outlined),
         area_px=area,
         area_mm2=_mm2(area, scale),
         centroid_px=centroid,

@@ -33,6 +33,9 @@ Method
 4. Refinement of all four parameters, with a gain and an offset between the images, by
    Gauss–Newton least squares on the flattened images (Lucas & Kanade 1981; Baker & Matthews
    2004), first on smoothed images then on sharper ones.
+5. Steps 3 and 4 are also run from no rotation and no scaling; of the two fits the converged
+   one that correlates best is kept (with faint texture the spectra of step 2 can point to a
+   false pose the refinement cannot leave, while the camera barely moved).
 
 Confidence
 ----------
@@ -205,7 +208,8 @@ def register_similarity(
         If an image is not 2-D, smaller than 32 × 32 or has no finite pixel, or a parameter is
         out of range.
     SimilarityRegistrationError
-        If ``refuse`` and the registration is unreliable; the message gives the reasons.
+        If ``refuse`` and the registration is unreliable (the message gives the reasons), or
+        an image has no texture at all (then also without ``refuse``).
 
     Examples
     --------
@@ -222,28 +226,25 @@ def register_similarity(
     mov = _as_image(moving, "moving")
     _check_settings(min_correlation, min_overlap, max_rotation_deg, scale_range)
     ref_flat, mov_flat = _flatten(ref), _flatten(mov)
+    for name, flat in (("reference", ref_flat), ("moving", mov_flat)):
+        if not flat.any():
+            # A uniform image has no texture to align: nothing to measure, so nothing to trust.
+            raise SimilarityRegistrationError(
+                f"registration refused: the {name} image has no texture to align on (it is "
+                "uniform after removing the illumination's shading)"
+            )
 
-    rotation_deg, scale = _rotation_and_scale(ref_flat, mov_flat)
-    shift = _translation(ref_flat, mov_flat, rotation_deg, scale)
-    params = np.array(
-        [
-            scale * math.cos(math.radians(rotation_deg)),
-            scale * math.sin(math.radians(rotation_deg)),
-            shift[0],
-            shift[1],
-        ]
+    # Two starting points: the pose read from the spectra, and no rotation or scaling (the
+    # camera barely moved). With little texture the spectra can point to a false pose from
+    # which the refinement does not recover; the start whose alignment agrees best is kept.
+    starts = {_rotation_and_scale(ref_flat, mov_flat), (0.0, 1.0)}
+    fits = [_fit_from(ref_flat, mov_flat, rotation, scale) for rotation, scale in starts]
+    params, iterations, converged, (correlation, residual, overlap) = max(
+        fits, key=lambda fit: (fit[2], fit[3][0])
     )
-    iterations = 0
-    converged = True
-    for sigma in _REFINE_SIGMAS_PX:
-        params, steps, converged = _refine(
-            gaussian(ref_flat, sigma), gaussian(mov_flat, sigma), params
-        )
-        iterations += steps
     a, b, dy, dx = (float(v) for v in params)
     rotation_deg = math.degrees(math.atan2(b, a))
     scale = math.hypot(a, b)
-    correlation, residual, overlap = _agreement(ref_flat, mov_flat, params)
 
     reasons = []
     if not converged:
@@ -332,6 +333,24 @@ def _as_image(image: npt.ArrayLike, name: str) -> FloatImage:
     if not finite.any():
         raise ValueError(f"{name} has no finite pixel")
     return np.where(finite, values, values[finite].mean())
+
+
+def _fit_from(
+    ref_flat: FloatImage, mov_flat: FloatImage, rotation_deg: float, scale: float
+) -> tuple[FloatImage, int, bool, tuple[float, float, float]]:
+    """Translation for a starting pose, then the refinement: parameters, iterations, whether
+    it converged, and the agreement (correlation, residual, overlap)."""
+    shift = _translation(ref_flat, mov_flat, rotation_deg, scale)
+    theta = math.radians(rotation_deg)
+    params = np.array([scale * math.cos(theta), scale * math.sin(theta), shift[0], shift[1]])
+    iterations = 0
+    converged = True
+    for sigma in _REFINE_SIGMAS_PX:
+        params, steps, converged = _refine(
+            gaussian(ref_flat, sigma), gaussian(mov_flat, sigma), params
+        )
+        iterations += steps
+    return params, iterations, converged, _agreement(ref_flat, mov_flat, params)
 
 
 def _check_settings(
@@ -443,10 +462,14 @@ def _translation(
         ref.shape,
     )
     aligned = warp(mov, _moving_coords(guess, ref.shape), order=1, mode="constant", cval=0.0)
+    # Plain cross-correlation, not phase correlation: whitening gives the many frequencies of
+    # noise that differs between the images (speckle left in a mean intensity, strongest where
+    # flow is slow) the weight of the few the shared texture occupies, and a spurious peak wins.
     shift, _, _ = phase_cross_correlation(
         ref * spectral_window("hann", ref.shape),
         aligned * spectral_window("hann", ref.shape),
         upsample_factor=_UPSAMPLE,
+        normalization=None,
     )
     # ``aligned`` must move by ``shift`` to match the reference, so the reference's centre lies
     # at −shift in ``aligned`` coordinates, i.e. at linear · (−shift) in the moving image.

@@ -2,9 +2,15 @@
 
 Behaviour worth knowing:
 
-- Ctrl-C (SIGINT) and SIGTERM stop the acquisition like the end of ``--duration``: the camera
-  stops, the frames it still delivers are recorded, the file is closed complete, and the
-  command exits with status 0. A second signal while stopping only repeats that it is closing.
+- Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal or the SSH session was closed) stop the
+  acquisition like the end of ``--duration``: the camera stops, the frames it still delivers
+  are recorded, the file is closed complete, and the command exits with status 0. A second
+  signal while stopping only repeats that it is closing.
+- A mark that cannot be stored is a warning, never the end of the recording; labels of
+  ``--mark-at`` are checked (1 to 128 UTF-8 bytes) before anything is recorded.
+- When writing fails (a full disk), the summary counts only the frames in the file; those
+  that were not stored count as dropped by the pipeline, and the file records the loss as an
+  event.
 - A setting the camera does not have (for example ``--exposure-ms`` on a camera without
   ``ExposureTime``) is an error before anything is recorded, not a warning: speckle contrast
   depends on the exposure, and a recording at an unknown exposure cannot be analysed as asked.
@@ -44,9 +50,12 @@ from lsci.acquisition import (
 )
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
+from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
 from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind, kinds_taking
 from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
+from lsci.recording.events import check_label
+from lsci.recording.layout import EVENT_LABEL_BYTES
 
 __all__ = ["acquire"]
 
@@ -70,23 +79,54 @@ def _parse_mark(
             when = math.nan
         if not sep or not label.strip() or not math.isfinite(when) or when < 0:
             raise click.BadParameter(
-                f"{value!r} must be SECONDS:LABEL with SECONDS >= 0, e.g. '20:needling start'",
+                f"{_shorten(value)!r} must be SECONDS:LABEL with SECONDS >= 0, e.g. "
+                "'20:needling start'",
                 ctx,
                 param,
             )
+        try:
+            check_label(label)
+        except ValueError:
+            size = len(label.strip().encode("utf-8"))
+            raise click.BadParameter(
+                f"the label {_shorten(label.strip())!r} is {size} UTF-8 bytes"
+                f"{' with a NUL' if chr(0) in label else ''}: allowed are 1 to "
+                f"{EVENT_LABEL_BYTES} bytes of text without NUL",
+                ctx,
+                param,
+            ) from None
         marks.append((when, label.strip()))
     return sorted(marks)
 
 
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    # The simulator (and its compiled kernels) loads only when a shape is checked.
+    from lsci.drivers.simulated import MAX_SENSOR_PX, check_sensor_shape
+
     height, sep, width = value.lower().partition("x")
-    if not (
-        sep and height.isdigit() and width.isdigit() and int(height) >= 16 and int(width) >= 16
-    ):
+    try:
+        if not (sep and height.isdigit() and width.isdigit()):
+            raise ValueError
+        return check_sensor_shape((int(height), int(width)))
+    except ValueError:
         raise click.BadParameter(
-            f"{value!r} must be HEIGHTxWIDTH, each >= 16, e.g. 512x512", ctx, param
-        )
-    return int(height), int(width)
+            f"{_shorten(value)!r} must be HEIGHTxWIDTH, each from 16 to {MAX_SENSOR_PX} "
+            "pixels, e.g. 512x512",
+            ctx,
+            param,
+        ) from None
+
+
+def _positive_finite(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value} is invalid: allowed finite numbers > 0", ctx, param)
+    return value
 
 
 def _open_camera(
@@ -117,8 +157,13 @@ def _apply(camera: Camera, name: str, value: Any, option: str) -> None:
         raise click.UsageError(f"{option}: {error}") from None
 
 
+#: Signals that end an acquisition cleanly. SIGHUP comes when the terminal or the SSH
+#: session closes: the recording must still be closed complete.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _StopRequests:
-    """SIGINT and SIGTERM set a flag instead of interrupting whatever runs at that moment."""
+    """Stop signals set a flag instead of interrupting whatever runs at that moment."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -133,7 +178,7 @@ class _StopRequests:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_StopRequests]:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         try:
             yield self
@@ -194,10 +239,7 @@ class _EventInput:
 
     def _mark(self, label: str) -> None:
         self._presses += 1
-        try:
-            self._pipeline.mark_event(label or f"key {self._presses}")
-        except (LsciError, ValueError, TypeError) as error:
-            click.echo(f"\nevent not marked: {error}", err=True)
+        _mark(self._pipeline, label or f"key {self._presses}")
 
 
 class _Status:
@@ -218,6 +260,7 @@ class _Status:
         pipeline.events.frames_dropped.connect(
             lambda drop: self._line(f"warning: {drop.label}: the disk is not keeping up")
         )
+        pipeline.events.problem.connect(lambda text: self._line(f"warning: {text}"))
 
     def _on_live(self, image: np.ndarray, info: FrameInfo) -> None:
         finite = image[np.isfinite(image)]
@@ -259,6 +302,7 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
     lines += [
         f"event {e.label!r} at {e.time_s:.2f} s, frame {e.frame_index}" for e in summary.events
     ]
+    lines += [f"warning: {problem}" for problem in summary.problems]
     return "\n".join(lines)
 
 
@@ -282,13 +326,18 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
     help="GenICam camera: serial number, id, or index as listed by 'lsci cameras' (a number "
     "is an index unless a camera has it as serial number or id).",
 )
-@click.option("--exposure-ms", type=float, help="Exposure time in milliseconds.")
-@click.option("--fps", type=float, help="Frame rate in frames per second.")
+@click.option(
+    "--exposure-ms", type=float, callback=_positive_finite, help="Exposure time in milliseconds."
+)
+@click.option(
+    "--fps", type=float, callback=_positive_finite, help="Frame rate in frames per second."
+)
 @click.option("--pixel-format", help="Pixel format, e.g. Mono8 or Mono12.")
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds to record; default: until Ctrl-C or SIGTERM.",
+    type=float,
+    callback=_positive_finite,
+    help="Seconds to record; default: until Ctrl-C, SIGTERM or SIGHUP.",
 )
 @click.option(
     "--out",
@@ -361,6 +410,11 @@ def acquire(
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
     try:
         camera = _open_camera(camera_kind, cti, device, sim_mode, sim_shape)
+    except ProducerNotFoundError:
+        raise click.ClickException(
+            f"no GenTL producer found: install your camera vendor's GenTL producer (a .cti "
+            f"file) and list its folder in {ENV_VAR}, or name it with --cti PATH"
+        ) from None
     except (LsciError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     try:
@@ -413,21 +467,24 @@ def _record(
         started = time.monotonic()
         schedule = list(marks)
         stopped_by = "the end of --duration"
-        with keys.running() if keys is not None else contextlib.nullcontext():
-            while True:
-                if stops.reason is not None:
-                    stopped_by = stops.reason
-                    break
-                if pipeline.wait(0.05):
-                    stopped_by = "an error"
-                    break
-                elapsed = time.monotonic() - started
-                if duration is not None and elapsed >= duration:
-                    break
-                while schedule and schedule[0][0] <= elapsed:
-                    pipeline.mark_event(schedule.pop(0)[1])
-                status.show(pipeline.stats())
-        summary = pipeline.stop(raise_on_error=False)
+        try:
+            with keys.running() if keys is not None else contextlib.nullcontext():
+                while True:
+                    if stops.reason is not None:
+                        stopped_by = stops.reason
+                        break
+                    if pipeline.wait(0.05):
+                        stopped_by = "an error"
+                        break
+                    elapsed = time.monotonic() - started
+                    if duration is not None and elapsed >= duration:
+                        break
+                    while schedule and schedule[0][0] <= elapsed:
+                        _mark(pipeline, schedule.pop(0)[1])
+                    status.show(pipeline.stats())
+        finally:
+            # Whatever happened here, the recording is closed complete.
+            summary = pipeline.stop(raise_on_error=False)
     status.show(summary.stats, force=True)
     status.end()
     for when, label in schedule:
@@ -437,6 +494,14 @@ def _record(
     click.echo(_summary_text(summary, out, stopped_by), err=True)
     if summary.error is not None:
         raise click.ClickException(
-            f"acquisition stopped early: {summary.error} (the {summary.stats.frames_recorded} "
-            f"frames before it are in {out})"
+            f"acquisition stopped early: {summary.error} (the first "
+            f"{summary.stats.frames_recorded} frames are in {out})"
         )
+
+
+def _mark(pipeline: AcquisitionPipeline, label: str) -> None:
+    """Mark an event; one that cannot be marked is a warning, never the end of recording."""
+    try:
+        pipeline.mark_event(label)
+    except (LsciError, ValueError, TypeError) as error:
+        click.echo(f"\nwarning: event {label!r} not marked: {error}", err=True)

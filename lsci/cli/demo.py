@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lsci.demo import run_demo
+from lsci.demo import DemoFolderNotEmptyError, run_demo
 
 
 def _report(text: str) -> None:
@@ -28,10 +28,15 @@ def _report(text: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("lsci-demo-output"),
     show_default=True,
-    help="Folder for the recordings, figures, ROI table and summary.",
+    help="Folder for the recordings, figures, ROI table and summary: new or empty.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a folder that is not empty, replacing files of the demo's names.",
 )
 @click.option("--view", is_flag=True, help="Open the result in napari afterwards.")
-def demo(out_dir: Path, view: bool) -> None:
+def demo(out_dir: Path, overwrite: bool, view: bool) -> None:
     """Simulate a needling session, from capture to before/after comparison.
 
     Records dark and static-target calibrations and a skin patch whose ischemic region recovers
@@ -39,7 +44,13 @@ def demo(out_dir: Path, view: bool) -> None:
     recording with its calibrations; compares perfusion before and after needling; and writes
     figures, a ROI table and a summary that states the recovered factor next to the truth.
     """
-    result = run_demo(out_dir, report=_report)
+    try:
+        result = run_demo(out_dir, report=_report, overwrite=overwrite)
+    except DemoFolderNotEmptyError as error:
+        raise click.UsageError(
+            f"{error.folder} is not empty: the demo would replace the files of its names "
+            "there, recordings included; choose a new or empty --out, or pass --overwrite"
+        ) from None
     click.echo((result.out_dir / "summary.txt").read_text())
     click.echo(f"Results in {result.out_dir.resolve()}:")
     for path in result.files:

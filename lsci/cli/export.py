@@ -16,7 +16,8 @@ from lsci.recording.convert import FORMATS, RAW, export
     "--what",
     default=RAW,
     show_default=True,
-    help="'raw' (frames), 'timestamps' (CSV table) or a derived product's name.",
+    help="'raw' (frames), 'timestamps' (CSV table) or a derived product: its full name as "
+    "lsci info lists it (SET/perfusion), or its plain name (perfusion) for the newest one.",
 )
 @click.option(
     "--format",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
 
 from lsci.errors import LsciError
-from lsci.recording import Recording, open_recording
+from lsci.recording import DerivedProduct, Recording, open_recording
 from lsci.recording.errors import RecordingWarning
+from lsci.recording.products import product_folder
 
 _LABEL_WIDTH = 16
 
@@ -103,17 +105,61 @@ def summary(rec: Recording) -> str:
         warnings.simplefilter("ignore", RecordingWarning)
         derived = rec.derived
     unreadable = rec.unreadable_derived
-    lines.append(_line("Derived", len(derived) + len(unreadable)))
-    for name, product in derived.items():
+    lines += _product_sets(rec, derived, unreadable)
+    legacy = {name: p for name, p in derived.items() if "/" not in name}
+    set_names = {product_set.name for product_set in rec.product_sets}
+    legacy_bad = {
+        name: why for name, why in unreadable.items() if "/" not in name and name not in set_names
+    }
+    if legacy or legacy_bad:
+        count = len(legacy) + len(legacy_bad)
+        lines.append(_line("Derived", f"{count} inside the recording (older lsci versions)"))
+    for name, product in legacy.items():
         info = product.info
         shape = "×".join(map(str, info.shape))
         lines.append(
             f"  {name}: {info.algorithm} {json.dumps(info.parameters, sort_keys=True)} "
             f"from {info.source}, {shape} {info.dtype}" + ("" if info.complete else " (incomplete)")
         )
-    for name, problem in unreadable.items():
+    for name, problem in legacy_bad.items():
         lines.append(f"  {name}: unreadable ({problem})")
     return "\n".join(lines)
+
+
+def _product_sets(
+    rec: Recording, derived: Mapping[str, DerivedProduct], unreadable: Mapping[str, str]
+) -> list[str]:
+    """The product sets beside the recording: settings, size and products of each."""
+    sets = rec.product_sets
+    lines = [_line("Product sets", f"{len(sets)} in {product_folder(rec.path)}")]
+    for product_set in sets:
+        lines.append(
+            f"  {product_set.name}: {product_set.maps} maps, {_size(product_set.size_bytes)}"
+            + (
+                f", unreadable ({unreadable[product_set.name]})"
+                if product_set.name in unreadable
+                else ""
+            )
+        )
+        settings = json.dumps(product_set.parameters, sort_keys=True)
+        lines.append(f"    {product_set.algorithm} {settings}")
+        for name in product_set.products:
+            key = f"{product_set.name}/{name}"
+            if key in unreadable:
+                lines.append(f"    {name}: unreadable ({unreadable[key]})")
+                continue
+            product = derived[key]
+            unit = product.attrs.get("unit")
+            shape = "×".join(map(str, product.shape))
+            lines.append(f"    {name}: {shape} {product.dtype}" + (f" [{unit}]" if unit else ""))
+    return lines
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes} B"
 
 
 def _duration(rec: Recording) -> str:

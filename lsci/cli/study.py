@@ -84,7 +84,16 @@ def init_command(folder: Path, database: str | None) -> None:
     "roi_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="GeoJSON file of the subject's ROIs at this site (roles reference, lesion, other).",
+    help="GeoJSON file of the subject's ROIs at this site, drawn on this recording (roles "
+    "reference, lesion, other). Later visits get them by registration.",
+)
+@click.option(
+    "--control-points",
+    "points_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV (drawn_row,drawn_col,row,col) of landmarks in the recording the ROIs were drawn "
+    "on and in this one: place the ROIs by them instead of by registration.",
 )
 def add_command(
     folder: Path,
@@ -96,10 +105,19 @@ def add_command(
     day: int | None,
     notes: str | None,
     roi_file: Path | None,
+    points_file: Path | None,
 ) -> None:
-    """Catalogue RECORDING as a visit of a subject's body site."""
+    """Catalogue RECORDING as a visit of a subject's body site.
+
+    The subject's ROIs at the site are then placed on the recording: registered onto the
+    recording they were drawn on, or by --control-points. A refused registration is reported
+    in one line; give control points then (lsci study align).
+    """
     api = _api()
     rois = api.read_roi_file(roi_file) if roi_file is not None else None
+    points = None
+    if points_file is not None:
+        points = api.read_control_points(points_file)
     with _open(folder) as opened:
         entry = opened.add_recording(
             recording,
@@ -110,9 +128,63 @@ def add_command(
             day=day,
             notes=notes,
             rois=rois,
+            control_points=points,
         )
-    day_text = "" if entry.day is None else f", day {entry.day}"
-    click.echo(f"Added {entry.stored_path}: {entry.subject}, {entry.site}, {entry.visit}{day_text}")
+        day_text = "" if entry.day is None else f", day {entry.day}"
+        click.echo(
+            f"Added {entry.stored_path}: {entry.subject}, {entry.site}, {entry.visit}{day_text}"
+        )
+        follows = opened.follow_rois(entry.subject, entry.site)
+    _report_follows(folder, [f for f in follows if f.recording.id == entry.id])
+
+
+def _report_follows(folder: Path, follows: Any) -> None:
+    for follow in follows:
+        line = follow.describe()
+        if follow.mapped:
+            click.echo(line)
+        else:
+            click.echo(line.replace("lsci study align", f"lsci study align {folder}"), err=True)
+
+
+@study.command("align")
+@_FOLDER
+@click.option("--subject", required=True, help="Subject code.")
+@click.option("--site", required=True, help="Body site.")
+@click.option("--visit", required=True, help="The visit whose recording gets the ROIs.")
+@click.option(
+    "--points",
+    default=None,
+    help="Landmark pairs 'r,c r,c ...': each a point in the recording the ROIs were drawn on, "
+    "then the same point in this visit's recording (row, column in pixels); at least 2 pairs.",
+)
+@click.option(
+    "--control-points",
+    "points_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The landmark pairs as CSV (drawn_row,drawn_col,row,col) instead of --points.",
+)
+@click.option(
+    "--recording", type=int, default=1, show_default=True, help="Which recording of the visit."
+)
+def align_command(
+    folder: Path,
+    subject: str,
+    site: str,
+    visit: str,
+    points: str | None,
+    points_file: Path | None,
+    recording: int,
+) -> None:
+    """Place the ROIs on a visit by control points, where registration was refused."""
+    api = _api()
+    if (points is None) == (points_file is None):
+        raise click.UsageError("give the landmark pairs with --points or --control-points")
+    pairs = api.parse_points(points) if points is not None else api.read_control_points(points_file)
+    with _open(folder) as opened:
+        follow = opened.align(subject, site, visit, *pairs, recording=recording)
+    _report_follows(folder, [follow])
 
 
 @study.command("list")

@@ -19,7 +19,14 @@ the live pipeline, or frame by frame for tests and sample data), :mod:`lsci.demo
 five steps, :mod:`lsci.demo.summary` writes the summary.
 """
 
-from lsci.demo.run import DemoResult, DemoSettings, run_demo
+from lsci.demo.run import DemoFolderNotEmptyError, DemoResult, DemoSettings, run_demo
 from lsci.sim.needling import HEALTHY, ISCHEMIC
 
-__all__ = ["HEALTHY", "ISCHEMIC", "DemoResult", "DemoSettings", "run_demo"]
+__all__ = [
+    "HEALTHY",
+    "ISCHEMIC",
+    "DemoFolderNotEmptyError",
+    "DemoResult",
+    "DemoSettings",
+    "run_demo",
+]

@@ -11,23 +11,33 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsci.analysis.compare import Comparison, compare_before_after
-from lsci.analysis.compare_recordings import compare_events
+from lsci.analysis.compare import Comparison
+from lsci.analysis.compare_recordings import (
+    RecordingComparison,
+    SessionTimeCourse,
+    compare_events,
+    comparison_with_rois,
+    session_time_course,
+)
+from lsci.analysis.scale import save_scale
 from lsci.analysis.time_windows import (
     frame_times_s,
 )
 from lsci.calibration import BetaCalibration, DarkFrame, calibrate_beta
 from lsci.demo.session import Report, record_needling_session, record_simulated
-from lsci.demo.summary import DemoOutcome, summary_text
+from lsci.demo.summary import AreaTruth, DemoOutcome, summary_text
 from lsci.drivers.simulated import SpeckleScene
+from lsci.errors import LsciError
 from lsci.processing import ProcessingSettings, process_recording
 from lsci.recording import open_recording, store_calibration
+from lsci.recording.atomic import atomic_write
 from lsci.sim.needling import HEALTHY, ISCHEMIC, NEEDLING_END, NEEDLING_START, NeedlingScene
 from lsci.sim.speckle import skin_reflectance_map
 from lsci.viz.display import CONTRAST_UNIT, RAW_UNIT, colormap_of, display_limits
 from lsci.viz.figures import comparison_figure, map_figure, maps_figure, timecourse_figure
+from lsci.viz.report import comparison_report
 
-__all__ = ["DemoResult", "DemoSettings", "run_demo"]
+__all__ = ["DemoFolderNotEmptyError", "DemoResult", "DemoSettings", "run_demo"]
 
 _SCENE = NeedlingScene(
     shape=(256, 256),
@@ -60,6 +70,9 @@ class DemoSettings:
         Spatial contrast window in pixels.
     maps_per_s
         Perfusion maps per second (frames are averaged to this rate).
+    pixel_size_mm
+        Pixel size on the skin: the demo stores it with the recording as if it had been
+        measured on a ruler across the field (``lsci scale``), so areas are in mm².
     """
 
     scene: NeedlingScene = field(default=_SCENE)
@@ -70,6 +83,7 @@ class DemoSettings:
     calibration_s: float = 1.5
     window: int = 7
     maps_per_s: float = 5.0
+    pixel_size_mm: float = 0.1
 
     @property
     def average(self) -> int:
@@ -83,7 +97,8 @@ class DemoResult:
 
     ``true_factor`` is the recovery of the ischemic patch computed from the simulator's true τc
     maps (:meth:`lsci.sim.needling.NeedlingScene.true_recovery`); the measured factors come from
-    the recorded frames alone.
+    the recorded frames alone. ``areas`` holds the hypoperfused area before and after, measured
+    and true (:class:`lsci.demo.summary.AreaTruth`).
     """
 
     out_dir: Path
@@ -94,6 +109,7 @@ class DemoResult:
     measured_factor: float
     measured_factor_sfi: float
     seconds: float
+    areas: AreaTruth
 
     @property
     def error(self) -> float:
@@ -116,6 +132,7 @@ _Map = npt.NDArray[np.floating[Any]]
 class _Analysis:
     """Step 4's results: maps, their times, the windows and the comparisons."""
 
+    result: RecordingComparison
     comparison: Comparison
     comparison_sfi: Comparison
     rate_maps: tuple[_Map, _Map]
@@ -173,8 +190,11 @@ def _record(out: Path, settings: DemoSettings, calibration: _Calibration, report
         seed=2,
         report=report,
     )
-    store_calibration(session, calibration.dark)
-    store_calibration(session, calibration.beta)
+    store_calibration(session, calibration.dark, overwrite=True)
+    store_calibration(session, calibration.beta, overwrite=True)
+    # The scale, as a ruler laid across the field would give it: two marks one field apart.
+    width = settings.scene.shape[1]
+    save_scale(session, (0.0, 0.0), (0.0, width - 1.0), (width - 1) * settings.pixel_size_mm)
     return session
 
 
@@ -229,6 +249,7 @@ def _analyse(session: Path, settings: DemoSettings) -> _Analysis:
         events = [(e.time_s, e.label) for e in rec.events if e.label.startswith("needling")]
         raw_frame = rec.frames[0]
     return _Analysis(
+        result=compared,
         comparison=compared.comparison,
         comparison_sfi=compared_sfi.comparison,
         rate_maps=(compared.before.perfusion, compared.after.perfusion),
@@ -243,24 +264,30 @@ def _analyse(session: Path, settings: DemoSettings) -> _Analysis:
     )
 
 
-def _write_outputs(out: Path, settings: DemoSettings, analysis: _Analysis) -> list[Path]:
-    """Step 5: the figures and the ROI table, in units of healthy skin at baseline."""
+def _write_outputs(
+    out: Path, settings: DemoSettings, analysis: _Analysis
+) -> tuple[list[Path], SessionTimeCourse]:
+    """Step 5: the figures, the ROI table, the area time course and the report, in units of
+    healthy skin at baseline."""
     regions = settings.scene.regions()
     unit = analysis.comparison.roi(HEALTHY).before_mean
     unit_sfi = analysis.comparison_sfi.roi(HEALTHY).before_mean
-    before, after = (m / unit for m in analysis.rate_maps)
-    intensity = analysis.intensity
-    scaled = compare_before_after(
-        before, after, regions, reference=HEALTHY,
-        before_intensity=intensity[0], after_intensity=intensity[1],
-    )  # fmt: skip
+    before, after = (m / unit for m in (analysis.comparison.before, analysis.comparison.after))
+    # The engine's registered maps in units of healthy skin: the table is recomputed on them;
+    # the areas, thresholds being fractions of healthy skin, do not change.
+    scaled, _ = comparison_with_rois(
+        dataclasses.replace(analysis.comparison, before=before, after=after), regions, HEALTHY
+    )
     label = "perfusion (1/τc, healthy skin = 1)"
-    series = {name: np.nanmean(analysis.rate[:, m], axis=1) / unit for name, m in regions.items()}
+    course = session_time_course(
+        analysis.rate / unit, analysis.times_s, regions, reference=HEALTHY,
+        scale=analysis.comparison.scale, unit="healthy skin = 1",
+    )  # fmt: skip
     files = [
         comparison_figure(scaled, out / "comparison.png", masks=regions, label=label,
                           title="Ischemic skin before and after needling (simulated)"),
-        timecourse_figure(analysis.times_s, series, out / "timecourse.png", label=label,
-                          events=analysis.events),
+        timecourse_figure(analysis.times_s, course.means, out / "timecourse.png", label=label,
+                          events=analysis.events, area=course.area),
         maps_figure(
             [
                 (before, "1/τc (visibility equation)", "healthy skin = 1"),
@@ -276,8 +303,44 @@ def _write_outputs(out: Path, settings: DemoSettings, analysis: _Analysis) -> li
                    cmap=colormap_of("contrast"),
                    limits=display_limits("contrast", analysis.contrast[0])),
     ]  # fmt: skip
-    scaled.to_csv(out / "roi_table.csv")
-    return [*files, out / "roi_table.csv"]
+    with atomic_write(out / "roi_table.csv", overwrite=True) as temporary:
+        scaled.to_csv(temporary)
+    with atomic_write(out / "area_timecourse.csv", overwrite=True) as temporary:
+        temporary.write_text(course.to_csv(), encoding="utf-8")
+    with atomic_write(out / "report.pdf", overwrite=True) as temporary:
+        comparison_report(
+            analysis.result, temporary, title="Ischemic skin before and after needling (simulated)"
+        )
+    return [*files, out / "roi_table.csv", out / "area_timecourse.csv", out / "report.pdf"], course
+
+
+def _area_truth(settings: DemoSettings, comparison: Comparison) -> AreaTruth:
+    """The measured hypoperfused areas next to the scene's truth."""
+    scene = settings.scene
+    areas = comparison.areas
+    assert areas is not None  # the comparison has a healthy reference
+    fraction = comparison.area_settings.fraction
+    return AreaTruth(
+        measured_before_px=areas.before.extent_px,
+        measured_after_px=areas.after.extent_px,
+        unmeasured_before_px=areas.before.excluded_inside_px,
+        true_before_px=scene.disk_area_px,
+        true_after_px=float(np.count_nonzero(scene.true_hypoperfused(scene.needling_end_s,
+                                                                     fraction))),
+        pixel_area_mm2=settings.pixel_size_mm**2,
+        threshold=areas.before.threshold.description,
+    )  # fmt: skip
+
+
+class DemoFolderNotEmptyError(LsciError):
+    """The demo's output folder holds files, and replacing them was not allowed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(
+            f"{folder} is not empty: the demo would replace the files of its names there, "
+            "recordings included; choose a new or empty folder, or pass overwrite=True"
+        )
 
 
 def run_demo(
@@ -285,25 +348,37 @@ def run_demo(
     *,
     settings: DemoSettings | None = None,
     report: Report = print,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the simulated needling session and write its results into ``out_dir``.
 
     Parameters
     ----------
     out_dir : str or Path
-        Output folder (created; files of an earlier demo run are replaced).
+        Output folder: new or empty (created when missing), unless ``overwrite``.
     settings : DemoSettings, optional
         The simulated session; default :class:`DemoSettings()`.
     report : callable
         Receives progress text (lines end with a newline; status updates start with ``\\r``).
+    overwrite : bool
+        Write into a folder that is not empty, replacing the files of the demo's names (those
+        of an earlier run).
 
     Returns
     -------
     DemoResult
         The files written and the measured against the true recovery factor.
+
+    Raises
+    ------
+    DemoFolderNotEmptyError
+        When ``out_dir`` holds files and ``overwrite`` is false: nothing is written.
     """
     settings = DemoSettings() if settings is None else settings
     out = Path(out_dir)
+    # Recordings are raw data: never replaced unless asked, whoever wrote them.
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DemoFolderNotEmptyError(out)
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     report("1/5 Calibration recordings (laser off; static target)\n")
@@ -314,9 +389,10 @@ def run_demo(
     _process(session, settings, report)
     report("4/5 Before/after comparison\n")
     analysis = _analyse(session, settings)
-    report("5/5 Figures, table and summary\n")
-    files = _write_outputs(out, settings, analysis)
+    report("5/5 Figures, table, report and summary\n")
+    files, _ = _write_outputs(out, settings, analysis)
     scene = settings.scene
+    areas = _area_truth(settings, analysis.comparison)
     outcome = DemoOutcome(
         comparison=analysis.comparison,
         measured_sfi=analysis.comparison_sfi.roi(ISCHEMIC).ratio,
@@ -325,9 +401,11 @@ def run_demo(
         before_s=analysis.windows[0],
         after_s=analysis.windows[1],
         seconds=time.perf_counter() - began,
+        areas=areas,
     )
     summary = out / "summary.txt"
-    summary.write_text(summary_text(outcome))
+    with atomic_write(summary, overwrite=True) as temporary:
+        temporary.write_text(summary_text(outcome), encoding="utf-8")
     return DemoResult(
         out,
         session,
@@ -337,4 +415,5 @@ def run_demo(
         analysis.comparison.roi(ISCHEMIC).ratio,
         outcome.measured_sfi,
         outcome.seconds,
+        areas,
     )

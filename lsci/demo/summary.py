@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lsci.analysis.compare import Comparison
+from lsci.analysis.similarity import SimilarityRegistration
 from lsci.sim.needling import HEALTHY, ISCHEMIC
 
-__all__ = ["DemoOutcome", "summary_text"]
+__all__ = ["AreaTruth", "DemoOutcome", "summary_text"]
+
+
+@dataclass(frozen=True)
+class AreaTruth:
+    """The hypoperfused area measured before and after needling, and the simulated truth.
+
+    Attributes
+    ----------
+    measured_before_px, measured_after_px : int
+        Delineated by the comparison engine from the recorded frames: the extent its outline
+        encloses (:attr:`lsci.analysis.delineation.Delineation.extent_px`).
+    unmeasured_before_px : int
+        Of the extent before, the pixels not measured (saturated in a frame of the window).
+    true_before_px : float
+        The scene's hypoperfused disk, π · radius².
+    true_after_px : float
+        The pixels whose true flow after the needling is still below the threshold's fraction
+        of healthy skin (:meth:`lsci.sim.needling.NeedlingScene.true_hypoperfused`).
+    pixel_area_mm2 : float
+        Area of one pixel on the skin.
+    threshold : str
+        The threshold used, in words.
+    """
+
+    measured_before_px: int
+    measured_after_px: int
+    unmeasured_before_px: int
+    true_before_px: float
+    true_after_px: float
+    pixel_area_mm2: float
+    threshold: str
+
+    @property
+    def before_error(self) -> float:
+        """Relative error of the area before: measured / true − 1."""
+        return self.measured_before_px / self.true_before_px - 1.0
+
+    @property
+    def after_error_of_before(self) -> float:
+        """Error of the area after relative to the true area before (the area after may be
+        near 0, where a relative error means little)."""
+        return (self.measured_after_px - self.true_after_px) / self.true_before_px
 
 
 @dataclass(frozen=True)
@@ -24,6 +68,8 @@ class DemoOutcome:
         Recovery of each region from the simulator's true τc maps.
     beta : float
         Coherence factor β from the static target.
+    areas : AreaTruth
+        The hypoperfused area, measured and true.
     before_s, after_s : tuple of float
         The windows compared, seconds since the start of the recording.
     seconds : float
@@ -37,6 +83,7 @@ class DemoOutcome:
     before_s: tuple[float, float]
     after_s: tuple[float, float]
     seconds: float
+    areas: AreaTruth
 
 
 def summary_text(outcome: DemoOutcome) -> str:
@@ -60,11 +107,37 @@ def summary_text(outcome: DemoOutcome) -> str:
         f"after {after[0]:.1f}–{after[1]:.1f} s",
         f"Calibration: β = {outcome.beta:.3f} on the static target, dark frame subtracted",
     ]
-    shift = comparison.registration
-    if shift is not None:
+    areas = outcome.areas
+    mm2 = areas.pixel_area_mm2
+
+    def area(px: float) -> str:
+        return f"{px * mm2:7.1f} mm² ({px:7.0f} px)"
+
+    after_error = 100 * areas.after_error_of_before
+    lines[6:6] = [
+        "",
+        f"Hypoperfused area, {areas.threshold}:",
+        f"  before needling: measured {area(areas.measured_before_px)}   simulated truth "
+        f"{area(areas.true_before_px)}   error {100 * areas.before_error:+.1f} %",
+        f"    (the outline's extent; {areas.unmeasured_before_px} px of it saturated, not "
+        "measured, and left out of the area in mm² lsci compare reports)",
+        f"  after needling:  measured {area(areas.measured_after_px)}   simulated truth "
+        f"{area(areas.true_after_px)}   error {after_error:+.1f} % of the area before",
+    ]
+    registration = comparison.registration
+    if isinstance(registration, SimilarityRegistration):
         lines.append(
-            f"Registration: shift ({shift.shift_px[0]:+.2f}, {shift.shift_px[1]:+.2f}) px, "
-            f"peak ratio {shift.peak_ratio:.1f}"
+            f"Registration: rotation {registration.rotation_deg:+.2f}°, scale "
+            f"{registration.scale:.4f}, shift ({registration.shift_px[0]:+.2f}, "
+            f"{registration.shift_px[1]:+.2f}) px, correlation {registration.correlation:.2f}"
         )
+    elif registration is not None:
+        lines.append(
+            f"Registration: shift ({registration.shift_px[0]:+.2f}, "
+            f"{registration.shift_px[1]:+.2f}) px, peak ratio {registration.peak_ratio:.1f}"
+        )
+    scale = comparison.scale
+    if scale is not None and math.isfinite(scale.pixel_size_mm):
+        lines.append(f"Scale: {scale.pixel_size_mm:g} mm/px ({scale.source})")
     lines += ["", f"Finished in {outcome.seconds:.0f} s.", ""]
     return "\n".join(lines)

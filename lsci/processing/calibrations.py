@@ -108,11 +108,13 @@ def resolve(
     Raises
     ------
     ValueError
-        When the dark frame was taken with another region of interest, or camera-noise
+        When the spatial window does not fit in the frames, the dark frame was taken with
+        another region of interest, or camera-noise
         correction is not defined for the mode (or for overlapping temporal windows).
     lsci.calibration.CalibrationMismatchError
         When the β calibration was measured with other contrast settings.
     """
+    settings.check_frames(frame_shape)
     calibrations = Calibrations() if calibrations is None else calibrations
     if calibrations.dark is not None and calibrations.dark.shape != tuple(frame_shape[-2:]):
         raise ValueError(

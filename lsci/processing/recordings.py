@@ -1,25 +1,36 @@
-"""Processing whole recordings into their derived products ``contrast`` and ``perfusion``.
+"""Processing whole recordings into a product set beside them.
 
-:func:`process_recording` plans the chunks of a recording (:func:`plan_recording`), computes
-them on this machine while the next chunk is read, and stores the maps in the recording with
-their provenance; :mod:`lsci.processing.distributed` runs the same plan on a Dask cluster. The
-recording's stored calibrations are applied as for any stack
+:func:`plan_recording` checks everything (the file, the settings, the calibrations, what is to
+be stored) before anything is written; :func:`process_recording` then computes the chunks on
+this machine, one chunk per core, while the next chunk is read and finished ones are written,
+and stores the maps as a product set (:mod:`lsci.recording.products`) in
+``session.lsci/`` beside ``session.h5``. The recording is only ever opened read-only.
+:mod:`lsci.processing.distributed` runs the same plan on a Dask cluster. The recording's
+stored calibrations are applied as for any stack
 (:meth:`lsci.processing.calibrations.Calibrations.from_recording`,
 :func:`lsci.processing.calibrations.resolve`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import warnings
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
+import numpy as np
 import numpy.typing as npt
 
+from lsci.core.models import get_model
 from lsci.processing.calibrations import Calibrations, resolve
 from lsci.processing.chunks import (
     Chunk,
@@ -29,32 +40,123 @@ from lsci.processing.chunks import (
     process_chunk,
 )
 from lsci.processing.settings import ProcessingSettings
-from lsci.recording import open_recording
-from lsci.recording.sink import DerivedSink
+from lsci.recording import RecordingStateError, open_recording
+from lsci.recording.atomic import in_use
+from lsci.recording.products import ProductSetWriter
 
 __all__ = [
     "CONTRAST_PRODUCT",
     "PERFUSION_PRODUCT",
+    "STORAGE_DTYPES",
+    "OutputWarning",
     "ProcessingResult",
     "RecordingPlan",
     "plan_recording",
     "process_recording",
-    "store_chunk",
 ]
 
-# Product names in the recording's /derived group.
 CONTRAST_PRODUCT = "contrast"
 PERFUSION_PRODUCT = "perfusion"
+#: Precisions products can be stored in. float16 keeps 11 significant bits (relative rounding
+#: error ≤ 2⁻¹¹ ≈ 4.9e-4) up to 65504: enough for K, too little range for 1/τc or 1/K² maps
+#: of fast flow, which then overflow to inf (counted and warned about).
+STORAGE_DTYPES = ("float32", "float16")
+#: Memory budget of one chunk by default: small enough that its arrays are reused by the
+#: allocator instead of being mapped fresh (page faults cost as much as the computation).
+CHUNK_BYTES = 96 << 20
+
+
+class OutputWarning(UserWarning):
+    """The stored maps are mostly not finite, or values did not fit the storage precision."""
+
+
+@dataclass
+class OutputCheck:
+    """Counts of values that are not finite in each stored product, and float16 overflows."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    not_finite: dict[str, int] = field(default_factory=dict)
+    overflowed: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: OutputCheck) -> None:
+        for name in other.values:
+            for mine, theirs in (
+                (self.values, other.values),
+                (self.not_finite, other.not_finite),
+                (self.overflowed, other.overflowed),
+            ):
+                mine[name] = mine.get(name, 0) + theirs.get(name, 0)
+
+    def warnings(self, path: Path) -> list[str]:
+        """What to tell the user: mostly non-finite products, and float16 overflow."""
+        messages = []
+        for name, total in self.values.items():
+            bad = self.not_finite.get(name, 0)
+            if total and bad > total / 2:
+                messages.append(
+                    f"{path}: {100 * bad / total:.0f} % of the {name} values are not finite "
+                    "(NaN or inf): check the calibrations (gain, dark frame, β) and the exposure"
+                )
+            over = self.overflowed.get(name, 0)
+            if over:
+                messages.append(
+                    f"{path}: {over} {name} values exceed float16's range (65504) and are "
+                    "stored as inf; use float32"
+                )
+        return messages
+
+
+def stored_maps(
+    result: ChunkResult, products: Sequence[str], dtype: np.dtype[Any]
+) -> tuple[dict[str, npt.NDArray[Any]], OutputCheck]:
+    """The maps of one chunk as they are stored, and their check."""
+    computed = {CONTRAST_PRODUCT: result.contrast, PERFUSION_PRODUCT: result.perfusion}
+    maps: dict[str, npt.NDArray[Any]] = {}
+    check = OutputCheck()
+    for name in products:
+        values = computed[name]
+        assert values is not None
+        finite = np.isfinite(values)
+        stored = values if values.dtype == dtype else values.astype(dtype)
+        check.values[name] = values.size
+        check.not_finite[name] = values.size - int(np.count_nonzero(finite))
+        if stored is not values:
+            check.overflowed[name] = int(np.count_nonzero(np.isinf(stored) & finite))
+        maps[name] = stored
+    return maps, check
 
 
 @dataclass(frozen=True)
 class ProcessingResult:
-    """What :func:`process_recording` did."""
+    """What :func:`process_recording` did.
+
+    Attributes
+    ----------
+    path : Path
+        The recording.
+    product_set : Path
+        The product set's folder.
+    maps : int
+        Maps per product.
+    frames_read : int
+        Raw frames read (0 when an existing set was kept).
+    bytes_read, bytes_written : int
+        Raw frame bytes read, and product bytes stored (the maps' values).
+    seconds : float
+        Wall time of the computation.
+    products : tuple of str
+        The products' full names, ``"<set>/<product>"``, as
+        :attr:`lsci.recording.Recording.derived` lists them.
+    reused : bool
+        An existing set with these settings was kept; nothing was computed.
+    """
 
     path: Path
+    product_set: Path
     maps: int
     frames_read: int
     bytes_read: int
+    bytes_written: int
     seconds: float
     products: tuple[str, ...]
     reused: bool
@@ -70,8 +172,12 @@ class ProcessingResult:
 
 def _prefetched(
     chunks: list[Chunk], read: Callable[[int, int], npt.NDArray[Any]]
-) -> Iterator[tuple[Chunk, npt.NDArray[Any]]]:
-    """Yield each chunk with its frames, reading the next chunk in a thread meanwhile."""
+) -> Generator[tuple[Chunk, npt.NDArray[Any]], None, None]:
+    """Yield each chunk with its frames, reading the next chunk in a thread meanwhile.
+
+    Closing the generator (or an error) waits for the reading thread, so the file can be
+    closed safely afterwards.
+    """
     loaded: dict[str, Any] = {}
 
     def load(chunk: Chunk) -> None:
@@ -81,169 +187,378 @@ def _prefetched(
             loaded["error"] = exc
 
     reader: threading.Thread | None = None
-    for position, chunk in enumerate(chunks):
-        if reader is None:
-            load(chunk)
-        else:
-            reader.join()
-        if "error" in loaded:
-            raise loaded.pop("error")
-        frames = loaded.pop("frames")
-        reader = None
-        if position + 1 < len(chunks):
-            reader = threading.Thread(target=load, args=(chunks[position + 1],), daemon=True)
-            reader.start()
-        try:
-            yield chunk, frames
-        except BaseException:
-            if reader is not None:
+    try:
+        for position, chunk in enumerate(chunks):
+            if reader is None:
+                load(chunk)
+            else:
                 reader.join()
-            raise
+            reader = None
+            if "error" in loaded:
+                raise loaded.pop("error")
+            frames = loaded.pop("frames")
+            if position + 1 < len(chunks):
+                reader = threading.Thread(target=load, args=(chunks[position + 1],), daemon=True)
+                reader.start()
+            yield chunk, frames
+    finally:
+        if reader is not None:
+            reader.join()
 
 
 @dataclass(frozen=True)
 class RecordingPlan:
-    """Everything both runners need to know before computing a recording."""
+    """Everything a runner needs before computing a recording, checked.
+
+    Attributes
+    ----------
+    path : Path
+        The recording.
+    settings : ProcessingSettings
+        The settings, β resolved.
+    calibrations : Calibrations
+        The calibrations applied.
+    chunks : list of Chunk
+        The work.
+    products : tuple of str
+        What is stored (``"contrast"``, ``"perfusion"``).
+    dtype : numpy dtype
+        The storage precision.
+    map_shape : tuple of int
+        ``(H', W')`` of one map.
+    n_frames, bytes_per_frame : int
+        The raw frames.
+    """
 
     path: Path
     settings: ProcessingSettings
-    chunks: list[Chunk]
-    shapes: dict[str, tuple[int, int, int]]
-    bytes_per_frame: int
     calibrations: Calibrations
+    chunks: list[Chunk]
+    products: tuple[str, ...]
+    dtype: np.dtype[Any]
+    map_shape: tuple[int, int]
+    n_frames: int
+    bytes_per_frame: int
 
     @property
     def n_maps(self) -> int:
         return self.chunks[-1].stop_map
 
-    def sink(self, *, overwrite: bool) -> DerivedSink:
-        """The derived-product sink these maps are written into, with their provenance."""
-        return DerivedSink(
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes of the raw frames."""
+        return self.n_frames * self.bytes_per_frame
+
+    @property
+    def bytes_to_write(self) -> int:
+        """Bytes of the maps that will be stored (file overhead aside)."""
+        per_map = self.map_shape[0] * self.map_shape[1] * self.dtype.itemsize
+        return len(self.products) * self.n_maps * per_map
+
+    def cost(self) -> str:
+        """One line: what will be written, against the raw frames."""
+        ratio = self.bytes_to_write / self.raw_bytes
+        per_map = self.settings.frames_per_map
+        return (
+            f"{self.path}: {self.n_frames} frames -> {self.n_maps} maps "
+            f"({per_map} frame{'s' if per_map > 1 else ''} per map) of "
+            f"{', '.join(self.products)} in {self.dtype.name}: writes "
+            f"{_size(self.bytes_to_write)}, {ratio:.2f}× the {_size(self.raw_bytes)} of raw frames"
+        )
+
+    def writer(self, *, overwrite: bool) -> ProductSetWriter:
+        """The product set these maps go into, with their provenance."""
+        shape = (self.n_maps, *self.map_shape)
+        applied = json.dumps(self.calibrations.parameters(), sort_keys=True)
+        models = {
+            CONTRAST_PRODUCT: get_model("contrast"),
+            PERFUSION_PRODUCT: self.settings.perfusion_model,
+        }
+        attributes = {
+            name: {
+                "quantity": models[name].symbol,
+                "unit": models[name].unit,
+                "model": models[name].name,
+                "calibrations": applied,
+            }
+            for name in self.products
+        }
+        return ProductSetWriter(
             self.path,
-            self.shapes,
+            dict.fromkeys(self.products, shape),
             algorithm=self.settings.algorithm,
             parameters=self.settings.parameters() | self.calibrations.parameters(),
+            attributes=attributes,
+            dtype=self.dtype,
             overwrite=overwrite,
         )
 
-    def result(self, frames_read: int, seconds: float, *, reused: bool) -> ProcessingResult:
+    def result(
+        self, out: ProductSetWriter, frames_read: int, seconds: float, *, reused: bool
+    ) -> ProcessingResult:
         return ProcessingResult(
             self.path,
+            out.path,
             self.n_maps,
             frames_read,
             frames_read * self.bytes_per_frame,
+            0 if reused else self.bytes_to_write,
             seconds,
-            tuple(self.shapes),
+            tuple(f"{out.path.name}/{name}" for name in self.products),
             reused=reused,
         )
 
 
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes} B"
+
+
 def plan_recording(
-    path: str | Path, settings: ProcessingSettings, *, memory_bytes: int, calibrated: bool = True
+    path: str | Path,
+    settings: ProcessingSettings,
+    *,
+    memory_bytes: int = CHUNK_BYTES,
+    calibrated: bool = True,
+    products: Sequence[str] | None = None,
+    dtype: str = "float32",
 ) -> RecordingPlan:
-    """Plan the chunks and products of one recording.
+    """Check and plan the processing of one recording; nothing is written.
 
     With ``calibrated``, the recording's stored calibrations apply: its dark frame and camera
     noise and, when ``settings.beta`` is None, its β (:meth:`Calibrations.from_recording`).
 
+    Parameters
+    ----------
+    path : str or Path
+        The recording.
+    settings : ProcessingSettings
+        What to compute.
+    memory_bytes : int
+        Rough budget for one chunk's frames and maps.
+    calibrated : bool
+        Apply the recording's stored calibrations.
+    products : sequence of str, optional
+        What to store: ``"contrast"`` and/or ``"perfusion"``. Default: every map the model
+        gives (contrast, and perfusion unless the model is ``'contrast'``).
+    dtype : {'float32', 'float16'}
+        Storage precision (see :data:`STORAGE_DTYPES`).
+
     Raises
     ------
     lsci.recording.RecordingError
-        When the file cannot be read as a recording.
+        When the file cannot be read as a recording, or is still being recorded
+        (:class:`lsci.recording.RecordingStateError`).
     lsci.calibration.CalibrationMismatchError
         When the stored β was measured with other contrast settings.
     ValueError
-        When the recording is too short for one map or a correction does not fit.
+        When the recording is too short for one map, the window does not fit the frames, a
+        correction does not fit, or ``products`` or ``dtype`` is invalid.
     """
     path = Path(path)
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not one of {', '.join(STORAGE_DTYPES)}")
+    available = [CONTRAST_PRODUCT] + (
+        [PERFUSION_PRODUCT] if settings.perfusion_model.derived else []
+    )
+    chosen = tuple(available if products is None else dict.fromkeys(products))
+    unknown = [name for name in chosen if name not in available]
+    if unknown or not chosen:
+        raise ValueError(
+            f"products {', '.join(unknown) or 'none'} cannot be stored: model "
+            f"{settings.model!r} gives {', '.join(available)}"
+        )
+    if memory_bytes < 1:
+        raise ValueError(f"memory_bytes={memory_bytes!r} must be positive")
+    busy = in_use(path)
     with open_recording(path) as recording:
+        if busy and not recording.closed_cleanly:
+            raise RecordingStateError(
+                path,
+                "is still being recorded (or open in another program while not closed "
+                "cleanly); process it once the recording is closed",
+            )
         n_frames = len(recording.frames)
         frame_shape = recording.frame_shape
         bytes_per_frame = recording.dtype.itemsize * frame_shape[0] * frame_shape[1]
         stored = Calibrations.from_recording(recording, settings) if calibrated else None
     settings, calibrations = resolve(settings, stored, frame_shape)
-    n_maps = settings.n_maps(n_frames)
-    if n_maps == 0:
+    if settings.n_maps(n_frames) == 0:
         raise ValueError(
             f"{path}: {n_frames} frames are too few for one map "
             f"({settings.frames_per_map} frames per map)"
         )
     per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=memory_bytes)
-    names = [CONTRAST_PRODUCT] + ([PERFUSION_PRODUCT] if settings.perfusion_model.derived else [])
-    shape = (n_maps, *settings.map_shape(frame_shape))
     return RecordingPlan(
         path,
         settings,
-        plan_chunks(n_frames, settings, maps_per_chunk=per_chunk),
-        dict.fromkeys(names, shape),
-        bytes_per_frame,
         calibrations,
+        plan_chunks(n_frames, settings, maps_per_chunk=per_chunk),
+        chosen,
+        np.dtype(dtype),
+        settings.map_shape(frame_shape),
+        n_frames,
+        bytes_per_frame,
     )
 
 
-def store_chunk(sink: DerivedSink, result: ChunkResult) -> None:
-    """Write one chunk's maps into the recording's derived products."""
-    sink.write(CONTRAST_PRODUCT, result.chunk.first_map, result.contrast)
-    if result.perfusion is not None:
-        sink.write(PERFUSION_PRODUCT, result.chunk.first_map, result.perfusion)
+def _one_thread(
+    frames: npt.NDArray[Any],
+    chunk: Chunk,
+    settings: ProcessingSettings,
+    calibrations: Calibrations,
+) -> ChunkResult:
+    """:func:`process_chunk` with numba's kernels on this thread alone.
+
+    Chunks are computed side by side, one per thread: on a busy machine, a kernel split over
+    several threads waits for whichever thread was descheduled at each step, while whole
+    chunks only share the cores.
+    """
+    numba.set_num_threads(1)  # per thread: the other threads keep their own setting
+    return process_chunk(frames, chunk, settings, calibrations)
+
+
+def warn_about(check: OutputCheck, path: Path) -> None:
+    for message in check.warnings(path):
+        warnings.warn(message, OutputWarning, stacklevel=3)
 
 
 def process_recording(
     path: str | Path,
     settings: ProcessingSettings,
     *,
-    memory_bytes: int = 512 << 20,
+    products: Sequence[str] | None = None,
+    dtype: str = "float32",
+    memory_bytes: int = CHUNK_BYTES,
     overwrite: bool = False,
     calibrated: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    plan: RecordingPlan | None = None,
 ) -> ProcessingResult:
-    """Compute contrast (and perfusion) for a whole recording and store them in the file.
+    """Compute contrast and perfusion for a whole recording and store them beside it.
 
-    Frames are read in chunks that fit ``memory_bytes``; the next chunk is read while the
-    current one is computed. The maps are stored as the derived products ``contrast`` and
-    ``perfusion`` with the settings as provenance (see :class:`lsci.recording.sink.DerivedSink`).
+    The maps are stored as a product set in ``session.lsci/`` beside ``session.h5``, named by
+    the settings (:class:`lsci.recording.products.ProductSetWriter`), with the settings and
+    calibrations as provenance and each product's model and unit. The recording is opened
+    read-only. Frames are read in chunks that fit ``memory_bytes``; chunks are computed side by
+    side, one per numba thread, while the next is read and finished ones are written. Nothing
+    is published unless every map was computed: an error or interruption leaves no product
+    set.
 
     Parameters
     ----------
     path : str or Path
-        A closed lsci recording.
+        An lsci recording.
     settings : ProcessingSettings
         What to compute.
+    products : sequence of str, optional
+        What to store (:func:`plan_recording`); default every map the model gives.
+    dtype : {'float32', 'float16'}
+        Storage precision.
     memory_bytes : int
         Rough budget for one chunk's frames and results.
     overwrite : bool
-        Replace products of the same names computed with different settings.
+        Recompute (and replace) a product set with the same settings; sets with other
+        settings are never touched.
     calibrated : bool
         Apply the recording's stored calibrations (see :func:`plan_recording`).
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` after each chunk.
+    plan : RecordingPlan, optional
+        A plan made by :func:`plan_recording` (then the arguments above that it covers are
+        not used).
 
     Returns
     -------
     ProcessingResult
 
+    Warns
+    -----
+    OutputWarning
+        When most values of a product are not finite (absurd calibrations), or float16
+        storage overflowed.
+
     Raises
     ------
-    lsci.recording.DerivedProductExistsError
-        When products of these names exist with other settings and ``overwrite`` is false.
     lsci.recording.RecordingError
-        When the file cannot be read or written.
+        When the file cannot be read, its frames fail their checksum
+        (:class:`lsci.recording.CorruptRecordingError`) or the product set cannot be written
+        (:class:`lsci.recording.RecordingWriteError`, e.g. a full disk).
     ValueError
-        When the recording is too short for one map.
+        As :func:`plan_recording`.
 
     Examples
     --------
-    >>> process_recording("run.h5", ProcessingSettings(mode="spatial", window=7))  # doctest: +SKIP
+    >>> process_recording("run.h5", ProcessingSettings(mode="spatial", average=8))  # doctest: +SKIP
     """
-    plan = plan_recording(path, settings, memory_bytes=memory_bytes, calibrated=calibrated)
+    if plan is None:
+        plan = plan_recording(
+            path,
+            settings,
+            memory_bytes=memory_bytes,
+            calibrated=calibrated,
+            products=products,
+            dtype=dtype,
+        )
     start = time.perf_counter()
     frames_read = 0
-    with plan.sink(overwrite=overwrite) as sink:
-        if sink.complete:
-            return plan.result(0, 0.0, reused=True)
-        for chunk, frames in _prefetched(plan.chunks, sink.read_frames):
-            store_chunk(sink, process_chunk(frames, chunk, plan.settings, plan.calibrations))
-            frames_read += frames.shape[0]
-            if progress is not None:
-                progress(chunk.stop_map, plan.n_maps)
-    return plan.result(frames_read, time.perf_counter() - start, reused=False)
+    check = OutputCheck()
+    workers = max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    with plan.writer(overwrite=overwrite) as out:
+        if out.complete:
+            return plan.result(out, 0, 0.0, reused=True)
+
+        def store(result: ChunkResult) -> OutputCheck:
+            maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
+            for name, values in maps.items():
+                out.write(name, result.chunk.first_map, values)
+            return chunk_check
+
+        with (
+            open_recording(plan.path) as recording,
+            ThreadPoolExecutor(workers, thread_name_prefix="lsci-compute") as computing,
+            ThreadPoolExecutor(1, thread_name_prefix="lsci-write") as writing,
+            contextlib.closing(
+                _prefetched(plan.chunks, lambda a, b: recording.frames[a:b])
+            ) as chunks,
+        ):
+            computed: deque[Future[ChunkResult]] = deque()
+            stored: Future[OutputCheck] | None = None
+
+            def store_next() -> None:
+                nonlocal stored, frames_read
+                result = computed.popleft().result()
+                if stored is not None:
+                    check.add(stored.result())
+                stored = writing.submit(store, result)
+                frames_read += result.chunk.frame_stop - result.chunk.frame_start
+                if progress is not None:
+                    progress(result.chunk.stop_map, plan.n_maps)
+
+            try:
+                for chunk, frames in chunks:
+                    computed.append(
+                        computing.submit(
+                            _one_thread, frames, chunk, plan.settings, plan.calibrations
+                        )
+                    )
+                    del frames
+                    if len(computed) >= workers:
+                        store_next()
+                while computed:
+                    store_next()
+                if stored is not None:
+                    check.add(stored.result())
+            finally:
+                # Nothing may still compute or write once the set is published or discarded.
+                unfinished: list[Future[Any]] = [*computed, *([stored] if stored else [])]
+                for future in unfinished:
+                    future.cancel()
+                for future in unfinished:
+                    if not future.cancelled():
+                        with contextlib.suppress(BaseException):
+                            future.result()
+    warn_about(check, plan.path)
+    return plan.result(out, frames_read, time.perf_counter() - start, reused=False)

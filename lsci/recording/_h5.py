@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -235,20 +237,61 @@ def open_for_editing(path: str | Path) -> h5py.File:
     try:
         handle = h5py.File(path, "r+")
     except BlockingIOError:
-        raise RecordingStateError(
-            path, "the file is open for writing elsewhere; close the writer first"
-        ) from None
+        raise RecordingStateError(path, _held_by(path)) from None
     except OSError as exc:
         cause = describe_os_error(exc)
         if "already open for write" in cause or "file is already open" in str(exc):
-            raise RecordingStateError(
-                path,
-                "the recording is still open for writing (in this or another program), or its "
-                "writer stopped without closing it (crash); it can be read but not modified. "
-                "Work on a repaired copy (lsci repair FILE --out COPY.h5)",
-            ) from None
+            raise RecordingStateError(path, _held_by(path)) from None
         raise RecordingWriteError(path, f"cannot open for writing: {cause}") from None
     return handle
+
+
+def in_use(path: str | os.PathLike[str]) -> bool:
+    """Whether another descriptor holds an advisory lock on the regular file ``path``.
+
+    True for a recording being written (see :func:`lsci.recording.atomic.hold`) and for a
+    file HDF5 has open.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def _held_by(path: Path) -> str:
+    """Why a recording cannot be opened for editing: who holds it, as far as can be told.
+
+    A live writer holds a lock and leaves the file marked open for writing; a writer that
+    died leaves only the mark; a reader (a viewer, ``lsci info``) holds only a lock.
+    """
+    try:
+        with h5py.File(path, "r"):
+            marked = False
+    except OSError:
+        marked = True
+    if marked and in_use(path):
+        return (
+            "the recording is still being written by another program; it can be read but not "
+            "modified until that writer closes it"
+        )
+    if marked:
+        return (
+            "the recording was left open: its writer stopped without closing it (killed or "
+            "crashed); it can be read but not modified. Work on a repaired copy (lsci repair "
+            "FILE --out COPY.h5)"
+        )
+    return "the file is open in another program (a viewer or reader); close it there first"
 
 
 def check_root(handle: h5py.File, path: str | Path) -> int:

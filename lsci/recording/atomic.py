@@ -16,11 +16,10 @@ import contextlib
 import fcntl
 import os
 import secrets
-import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from lsci.recording._h5 import describe_os_error
+from lsci.recording._h5 import describe_os_error, in_use
 from lsci.recording.errors import (
     RecordingError,
     RecordingExistsError,
@@ -36,6 +35,7 @@ __all__ = [
     "hold",
     "in_use",
     "publish",
+    "write_text_atomically",
 ]
 
 _PREFIX = ".lsci-"
@@ -150,28 +150,6 @@ def hold(path: str | os.PathLike[str]) -> int:
         os.close(descriptor)
         raise
     return descriptor
-
-
-def in_use(path: str | os.PathLike[str]) -> bool:
-    """Whether another descriptor holds an advisory lock on the regular file ``path``.
-
-    True for a recording being written (see :func:`hold`) and for a file HDF5 has open.
-    """
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(descriptor)
-    return False
 
 
 def publish(temporary: Path, target: Path, *, overwrite: bool) -> None:
@@ -310,3 +288,10 @@ def sync_file(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def write_text_atomically(target: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text to ``target`` under a temporary name and publish it (replacing)."""
+    with atomic_write(target, overwrite=True) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(target)

@@ -271,8 +271,10 @@ def export(
     out : str or os.PathLike
         Output file; for several PNG or CSV files, the name they are numbered after.
     what : str
-        ``"raw"`` (frames), ``"timestamps"`` (CSV table of frame ids and times) or the name of
-        a derived product.
+        ``"raw"`` (frames), ``"timestamps"`` (CSV table of frame ids and times) or a derived
+        product: its full name as :attr:`Recording.derived` lists it
+        (``"spatial-w7-avg8-inverse_tau-3f2a9c01de/perfusion"``), or its plain name
+        (``"perfusion"``) for the newest product set that has it.
     fmt : {"tiff", "png", "csv"}
         Output format (see the module notes for what each keeps).
     start, stop : int, optional
@@ -317,8 +319,15 @@ def export(
             data = rec.frames
         elif what in rec.unreadable_derived:
             raise RecordingFormatError(rec.path, rec.unreadable_derived[what])
-        elif what in rec.derived:
-            data = rec.derived[what]
+        else:
+            try:
+                data = rec.product(what)
+            except KeyError:
+                known = ", ".join([RAW, TIMESTAMPS, *rec.derived])
+                raise ValueError(
+                    f"what={what!r} is invalid for {rec.path}: allowed {known} (a product "
+                    "by its full name, or by its plain name for the newest one)"
+                ) from None
             if not data.info.complete and not allow_incomplete:
                 raise RecordingStateError(
                     rec.path,
@@ -326,9 +335,6 @@ def export(
                     "so part of it was never written (NaN). Compute it again, or export it "
                     "anyway with the incomplete flag",
                 )
-        else:
-            known = ", ".join([RAW, TIMESTAMPS, *rec.derived]) or "none"
-            raise ValueError(f"what={what!r} is invalid for {rec.path}: allowed {known}")
         return _export_array(data, out, fmt, start, stop, vmin, vmax, overwrite, source)
 
 

@@ -118,3 +118,12 @@ def read_events(handle: h5py.File) -> tuple[Event, ...]:
         )
         for i in range(count)
     )
+
+
+def restate_event_times(handle: h5py.File, start_ns: int) -> None:
+    """Recompute ``time_s`` of the stored events against a new ``start_ns`` (the recording's
+    start moved to its first frame after these events were written)."""
+    host, time_s = handle[layout.EVENT_HOST_TIME], handle[layout.EVENT_TIME]
+    count = min(host.shape[0], time_s.shape[0])
+    if count:
+        time_s[:count] = (host[:count] - np.int64(start_ns)) / 1e9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -32,7 +33,7 @@ from lsci.recording.errors import (
 )
 from lsci.recording.events import Event, read_events
 from lsci.recording.metadata import AcquisitionMetadata
-from lsci.recording.products import ProductSet, find_product_sets
+from lsci.recording.products import ProductArray, ProductFiles, ProductSet, find_product_sets
 
 Index = int | slice | tuple[Any, ...]
 
@@ -165,12 +166,30 @@ class FrameStack:
 
 
 class DerivedProduct:
-    """A stored derived product: provenance in :attr:`info`, data read lazily by slicing."""
+    """A stored derived product: provenance in :attr:`info`, data read lazily by slicing.
 
-    def __init__(self, dataset: h5py.Dataset, path: Path) -> None:
-        self._dataset = dataset
+    Parameters
+    ----------
+    data : h5py.Dataset or ProductArray
+        A product inside a recording (``/derived/<name>``, older lsci versions) or a product
+        of a product set beside it (its part files read as one array).
+    path : Path
+        The file (or product set) it is read from, for messages.
+    name : str, optional
+        Its name as :attr:`Recording.derived` lists it (default: the dataset's name).
+    """
+
+    def __init__(
+        self, data: h5py.Dataset | ProductArray, path: Path, name: str | None = None
+    ) -> None:
+        self._data = data
         self._path = path
-        self.info: DerivedInfo = read_info(dataset)
+        dataset = data.first if isinstance(data, ProductArray) else data
+        info = read_info(dataset)
+        self.info: DerivedInfo = dataclasses.replace(
+            info, name=name or info.name, shape=tuple(data.shape)
+        )
+        self.attrs: dict[str, Any] = decode_attrs(dataset.attrs)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -189,7 +208,7 @@ class DerivedProduct:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            return np.asarray(self._dataset[key])
+            return np.asarray(self._data[key])
         except OSError as exc:
             if _is_checksum_error(exc):
                 raise CorruptRecordingError(
@@ -232,7 +251,7 @@ class Recording:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._product_files: dict[Path, h5py.File] = {}
+        self._product_files: dict[Path, ProductFiles] = {}
         self._file = open_for_reading(self.path)
         try:
             with malformed(self.path, "malformed recording"):
@@ -357,11 +376,10 @@ class Recording:
     @property
     def dropped_frames(self) -> int:
         """Frames missing according to gaps in the frame ids (ids going backwards not counted)."""
-        ids = self.frame_ids.astype(np.int64)
-        if ids.size < 2:
-            return 0
-        gaps = np.diff(ids) - 1
-        return int(gaps[gaps > 0].sum())
+        ids = self.frame_ids  # uint64: a cast to int64 would turn gaps across 2**63 negative
+        forward = ids[1:] > ids[:-1]
+        gaps = ids[1:][forward] - ids[:-1][forward] - np.uint64(1)
+        return sum(int(gap) for gap in gaps[gaps > 0])
 
     @property
     def duration_s(self) -> float:
@@ -491,17 +509,20 @@ class Recording:
                 continue
             products[name] = product
         for product_set in self.product_sets:
-            handle = self._product_files.get(product_set.path)
-            if handle is None:
+            files = self._product_files.get(product_set.path)
+            if files is None or files.product_set != product_set:
+                if files is not None:
+                    files.close()  # replaced by a rerun since it was opened
                 try:
-                    handle = h5py.File(product_set.path, "r")
-                except OSError:
-                    continue  # removed or replaced since it was listed
-                self._product_files[product_set.path] = handle
+                    files = product_set.open()
+                except RecordingFormatError as exc:
+                    problems[product_set.name] = exc.problem
+                    continue
+                self._product_files[product_set.path] = files
             for name in product_set.products:
-                key = f"{product_set.path.stem}/{name}"
+                key = f"{product_set.name}/{name}"
                 try:
-                    products[key] = DerivedProduct(handle[name], product_set.path)
+                    products[key] = DerivedProduct(files.array(name), product_set.path, key)
                 except RecordingFormatError as exc:
                     problems[key] = exc.problem
         return products, problems

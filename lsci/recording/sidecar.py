@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,16 @@ from lsci.recording.atomic import create_exclusive, sync_file, sync_folder
 from lsci.recording.atomic import publish as replace
 from lsci.recording.errors import RecordingError
 
-__all__ = ["FOLDER_SUFFIX", "create_temporary", "folder_lock", "publish", "sidecar_folder"]
+__all__ = [
+    "FOLDER_SUFFIX",
+    "create_temporary",
+    "create_temporary_folder",
+    "folder_lock",
+    "publish",
+    "publish_folder",
+    "remove_tree",
+    "sidecar_folder",
+]
 
 #: Suffix of the folder beside a recording: ``session.lsci`` for ``session.h5``.
 FOLDER_SUFFIX = ".lsci"
@@ -67,6 +78,49 @@ def create_temporary(folder: Path) -> Path:
     return path
 
 
+def create_temporary_folder(folder: Path) -> Path:
+    """A new, empty, hidden folder in ``folder`` (created exclusively, private to this user).
+
+    Like :func:`create_temporary`, its name carries this process's id.
+    """
+    _remove_stale(folder)
+    try:
+        return Path(
+            tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=folder)
+        )
+    except OSError as exc:
+        raise RecordingError(folder, f"cannot create a folder: {describe_os_error(exc)}") from None
+
+
+def publish_folder(temporary: Path, final: Path) -> None:
+    """Give a finished temporary folder its final name, replacing a folder of that name.
+
+    The files in it must be durable already. A folder cannot replace a non-empty folder in one
+    rename, so an existing ``final`` is first renamed to a hidden temporary name (readers then
+    see neither for an instant, never a mix of both) and removed after.
+    """
+    sync_folder(temporary)
+    old: Path | None = None
+    if final.is_dir() and not final.is_symlink():
+        old = Path(
+            tempfile.mkdtemp(prefix=".lsci-", suffix=f".{os.getpid()}{PARTIAL}", dir=final.parent)
+        )
+        os.replace(final, old)
+    os.rename(temporary, final)
+    sync_folder(final.parent)
+    if old is not None:
+        remove_tree(old)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder lsci created, and everything in it (never following a link out of it)."""
+    with contextlib.suppress(OSError):
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+
+
 def publish(temporary: Path, final: Path) -> None:
     """Make a finished temporary file durable and give it its final name atomically."""
     sync_file(temporary)
@@ -90,14 +144,14 @@ def folder_lock(folder: Path, name: str) -> Iterator[None]:
 
 
 def _remove_stale(folder: Path) -> None:
-    """Remove temporary files of interrupted runs: old ones whose writer process is gone."""
+    """Remove temporary files and folders of interrupted runs: old ones whose writer is gone."""
     now = time.time()
     for path in folder.glob(f".*{PARTIAL}"):
         pid_text = path.name[: -len(PARTIAL)].rsplit(".", 1)[-1]
         alive = pid_text.isdigit() and _process_alive(int(pid_text))
         with contextlib.suppress(OSError):
             if not alive and now - path.lstat().st_mtime > _STALE_AFTER_S:
-                path.unlink()
+                remove_tree(path)
 
 
 def _process_alive(pid: int) -> bool:

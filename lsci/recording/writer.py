@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -45,7 +45,13 @@ from lsci.recording.errors import (
     RecordingStateError,
     RecordingWriteError,
 )
-from lsci.recording.events import Event, check_label, create_event_datasets, write_event
+from lsci.recording.events import (
+    Event,
+    check_label,
+    create_event_datasets,
+    restate_event_times,
+    write_event,
+)
 from lsci.recording.metadata import AcquisitionMetadata, format_utc, utc_to_ns
 
 Compression = Literal["blosc-lz4"]
@@ -76,7 +82,11 @@ class RecordingWriter:
     path : str or pathlib.Path
         The file to create (``.h5`` by convention).
     metadata : AcquisitionMetadata
-        Acquisition settings; ``start_time_utc`` is set to now when it is ``None``.
+        Acquisition settings. When ``start_time_utc`` is ``None``, the recording starts at the
+        host timestamp of its first frame (to the microsecond): ``start_host_time_ns`` and
+        ``start_time_utc`` are provisionally the writer's creation until that frame arrives,
+        and the ``time_s`` of events added before it are then restated against the start
+        (negative: they happened before the first frame).
     frame_shape : tuple of int
         ``(height, width)`` of every frame.
     dtype : numpy dtype
@@ -107,7 +117,9 @@ class RecordingWriter:
     -----
     The writer is thread-safe: one thread may append while another adds events. Any write
     failure (disk full, I/O error) is raised as :class:`RecordingWriteError`; the writer then
-    stops writing, and what was flushed before stays readable.
+    stops writing, and what was flushed before stays readable. Closing it then stores an event
+    ``"write error, N frames not stored: <cause>"`` after the last stored frame, and
+    :attr:`frames_lost` counts the N frames appended after the last successful flush.
 
     Examples
     --------
@@ -152,14 +164,13 @@ class RecordingWriter:
             raise ValueError(f"block_frames={block_frames!r} is invalid: allowed integers >= 1")
         self.path = Path(path)
         check_target(self.path, overwrite=overwrite)
-        if metadata.start_time_utc is None:
-            start_ns = time.time_ns()
-            start_utc = format_utc(datetime.fromtimestamp(start_ns / 1e9, tz=UTC))
-            start_ns = utc_to_ns(start_utc)
-        else:
-            start_utc = metadata.start_time_utc
-            start_ns = utc_to_ns(start_utc)
-        self.start_host_time_ns = start_ns
+        # Without a given start, the recording starts at its first frame (see _anchor_start);
+        # until then the start is provisionally now.
+        self._start_at_first_frame = metadata.start_time_utc is None
+        start_utc = (
+            _utc_of(time.time_ns()) if metadata.start_time_utc is None else metadata.start_time_utc
+        )
+        self.start_host_time_ns = utc_to_ns(start_utc)
         self.metadata = replace(metadata, start_time_utc=start_utc)
         self._block = block_frames
         self._lock = threading.RLock()
@@ -169,6 +180,7 @@ class RecordingWriter:
         self._written = 0
         self._committed = 0
         self._dropped = 0
+        self._lost = 0
         self._last_id: int | None = None
         self._calibrations: list[tuple[str, dict[str, np.ndarray], dict[str, Any], bool]] = []
         self._closed = False
@@ -236,6 +248,7 @@ class RecordingWriter:
         self._memory_space = (1, h5py.h5s.create_simple((1, *self.frame_shape)))
         self._per_frame: list[h5py.Dataset] = [opened[name] for name in layout.PER_FRAME]
         self._raw_attrs = opened[layout.RAW].attrs
+        self._acquisition_attrs = opened[layout.ACQUISITION].attrs
         return opened
 
     def _abandon_partial(self, opened: h5py.File | None, partial: Path) -> None:
@@ -294,6 +307,12 @@ class RecordingWriter:
     def frames_committed(self) -> int:
         """Frames flushed to the file: what a reader, or a crash, would see."""
         return self._committed
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames appended but not stored because writing failed (known once closed): they
+        came after the last successful flush. The file records them as an event."""
+        return self._lost
 
     @property
     def dropped_frames(self) -> int:
@@ -424,6 +443,8 @@ class RecordingWriter:
         self._frames.id.write(self._memory_space[1], self._file_space, np.ascontiguousarray(frames))
 
     def _queue(self, ids: list[int], camera: list[int], host: list[int]) -> None:
+        if self._start_at_first_frame and self._written == 0 and host:
+            self._guarded(lambda: self._anchor_start(host[0]), "setting the start time")
         for frame_id in ids:
             if self._last_id is not None and frame_id > self._last_id + 1:
                 self._dropped += frame_id - self._last_id - 1
@@ -434,6 +455,21 @@ class RecordingWriter:
         self._written += len(ids)
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self._guarded(self._flush_locked, "flushing")
+
+    def _anchor_start(self, first_host_ns: int) -> None:
+        """Start the recording at its first frame, not when the writer was created.
+
+        Cameras can take seconds to deliver their first frame after the file was created;
+        every ``time_s`` (of events, and of frames read back) counts from this start.
+        """
+        self._start_at_first_frame = False
+        start_utc = _utc_of(first_host_ns)
+        start_ns = utc_to_ns(start_utc)
+        self._acquisition_attrs.modify("start_time_utc", start_utc)
+        self._acquisition_attrs.modify("start_host_time_ns", np.int64(start_ns))
+        self.start_host_time_ns = start_ns
+        self.metadata = replace(self.metadata, start_time_utc=start_utc)
+        restate_event_times(self._file, start_ns)
 
     # ----------------------------------------------------------------- events, calibrations
     def add_event(self, label: str, *, host_time_ns: int | None = None) -> Event:
@@ -541,7 +577,8 @@ class RecordingWriter:
             for dataset, values in zip(self._per_frame, pending, strict=True):
                 dataset.resize(end, axis=0)
                 dataset[start:end] = np.asarray(values, dtype=dataset.dtype)
-            self._raw_attrs.modify("dropped_frames", np.uint64(self._dropped))
+            # Saturates: a counter reset and gaps after it can add up past 2**64.
+            self._raw_attrs.modify("dropped_frames", np.uint64(min(self._dropped, _UINT64_MAX)))
         self._file.flush()
         self._committed = end
         for values in (self._pending_ids, self._pending_camera, self._pending_host):
@@ -623,14 +660,20 @@ class RecordingWriter:
             self._closed = True
             self._stop.set()
             failed_before = self._failure is not None
+            loss: tuple[bytes, int] | None = None
             if failed_before:
                 # Frames after the last good flush may not have reached the disk: drop them,
                 # and give HDF5 room to write the metadata it still holds (see _make_reserve).
+                assert self._failure is not None
+                self._lost = self._written - self._committed
+                loss = self._loss_event(self._failure.problem)
                 self._written = self._committed
                 for values in (self._pending_ids, self._pending_camera, self._pending_host):
                     values.clear()
                 self._release_reserve()
                 self._failure = None
+            if loss is not None:
+                self._record_loss(*loss)
             with contextlib.suppress(RecordingWriteError):
                 self._guarded(self._finish, "closing")
             try:
@@ -662,6 +705,28 @@ class RecordingWriter:
             return
         if self._calibrations and not failed_before:
             self._write_calibrations()
+
+    def _record_loss(self, label: bytes, moment: int) -> None:
+        """After a write error: drop the frames past the last flush, then store the event.
+
+        Shrinking ``/raw/frames`` first makes HDF5 discard the chunks it still holds for
+        those frames; writing them out could need more room than the reserve gives back.
+        """
+
+        def record() -> None:
+            self._frames.resize(self._committed, axis=0)
+            write_event(self._file, label, moment, self.start_host_time_ns, self._committed)
+
+        with contextlib.suppress(RecordingWriteError):
+            self._guarded(record, "recording the write error")
+
+    def _loss_event(self, problem: str) -> tuple[bytes, int]:
+        """The event that records a write failure: label and host time (of the first frame
+        not stored, or now when every appended frame was stored)."""
+        moment = self._pending_host[0] if self._pending_host else time.time_ns()
+        text = f"write error, {self._lost} frames not stored: {problem}"
+        encoded = text.encode("utf-8")[: layout.EVENT_LABEL_BYTES]
+        return encoded.decode("utf-8", errors="ignore").encode("utf-8"), moment
 
     def _still_named(self) -> bool:
         try:
@@ -785,6 +850,12 @@ def _check_interval(name: str, value: object, *, zero: bool) -> float:
         allowed = ">= 0" if zero else "> 0"
         raise ValueError(f"{name}={value!r} is invalid: allowed finite values {allowed}")
     return float(value)
+
+
+def _utc_of(host_time_ns: int) -> str:
+    """The canonical UTC time string of a host time, truncated to the microsecond."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=host_time_ns // 1000)
+    return format_utc(moment)
 
 
 _INT64_MAX = 2**63 - 1

@@ -8,7 +8,18 @@ is only read; nothing is stored in it or beside it.
 
 Per ROI the catalog keeps the mean of that map, the mean as % of the reference ROI's mean
 (healthy or contralateral skin, as burn and flap studies report it), and for lesion ROIs the
-hypoperfused area in mm² (:func:`hypoperfused_area_mm2`).
+hypoperfused area in mm² and share (:func:`analyse_recording`).
+
+The hypoperfused area is the analysis layer's
+(:func:`lsci.analysis.delineation.delineate_hypoperfusion`), not a second definition: the
+whole map is delineated against the reference ROI (below ``hypoperfusion_fraction`` of its
+median, islands and holes under 1 mm² cleaned), and a lesion ROI's area is the part of that
+delineation *inside* the ROI, in mm² with the recording's scale
+(:func:`lsci.analysis.scale.recording_scale`: a ruler measurement stored beside the recording
+wins over the optics metadata). Inside the ROI rather than the whole delineation, because the
+ROI is where the clinician says the lesion is: dark hair, a shadow or a vessel compressed by
+the hand elsewhere in the field would otherwise count as lesion. The ROI's hypoperfused share
+is kept beside the area (the delineation's ``roi_share``: the fraction of its measured pixels).
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsci.analysis.delineation import delineate_hypoperfusion
+from lsci.analysis.scale import PixelScale, recording_scale
 from lsci.analysis.time_windows import window_maps
 from lsci.processing import ProcessingSettings
 from lsci.recording import open_recording
@@ -36,8 +49,6 @@ __all__ = [
     "PerfusionMap",
     "StudySettings",
     "analyse_recording",
-    "hypoperfused_area_mm2",
-    "pixel_size_mm",
     "recording_perfusion_map",
 ]
 
@@ -66,8 +77,8 @@ class StudySettings:
     frames_window : int
         Frames per temporal window (temporal modes).
     hypoperfusion_fraction : float
-        A lesion pixel is hypoperfused below this fraction of the reference ROI's mean
-        perfusion, in (0, 1).
+        A pixel is hypoperfused below this fraction of the reference ROI's median perfusion,
+        in (0, 1) (:func:`lsci.analysis.delineation.delineate_hypoperfusion`).
     """
 
     mode: str = "spatial"
@@ -110,31 +121,26 @@ class PerfusionMap:
     ----------
     perfusion : (H, W) ndarray of float64
         1/τc in 1/s (:data:`PERFUSION_UNIT`).
+    intensity : (H, W) ndarray of float64
+        Mean raw intensity (dark frame subtracted when there is one): the image the ROIs of
+        later visits are registered on.
     maps : int
         Maps averaged.
     parameters : dict
         Processing settings and calibrations applied (the engine's provenance).
-    pixel_size_mm : float or None
-        Side of one pixel on the skin (None when the recording does not say).
+    scale : PixelScale or None
+        Size of one pixel on the skin (:func:`lsci.analysis.scale.recording_scale`); None when
+        the recording does not say: an area is not guessed from a missing magnification.
     events : tuple of str
         Labels of the recording's events (procedure marks such as "needling start").
     """
 
     perfusion: npt.NDArray[np.float64]
+    intensity: npt.NDArray[np.float64]
     maps: int
     parameters: dict[str, Any]
-    pixel_size_mm: float | None
+    scale: PixelScale | None
     events: tuple[str, ...]
-
-
-def pixel_size_mm(pixel_size_um: float | None, magnification: float | None) -> float | None:
-    """Side of one camera pixel on the skin in mm: sensor pitch / optical magnification.
-
-    None when either is unknown: an area is not guessed from a missing magnification.
-    """
-    if pixel_size_um is None or magnification is None:
-        return None
-    return pixel_size_um / magnification / 1000.0
 
 
 def recording_perfusion_map(path: str | os.PathLike[str], settings: StudySettings) -> PerfusionMap:
@@ -157,60 +163,16 @@ def recording_perfusion_map(path: str | os.PathLike[str], settings: StudySetting
         events = tuple(event.label for event in recording.events)
         processing = settings.processing(exposure_s=metadata.exposure_s)
         mean = window_maps(recording, None, processing, memory_bytes=_MEMORY_BYTES)
+        scale = recording_scale(recording)
     parameters = mean.settings.parameters() | mean.calibrations.parameters()
-    size = pixel_size_mm(metadata.pixel_size_um, metadata.magnification)
-    perfusion = mean.perfusion.astype(np.float64)
-    return PerfusionMap(perfusion, mean.n_maps, parameters, size, events)
-
-
-def hypoperfused_area_mm2(
-    perfusion: npt.ArrayLike,
-    lesion: npt.ArrayLike,
-    reference: npt.ArrayLike,
-    pixel_size_mm: float | None,
-    *,
-    fraction: float = 0.5,
-) -> float:
-    """Area of the lesion ROI perfused below ``fraction`` of the reference ROI's mean, in mm².
-
-    The count of lesion pixels whose perfusion is below ``fraction × mean(reference)``, times
-    the area of one pixel on the skin. A threshold relative to reference skin is what flap and
-    burn studies report as "% zonal area below a perfusion threshold"; this is the study
-    layer's own measure until the analysis layer's delineation replaces it here.
-
-    Parameters
-    ----------
-    perfusion : (H, W) array_like
-        Perfusion map (any unit; the threshold is relative).
-    lesion, reference : (H, W) array_like of bool
-        The lesion ROI and the reference ROI.
-    pixel_size_mm : float or None
-        Side of one pixel on the skin; None gives NaN (area unknown).
-    fraction : float
-        Threshold as a fraction of the reference mean, in (0, 1).
-
-    Returns
-    -------
-    float
-        Area in mm²; NaN when the pixel size is unknown or the reference has no finite value.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> perfusion = np.array([[1.0, 1.0, 0.2, 0.4]])
-    >>> reference = np.array([[True, True, False, False]])
-    >>> hypoperfused_area_mm2(perfusion, ~reference, reference, 0.1)
-    0.02
-    """
-    values = np.asarray(perfusion, dtype=np.float64)
-    lesion_mask = np.asarray(lesion, dtype=bool)
-    reference_values = values[np.asarray(reference, dtype=bool)]
-    reference_values = reference_values[np.isfinite(reference_values)]
-    if pixel_size_mm is None or reference_values.size == 0:
-        return math.nan
-    threshold = fraction * float(reference_values.mean())
-    below = int(np.count_nonzero(lesion_mask & np.isfinite(values) & (values < threshold)))
-    return round(below * pixel_size_mm**2, 12)
+    return PerfusionMap(
+        mean.perfusion.astype(np.float64),
+        mean.intensity.astype(np.float64),
+        mean.n_maps,
+        parameters,
+        scale,
+        events,
+    )
 
 
 def rois_digest(rois: Sequence[Roi]) -> str:
@@ -224,23 +186,42 @@ def analyse_recording(
 ) -> dict[str, Any]:
     """ROI perfusion and hypoperfused areas of one recording.
 
+    The ROIs are in this recording's pixel coordinates (mapped onto it from the visit they were
+    drawn on, :mod:`lsci.study.follow`).
+
     Returns
     -------
     dict
-        JSON-ready: ``unit``, ``expression``, ``maps``, ``pixel_size_mm``, ``events``,
-        ``processing`` (the engine's provenance) and ``rois``: per ROI name its ``role``,
-        ``pixels`` (finite pixels used), ``perfusion_mean``, ``percent_of_reference`` and, for
-        lesion ROIs, ``hypoperfused_area_mm2``. Missing values are None.
+        JSON-ready: ``unit``, ``expression``, ``maps``, ``pixel_size_mm``, ``scale`` (how the
+        pixel size is known), ``events``, ``processing`` (the engine's provenance),
+        ``delineation`` (the hypoperfused region of the whole map: threshold, minimum size,
+        area) and ``rois``: per ROI name its ``role``, ``pixels`` (finite pixels used),
+        ``perfusion_mean``, ``percent_of_reference`` and, for lesion ROIs,
+        ``hypoperfused_area_mm2`` and ``hypoperfused_share`` (module docstring). Missing values
+        are None.
 
     Raises
     ------
     StudyError
         When the ROIs lie outside the frames or the recording cannot be analysed.
+    ValueError
+        When the reference ROI has no measured pixel or no perfusion above zero.
     """
     result = recording_perfusion_map(path, settings)
     perfusion = result.perfusion
     masks = roi_masks_of(rois, (perfusion.shape[0], perfusion.shape[1]))
     reference = next((roi.name for roi in rois if roi.role == "reference"), None)
+    lesions = {roi.name: masks[roi.name] for roi in rois if roi.role == "lesion"}
+    delineation = None
+    if reference is not None and lesions:
+        delineation = delineate_hypoperfusion(
+            perfusion,
+            reference=masks[reference],
+            fraction=settings.hypoperfusion_fraction,
+            rois=lesions,
+            scale=result.scale,
+            unit=PERFUSION_UNIT,
+        )
     means = {name: _finite_mean(perfusion[mask]) for name, mask in masks.items()}
     reference_mean = means[reference][0] if reference is not None else math.nan
     numbers: dict[str, Any] = {}
@@ -252,24 +233,21 @@ def analyse_recording(
             "perfusion_mean": _json_number(mean),
             "percent_of_reference": _json_number(_percent(mean, reference_mean)),
         }
-        if roi.role == "lesion" and reference is not None:
-            entry["hypoperfused_area_mm2"] = _json_number(
-                hypoperfused_area_mm2(
-                    perfusion,
-                    masks[roi.name],
-                    masks[reference],
-                    result.pixel_size_mm,
-                    fraction=settings.hypoperfusion_fraction,
-                )
-            )
+        if roi.name in lesions and delineation is not None:
+            inside = int(np.count_nonzero(delineation.mask & lesions[roi.name]))
+            area = None if result.scale is None else inside * result.scale.pixel_area_mm2
+            entry["hypoperfused_area_mm2"] = area
+            entry["hypoperfused_share"] = _json_number(delineation.roi_share[roi.name])
         numbers[roi.name] = entry
     return {
         "unit": PERFUSION_UNIT,
         "expression": PERFUSION_EXPRESSION,
         "maps": result.maps,
-        "pixel_size_mm": result.pixel_size_mm,
+        "pixel_size_mm": None if result.scale is None else result.scale.pixel_size_mm,
+        "scale": None if result.scale is None else result.scale.to_dict(),
         "events": list(result.events),
         "processing": result.parameters,
+        "delineation": None if delineation is None else delineation.to_dict(),
         "rois": numbers,
     }
 

@@ -51,12 +51,16 @@ EXPORT_COLUMNS: dict[str, str] = {
     "roi_pixels": "pixels of the ROI with a finite perfusion value",
     "perfusion_inv_s": f"mean perfusion over the ROI: {PERFUSION_EXPRESSION}",
     "perfusion_percent_of_reference": "ROI mean as % of the reference ROI mean",
-    "hypoperfused_area_mm2": "lesion area below the threshold fraction of the reference mean",
+    "hypoperfused_area_mm2": "hypoperfused area inside the lesion ROI, mm²: below the "
+    "threshold fraction of the reference ROI's median, regions under 1 mm² cleaned",
     "perfusion_change_percent": "change of perfusion_inv_s from the first visit, %",
     "percent_of_reference_change_points": "change of % of reference from the first visit, "
     "percentage points",
     "hypoperfused_area_change_mm2": "change of the hypoperfused area from the first visit, mm²",
     "events": "events marked in the recording (labels only with --include-notes)",
+    "roi_mapping": "how the ROIs were placed on the recording: drawn on it, or moved from the "
+    "recording they were drawn on by registration or by control points",
+    "registration_correlation": "correlation of the registered mean intensities (confidence)",
 }
 _NOTE_COLUMNS = {"visit_label": "visit label as entered", "notes": "free notes of the visit"}
 
@@ -167,7 +171,7 @@ def _description(
         "faces": FACE_STATEMENT,
         "perfusion": PERFUSION_EXPRESSION,
         "hypoperfusion_threshold": (
-            f"{settings.hypoperfusion_fraction:g} × the reference ROI mean, in each recording"
+            f"{settings.hypoperfusion_fraction:g} × the reference ROI median, in each recording"
         ),
         "settings": settings.to_dict(),
         "subjects": len({row.subject for row in rows}),

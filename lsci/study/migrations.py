@@ -30,8 +30,18 @@ __all__ = ["UPGRADES", "catalog_version", "create_schema", "migrate"]
 
 Upgrade = Callable[[Connection], None]
 
+
+def _rois_follow_the_subject(connection: Connection) -> None:
+    """Version 1 to 2: the recording a ROI was drawn on, ROI transforms and mapped ROIs."""
+    connection.execute(
+        sa.text("ALTER TABLE rois ADD COLUMN recording_id INTEGER REFERENCES recordings (id)")
+    )
+    schema.roi_transforms.create(connection)
+    schema.mapped_rois.create(connection)
+
+
 #: ``{v: step}``: the step that upgrades a catalog from version ``v`` to ``v + 1``.
-UPGRADES: Mapping[int, Upgrade] = {}
+UPGRADES: Mapping[int, Upgrade] = {1: _rois_follow_the_subject}
 
 
 def catalog_version(connection: Connection) -> int | None:

@@ -14,9 +14,11 @@ import sqlalchemy as sa
 
 __all__ = [
     "SCHEMA_VERSION",
+    "mapped_rois",
     "metadata",
     "recordings",
     "results",
+    "roi_transforms",
     "rois",
     "schema_versions",
     "sites",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 #: Version of the tables below; stored in ``schema_versions`` of every catalog.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -115,7 +117,47 @@ rois = sa.Table(
     # A GeoJSON Polygon geometry in pixel coordinates, x = column, y = row.
     sa.Column("geometry", sa.JSON, nullable=False),
     sa.Column("created_utc", sa.String(32), nullable=False),
+    # The recording whose pixels the geometry is in (version 2; NULL: the subject's first
+    # recording at the site, as ROIs of version 1 were drawn).
+    sa.Column("recording_id", sa.Integer, sa.ForeignKey("recordings.id"), nullable=True),
     sa.UniqueConstraint("subject_id", "site_id", "name"),
+)
+
+#: How ROIs move from the recording they were drawn on to another recording of the subject's
+#: site (version 2): a registration (accepted or refused, with its confidence) or control
+#: points. The newest row for the pair and the same recording bytes is the one in force.
+roi_transforms = sa.Table(
+    "roi_transforms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("recording_id", sa.Integer, sa.ForeignKey("recordings.id"), nullable=False),
+    sa.Column("drawn_recording_id", sa.Integer, sa.ForeignKey("recordings.id"), nullable=False),
+    sa.Column("recording_sha256", sa.String(64), nullable=False),
+    sa.Column("drawn_sha256", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    # 3 × 3 on (row, col, 1) of the drawn recording, giving (row, col) in the other one.
+    sa.Column("matrix", sa.JSON, nullable=False),
+    sa.Column("confidence", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("lsci_version", sa.String(64), nullable=False),
+    sa.Column("created_utc", sa.String(32), nullable=False),
+    sa.Index("ix_roi_transforms_pair", "recording_id", "drawn_recording_id"),
+)
+
+#: The ROIs of a subject's site as they lie on one recording (version 2): the drawn geometry on
+#: the recording it was drawn on, else moved there by the transform in force.
+mapped_rois = sa.Table(
+    "mapped_rois",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("recording_id", sa.Integer, sa.ForeignKey("recordings.id"), nullable=False),
+    sa.Column("roi_id", sa.Integer, sa.ForeignKey("rois.id"), nullable=False),
+    # NULL where the ROI was drawn on this recording.
+    sa.Column("transform_id", sa.Integer, sa.ForeignKey("roi_transforms.id"), nullable=True),
+    sa.Column("geometry", sa.JSON, nullable=False),
+    sa.Column("created_utc", sa.String(32), nullable=False),
+    sa.UniqueConstraint("recording_id", "roi_id"),
 )
 
 #: Every analysis result, with what made it: reused only when all of that is unchanged.

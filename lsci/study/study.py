@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,11 +34,23 @@ from lsci._version import __version__
 from lsci.recording import open_recording
 from lsci.recording.metadata import format_utc
 from lsci.study import schema
-from lsci.study.analysis import StudySettings, analyse_recording, rois_digest
+from lsci.study.analysis import (
+    StudySettings,
+    analyse_recording,
+    recording_perfusion_map,
+    rois_digest,
+)
 from lsci.study.database import connect, describe_error, get_or_create, public_url, sqlite_url
 from lsci.study.errors import CatalogError, RecordingChangedError, StudyError
 from lsci.study.export import export_study
 from lsci.study.fingerprint import Fingerprint, Status, fingerprint, status
+from lsci.study.follow import (
+    Points,
+    RoiTransform,
+    control_point_transform,
+    map_roi,
+    register_visit,
+)
 from lsci.study.migrations import catalog_version, create_schema, migrate
 from lsci.study.output import write_atomically
 from lsci.study.rois import Roi, check_rois
@@ -48,6 +60,7 @@ __all__ = [
     "CATALOG_FILE",
     "STUDY_FILE",
     "RecordingEntry",
+    "RoiFollow",
     "Study",
     "VisitEntry",
     "check_subject_code",
@@ -63,6 +76,7 @@ _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
 #: Range of the random per-subject date offset of de-identified exports, in days.
 DATE_SHIFT_DAYS = (-1095, -365)
 _ANALYSIS = "roi_perfusion"
+_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
 def _now() -> str:
@@ -143,6 +157,46 @@ class RecordingEntry:
     fingerprint: Fingerprint
     status: Status
     reason: str
+
+
+@dataclass(frozen=True)
+class RoiFollow:
+    """How the ROIs of a subject's site lie on one of its recordings.
+
+    Attributes
+    ----------
+    recording : RecordingEntry
+        The recording.
+    drawn : RecordingEntry
+        The recording the ROIs were drawn on.
+    transform : RoiTransform or None
+        How they were moved onto ``recording`` (None: drawn on it).
+    """
+
+    recording: RecordingEntry
+    drawn: RecordingEntry
+    transform: RoiTransform | None
+
+    @property
+    def mapped(self) -> bool:
+        """True when the ROIs lie on the recording (drawn there, or moved by a transform)."""
+        return self.transform is None or self.transform.accepted
+
+    def describe(self) -> str:
+        """One line: which visit, how its ROIs were placed, or why they could not be."""
+        where = f"visit {self.recording.visit} of {self.recording.subject} at {self.recording.site}"
+        if self.transform is None:
+            return f"{where}: ROIs drawn on this recording"
+        if self.transform.accepted:
+            return (
+                f"{where}: ROIs mapped from visit {self.drawn.visit} by {self.transform.summary()}"
+            )
+        return (
+            f"{where}: ROIs not mapped from visit {self.drawn.visit}, registration refused: "
+            f"{self.transform.reason}. Give control points: lsci study align "
+            f"--subject {self.recording.subject} --site {self.recording.site} "
+            f"--visit {self.recording.visit} --points 'r,c r,c ...'"
+        )
 
 
 class Study:
@@ -299,6 +353,7 @@ class Study:
         day: int | None = None,
         notes: str | None = None,
         rois: Sequence[Roi] | None = None,
+        control_points: tuple[Points, Points] | None = None,
     ) -> RecordingEntry:
         """Catalogue a recording of a subject's site at a visit.
 
@@ -322,11 +377,19 @@ class Study:
         notes : str, optional
             Free notes of the visit (kept out of exports unless asked).
         rois : sequence of Roi, optional
-            ROIs of this subject and site; replace stored ROIs of the same names.
+            ROIs of this subject and site, drawn on this recording; replace stored ROIs of the
+            same names.
+        control_points : (drawn points, points), optional
+            Landmarks in the recording the ROIs were drawn on and in this one
+            (:func:`lsci.study.follow.control_point_transform`): the ROIs are moved onto this
+            recording by them instead of by registration.
 
         Returns
         -------
         RecordingEntry
+
+        Where the stored ROIs lie on the new recording is settled by :meth:`follow_rois`
+        (called by :meth:`trend`).
 
         Raises
         ------
@@ -385,11 +448,14 @@ class Study:
                 raise StudyError(
                     f"{stored} is in the catalog already ({code}, {site}, visit {visit})"
                 ) from None
+            assert inserted.inserted_primary_key is not None
+            recording_id = int(inserted.inserted_primary_key[0])
             if rois is not None:
-                _store_rois(connection, subject_id, site_id, rois, f"{code} at {site}")
-        assert inserted.inserted_primary_key is not None
-        return RecordingEntry(
-            id=int(inserted.inserted_primary_key[0]),
+                _store_rois(
+                    connection, subject_id, site_id, rois, f"{code} at {site}", recording_id
+                )
+        entry = RecordingEntry(
+            id=recording_id,
             subject=code,
             site=site,
             visit=visit,
@@ -401,19 +467,37 @@ class Study:
             status="ok",
             reason="",
         )
+        if control_points is not None:
+            self._align(entry, *control_points)
+        return entry
 
-    def set_rois(self, subject: str, site: str, rois: Sequence[Roi]) -> None:
+    def set_rois(
+        self, subject: str, site: str, rois: Sequence[Roi], *, visit: str | None = None
+    ) -> None:
         """Store ROIs of a subject's site, replacing stored ROIs of the same names.
+
+        Parameters
+        ----------
+        subject, site : str
+        rois : sequence of Roi
+            In the pixels of the first recording of ``visit`` at the site.
+        visit : str, optional
+            The visit the ROIs were drawn on; default: the subject's first recording at the
+            site, whichever visit comes first.
 
         Raises
         ------
         StudyError
-            When the subject or site is unknown, or the stored set would get two references.
+            When the subject, site or visit is unknown, or the stored set would get two
+            references.
         """
         check_rois(rois, f"ROIs of {subject} at {site}")
+        drawn = None
+        if visit is not None:
+            drawn = self._recording_of(subject, site, visit).id
         with self._transaction() as connection:
             subject_id, site_id = self._ids(connection, subject, site)
-            _store_rois(connection, subject_id, site_id, rois, f"{subject} at {site}")
+            _store_rois(connection, subject_id, site_id, rois, f"{subject} at {site}", drawn)
 
     def rois(self, subject: str, site: str) -> list[Roi]:
         """The ROIs stored for a subject's site, by name."""
@@ -425,6 +509,231 @@ class Study:
                 .order_by(schema.rois.c.name)
             ).all()
         return [Roi.from_geometry(r.name, r.role, r.geometry) for r in rows]
+
+    # ------------------------------------------------------------------ ROIs across visits
+    def follow_rois(
+        self, subject: str, site: str, *, min_correlation: float = 0.3
+    ) -> list[RoiFollow]:
+        """Place the ROIs of a subject's site on each of its recordings (module follow).
+
+        Each recording other than the one the ROIs were drawn on is registered onto it, unless
+        a transform for the same recording bytes is in the catalog already (a registration, or
+        control points given with :meth:`align`); the ROIs moved by an accepted transform are
+        stored per recording (:meth:`mapped_rois`). A refused registration is stored with its
+        reasons and reported, and the recording gets no ROIs until control points are given.
+        Recordings that changed or are missing are left out (:meth:`recordings` reports them).
+
+        Returns
+        -------
+        list of RoiFollow
+            One per recording and recording the ROIs were drawn on, in visit order.
+        """
+        code = check_subject_code(subject)
+        entries = self.recordings(subject=code, site=site, quick=True)
+        if not entries:
+            return []
+        by_id = {entry.id: entry for entry in entries}
+        first = entries[0].id
+        with self._transaction() as connection:
+            subject_id, site_id = self._ids(connection, code, site)
+            roi_rows = connection.execute(
+                sa.select(schema.rois).where(
+                    schema.rois.c.subject_id == subject_id, schema.rois.c.site_id == site_id
+                )
+            ).all()
+        drawn_ids = list(dict.fromkeys(row.recording_id or first for row in roi_rows))
+        intensities: dict[int, Any] = {}
+        follows = []
+        for entry in (e for e in entries if e.status == "ok"):
+            for drawn_id in drawn_ids:
+                drawn = by_id[drawn_id]
+                transform_id, transform = None, None
+                if drawn_id != entry.id:
+                    transform_id, transform = self._transform(
+                        entry, drawn, intensities, min_correlation
+                    )
+                rows = [r for r in roi_rows if (r.recording_id or first) == drawn_id]
+                self._store_mapped(entry.id, rows, transform_id, transform)
+                follows.append(RoiFollow(entry, drawn, transform))
+        return follows
+
+    def align(
+        self,
+        subject: str,
+        site: str,
+        visit: str,
+        drawn_points: Points,
+        points: Points,
+        *,
+        recording: int = 1,
+    ) -> RoiFollow:
+        """Move the ROIs onto a visit's recording by control points, where registration failed.
+
+        Parameters
+        ----------
+        subject, site, visit : str
+        drawn_points, points : (K, 2) array_like
+            ``(row, col)`` of K >= 2 landmarks in the recording the ROIs were drawn on and the
+            same landmarks in the visit's recording
+            (:func:`lsci.study.follow.control_point_transform`).
+        recording : int
+            Which recording of the visit at the site (1 = the first added).
+
+        Returns
+        -------
+        RoiFollow
+
+        Raises
+        ------
+        StudyError
+            Unknown subject, site or visit; no ROIs; the ROIs were drawn on this recording;
+            unusable points.
+        """
+        entry = self._recording_of(subject, site, visit, recording)
+        return self._align(entry, drawn_points, points)
+
+    def mapped_rois(self, entry: RecordingEntry) -> list[Roi]:
+        """The ROIs as they lie on a recording (after :meth:`follow_rois`), by name."""
+        m, r = schema.mapped_rois, schema.rois
+        with self._transaction() as connection:
+            rows = connection.execute(
+                sa.select(r.c.name, r.c.role, m.c.geometry)
+                .join(r, m.c.roi_id == r.c.id)
+                .where(m.c.recording_id == entry.id)
+                .order_by(r.c.name)
+            ).all()
+        return [Roi.from_geometry(row.name, row.role, row.geometry) for row in rows]
+
+    def _align(self, entry: RecordingEntry, drawn_points: Points, points: Points) -> RoiFollow:
+        transform = control_point_transform(drawn_points, points)
+        drawn = self._drawn_on(entry)
+        where = f"visit {entry.visit} of {entry.subject} at {entry.site}"
+        if drawn.id == entry.id:
+            raise StudyError(f"{where}: the ROIs were drawn on this recording; nothing to align")
+        self._insert_transform(entry, drawn, transform)
+        for follow in self.follow_rois(entry.subject, entry.site):
+            if follow.recording.id == entry.id and follow.drawn.id == drawn.id:
+                return follow
+        raise StudyError(f"{where}: the recording changed or is missing; not aligned")
+
+    def _drawn_on(self, entry: RecordingEntry) -> RecordingEntry:
+        """The one recording the ROIs of the entry's subject and site were drawn on."""
+        entries = self.recordings(subject=entry.subject, site=entry.site, quick=True)
+        with self._transaction() as connection:
+            subject_id, site_id = self._ids(connection, entry.subject, entry.site)
+            drawn = connection.execute(
+                sa.select(schema.rois.c.recording_id)
+                .where(schema.rois.c.subject_id == subject_id, schema.rois.c.site_id == site_id)
+                .distinct()
+            ).scalars().all()  # fmt: skip
+        if not drawn:
+            raise StudyError(f"no ROIs for {entry.subject} at {entry.site}; add them first")
+        ids = {entries[0].id if value is None else value for value in drawn}
+        if len(ids) > 1:
+            raise StudyError(
+                f"the ROIs of {entry.subject} at {entry.site} were drawn on several recordings; "
+                "control points need one: draw them again on one recording"
+            )
+        (drawn_id,) = ids
+        return next(e for e in entries if e.id == drawn_id)
+
+    def _recording_of(self, subject: str, site: str, visit: str, number: int = 1) -> RecordingEntry:
+        code = check_subject_code(subject)
+        own = [e for e in self.recordings(subject=code, site=site, quick=True) if e.visit == visit]
+        if not 1 <= number <= len(own):
+            raise StudyError(
+                f"visit {visit} of {code} at {site} has {len(own)} recording(s), not a "
+                f"recording {number}"
+            )
+        return own[number - 1]
+
+    def _transform(
+        self,
+        entry: RecordingEntry,
+        drawn: RecordingEntry,
+        intensities: dict[int, Any],
+        min_correlation: float,
+    ) -> tuple[int, RoiTransform]:
+        """The transform in force for the pair and its id, registering them when there is none."""
+        t = schema.roi_transforms
+        with self._transaction() as connection:
+            row = connection.execute(
+                sa.select(t)
+                .where(
+                    t.c.recording_id == entry.id,
+                    t.c.drawn_recording_id == drawn.id,
+                    t.c.recording_sha256 == entry.fingerprint.sha256,
+                    t.c.drawn_sha256 == drawn.fingerprint.sha256,
+                )
+                .order_by(t.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is not None:
+            matrix = tuple(tuple(float(v) for v in line) for line in row.matrix)
+            stored = RoiTransform(row.method, row.accepted, matrix, row.confidence, row.reason)
+            return int(row.id), stored
+        if drawn.status != "ok":
+            # Not stored: it holds until the drawn recording is restored.
+            reason = f"the recording the ROIs were drawn on ({drawn.stored_path}): {drawn.reason}"
+            return 0, RoiTransform("registration", False, _IDENTITY, {}, reason)
+        for item in (drawn, entry):
+            if item.id not in intensities:
+                intensities[item.id] = recording_perfusion_map(item.path, self.settings).intensity
+        transform = register_visit(
+            intensities[drawn.id], intensities[entry.id], min_correlation=min_correlation
+        )
+        return self._insert_transform(entry, drawn, transform), transform
+
+    def _insert_transform(
+        self, entry: RecordingEntry, drawn: RecordingEntry, transform: RoiTransform
+    ) -> int:
+        with self._transaction() as connection:
+            inserted = connection.execute(
+                sa.insert(schema.roi_transforms).values(
+                    recording_id=entry.id,
+                    drawn_recording_id=drawn.id,
+                    recording_sha256=entry.fingerprint.sha256,
+                    drawn_sha256=drawn.fingerprint.sha256,
+                    method=transform.method,
+                    accepted=transform.accepted,
+                    matrix=[list(line) for line in transform.matrix],
+                    confidence=transform.confidence,
+                    reason=transform.reason,
+                    lsci_version=__version__,
+                    created_utc=_now(),
+                )
+            )
+        assert inserted.inserted_primary_key is not None
+        return int(inserted.inserted_primary_key[0])
+
+    def _store_mapped(
+        self,
+        recording_id: int,
+        roi_rows: Sequence[Any],
+        transform_id: int | None,
+        transform: RoiTransform | None,
+    ) -> None:
+        """Store the ROIs as they lie on a recording; none where the transform was refused."""
+        m = schema.mapped_rois
+        with self._transaction() as connection:
+            for row in roi_rows:
+                connection.execute(
+                    sa.delete(m).where(m.c.recording_id == recording_id, m.c.roi_id == row.id)
+                )
+                if transform is not None and not transform.accepted:
+                    continue
+                roi = Roi.from_geometry(row.name, row.role, row.geometry)
+                if transform is not None:
+                    roi = map_roi(roi, transform.matrix)
+                connection.execute(
+                    sa.insert(m).values(
+                        recording_id=recording_id,
+                        roi_id=row.id,
+                        transform_id=transform_id,
+                        geometry=roi.geometry(),
+                        created_utc=_now(),
+                    )
+                )
 
     def _ids(self, connection: Connection, subject: str, site: str) -> tuple[int, int]:
         subject_id = connection.execute(
@@ -515,14 +824,17 @@ class Study:
     def trend(self, subject: str, site: str | None = None) -> Trend:
         """Perfusion and hypoperfused area of a subject across visits, per site and ROI.
 
-        Every recording used is checked against its fingerprint first; results already in the
-        catalog for the same recording bytes, ROIs, settings and lsci version are reused, new
-        ones are computed and stored.
+        Every recording used is checked against its fingerprint first; the ROIs are placed on
+        each recording by :meth:`follow_rois`; results already in the catalog for the same
+        recording bytes, placed ROIs, settings and lsci version are reused, new ones are
+        computed and stored.
 
         Raises
         ------
         StudyError
-            Unknown subject or site, no recording, no ROIs or no reference ROI for a site.
+            Unknown subject or site, no recording, no ROIs or no reference ROI for a site, or
+            a recording whose registration onto the ROIs' recording was refused (the message
+            names the visit and why).
         RecordingChangedError
             When a recording changed or moved since it was added.
         """
@@ -547,11 +859,22 @@ class Study:
                 )
             if not any(roi.role == "reference" for roi in rois):
                 raise StudyError(f"the ROIs of {code} at {site_name} have no 'reference' ROI")
+            follows = self.follow_rois(code, site_name)
+            refused = [follow for follow in follows if not follow.mapped]
+            if refused:
+                others = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+                raise StudyError(refused[0].describe() + others)
             counts: dict[str, int] = {}
             for entry in (e for e in entries if e.site == site_name):
                 counts[entry.visit] = counts.get(entry.visit, 0) + 1
-                numbers = self._analysis(entry, rois)
-                for roi in rois:
+                placed = self.mapped_rois(entry)
+                if sorted(roi.name for roi in placed) != sorted(roi.name for roi in rois):
+                    raise StudyError(
+                        f"visit {entry.visit} of {code} at {site_name}: its ROIs are not placed"
+                    )
+                mapping = _mapping(f for f in follows if f.recording.id == entry.id)
+                numbers = self._analysis(entry, placed)
+                for roi in placed:
                     value = numbers["rois"][roi.name]
                     rows.append(
                         TrendRow(
@@ -570,6 +893,8 @@ class Study:
                             perfusion_percent_of_reference=_number(value["percent_of_reference"]),
                             hypoperfused_area_mm2=_number(value.get("hypoperfused_area_mm2")),
                             events="; ".join(dict.fromkeys(numbers["events"])),
+                            roi_mapping=mapping[0],
+                            registration_correlation=mapping[1],
                         )
                     )
         return Trend(code, with_changes(rows), self.settings)
@@ -721,15 +1046,27 @@ def _visit(
 
 
 def _store_rois(
-    connection: Connection, subject_id: int, site_id: int, rois: Sequence[Roi], where: str
+    connection: Connection,
+    subject_id: int,
+    site_id: int,
+    rois: Sequence[Roi],
+    where: str,
+    recording_id: int | None,
 ) -> None:
-    r = schema.rois
+    """Store ROIs drawn on ``recording_id``; their earlier placements on recordings are void."""
+    r, m = schema.rois, schema.mapped_rois
     for roi in rois:
         key = {"subject_id": subject_id, "site_id": site_id, "name": roi.name}
-        values = {"role": roi.role, "geometry": roi.geometry(), "created_utc": _now()}
+        values = {
+            "role": roi.role,
+            "geometry": roi.geometry(),
+            "created_utc": _now(),
+            "recording_id": recording_id,
+        }
         roi_id, created = get_or_create(connection, r, key, values)
         if not created:
             connection.execute(sa.update(r).where(r.c.id == roi_id).values(**values))
+            connection.execute(sa.delete(m).where(m.c.roi_id == roi_id))
     references = connection.execute(
         sa.select(sa.func.count())
         .select_from(r)
@@ -737,6 +1074,19 @@ def _store_rois(
     ).scalar_one()
     if references > 1:
         raise StudyError(f"ROIs of {where}: more than one ROI would have the role 'reference'")
+
+
+def _mapping(follows: Iterable[RoiFollow]) -> tuple[str, float]:
+    """How a recording's ROIs were placed ('drawn', 'registration', 'control_points'; joined
+    when they come from several recordings) and the lowest registration correlation."""
+    methods: dict[str, None] = {}
+    correlations = []
+    for follow in follows:
+        transform = follow.transform
+        methods["drawn" if transform is None else transform.method] = None
+        if transform is not None and transform.method == "registration":
+            correlations.append(float(transform.confidence["correlation"]))
+    return "+".join(methods), min(correlations, default=float("nan"))
 
 
 def _digest(value: Any) -> str:

@@ -7,11 +7,17 @@ Columns (units in the names):
 ``perfusion_percent_of_reference``
     That mean as % of the reference ROI's mean in the same recording.
 ``hypoperfused_area_mm2``
-    Lesion ROIs: area below the study's fraction of the reference mean
-    (:func:`lsci.study.analysis.hypoperfused_area_mm2`).
+    Lesion ROIs: the part of the hypoperfused region inside the ROI, below the study's
+    fraction of the reference ROI's median
+    (:func:`lsci.analysis.delineation.delineate_hypoperfusion`; :mod:`lsci.study.analysis`).
 ``*_change_*``
     Change from the subject's first visit at that site: perfusion in % of its first value,
     % of reference in percentage points, area in mm².
+``roi_mapping``
+    How the ROIs were placed on the recording: ``drawn`` on it, moved by ``registration`` or
+    by ``control_points`` (:mod:`lsci.study.follow`).
+``registration_correlation``
+    The registration's confidence: correlation of the aligned mean intensities.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from matplotlib.ticker import MaxNLocator
 from lsci.study.analysis import StudySettings
 from lsci.study.output import output_folder, safe_name, write_atomically
 
-__all__ = ["TREND_COLUMNS", "Trend", "TrendRow", "trend_figure", "with_changes", "write_csv"]
+__all__ = [
+    "TREND_COLUMNS",
+    "Trend",
+    "TrendRow",
+    "cell",
+    "trend_figure",
+    "trend_plot",
+    "with_changes",
+    "write_csv",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,8 @@ class TrendRow:
     percent_of_reference_change_points: float = math.nan
     hypoperfused_area_change_mm2: float = math.nan
     events: str = ""
+    roi_mapping: str = "drawn"
+    registration_correlation: float = math.nan
 
 
 #: Columns of a trend CSV (the catalog's own view: visit labels, no dates or notes).
@@ -101,7 +118,8 @@ def with_changes(rows: Sequence[TrendRow]) -> list[TrendRow]:
     return changed
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as a CSV cell: 6 significant digits, empty when missing or not finite."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -121,7 +139,7 @@ def write_csv(path: Path, rows: Sequence[Any], columns: Sequence[str], cells: An
             writer.writerow(columns)
             for row in rows:
                 values = cells(row) if cells is not None else [getattr(row, c) for c in columns]
-                writer.writerow([_cell(v) for v in values])
+                writer.writerow([cell(v) for v in values])
 
     return write_atomically(path, write)
 
@@ -141,12 +159,13 @@ def _series(
     return xs, [_mean(points[x]) for x in xs]
 
 
-def trend_figure(rows: Sequence[TrendRow], path: Path, *, title: str) -> Path:
+def trend_plot(rows: Sequence[TrendRow], *, title: str) -> Figure:
     """Perfusion (% of reference) and hypoperfused area across the visits of one site.
 
     The x axis is the day relative to the event when every visit states it (the event, day 0,
     is drawn as a line), else the visit number. Visits whose recordings hold events (procedure
-    marks such as "needling start") are marked with their labels.
+    marks such as "needling start") are marked with their labels. The figure is not attached to
+    a canvas: save it (:func:`trend_figure`) or put it on a GUI canvas.
     """
     by_day = all(row.day is not None for row in rows)
     figure = Figure(figsize=(10, 4.2), layout="constrained")
@@ -177,6 +196,12 @@ def trend_figure(rows: Sequence[TrendRow], path: Path, *, title: str) -> Path:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(loc="best", fontsize=8)
     figure.suptitle(title)
+    return figure
+
+
+def trend_figure(rows: Sequence[TrendRow], path: Path, *, title: str) -> Path:
+    """Write :func:`trend_plot` of one site as a PNG (under a temporary name, then renamed)."""
+    figure = trend_plot(rows, title=title)
 
     def write(temporary: Path) -> None:
         FigureCanvasAgg(figure)

@@ -13,6 +13,8 @@ Conventions
   limits: **a gain of perfusion is red, a loss blue**, everywhere. napari resolves the name to
   matplotlib's colormap, so the viewer and the figures show the same colours.
 - Limits: robust percentiles of the finite values, so a few outliers do not wash out a map.
+- Hypoperfused area: its outline before the treatment dashed, after it solid, in the same
+  bright green (not in any of the map colormaps), with a dark edge so it shows on every map.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "CHANGE_UNIT",
     "CONTRAST_COLORMAP",
     "CONTRAST_UNIT",
+    "HYPOPERFUSED_COLOUR",
+    "HYPOPERFUSED_EDGE",
     "OTHER_COLORMAP",
     "PERFUSION_COLORMAP",
     "RAW_COLORMAP",
@@ -51,6 +55,10 @@ RAW_COLORMAP: Final = "gray"
 CHANGE_COLORMAP: Final = "RdBu_r"
 #: Any other map.
 OTHER_COLORMAP: Final = "viridis"
+
+#: Outline of the hypoperfused area (before: dashed, after: solid) and its dark edge.
+HYPOPERFUSED_COLOUR: Final = "#39ff14"
+HYPOPERFUSED_EDGE: Final = "#000000"
 
 RAW_UNIT: Final = "ADU"
 CONTRAST_UNIT: Final = "K"

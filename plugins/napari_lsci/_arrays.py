@@ -1,8 +1,8 @@
 """Lazy array views of a recording file that napari can slice like NumPy arrays.
 
 Each read opens the file, reads the slice and closes it again: napari then holds no HDF5
-handle between reads, so processing can add derived products to a file that is on screen
-(HDF5 refuses to open a file for writing while the same process holds it read-only).
+handle between reads, so a product set on screen can be replaced by a new run (and a file being
+recorded is read as it grows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class RecordingArray:
     path : str or pathlib.Path
         The recording.
     product : str, optional
-        Name of a derived product (``"perfusion"``); ``None`` for the raw frames.
+        Name of a derived product as :attr:`lsci.recording.Recording.derived` lists it
+        (``"<set>/perfusion"``, or a plain name for the newest); ``None`` for the raw frames.
 
     Attributes
     ----------
@@ -57,12 +58,7 @@ class RecordingArray:
         with warnings.catch_warnings():
             # Unusable products were reported when the layers were made; not at every read.
             warnings.simplefilter("ignore", RecordingWarning)
-            derived = recording.derived
-        if self.product not in derived:
-            raise KeyError(
-                f"{self.path} has no derived product {self.product!r}; it has {sorted(derived)}"
-            )
-        return derived[self.product]
+            return recording.product(self.product)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         with open_recording(self.path) as recording:

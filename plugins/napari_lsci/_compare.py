@@ -1,10 +1,12 @@
-"""What the Compare widget computes and exports (Qt-free): inputs, ROI table, figure.
+"""What the Compare widget computes and exports (Qt-free): inputs, ROI table, areas, figure.
 
 The numbers come from the comparison engine (:mod:`lsci.analysis.compare_recordings`), the one
 ``lsci compare`` and the Python API use: windows around the events of a recording are processed
-with the recording's calibrations there. This module only gathers the inputs (two maps, or two
-time windows of one recording chosen by its events), keeps the ROI table up to date and writes
-the figure (:func:`lsci.viz.figures.comparison_figure`).
+with the recording's calibrations there, and the hypoperfused area is delineated against the
+reference region there. This module only gathers the inputs (two maps, or two time windows of
+one recording chosen by its events), keeps the ROI table and the areas up to date, lays the
+engine's outlines out on the viewer's panels and writes the figure
+(:func:`lsci.viz.figures.comparison_figure`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import numpy.typing as npt
 
 from lsci.analysis.compare import Comparison, compare_before_after
 from lsci.analysis.compare_recordings import FIELD_ROI, compare_events, comparison_with_rois
-from lsci.viz.figures import comparison_figure
+from lsci.viz.figures import area_summary, comparison_figure
 
 __all__ = [
     "FIELD_ROI",
     "TABLE_COLUMNS",
     "CompareInputs",
+    "area_outlines",
+    "area_text",
     "compute_comparison",
     "events_comparison",
     "export_figure",
@@ -198,3 +202,31 @@ def export_figure(
         label=unit or "perfusion",
         title=title or "Perfusion before and after treatment",
     )
+
+
+def area_text(comparison: Comparison) -> str:
+    """The hypoperfused area before and after in one line (the figure's caption), or what is
+    needed to delineate it."""
+    if comparison.areas is None:
+        return "Draw healthy skin in the reference layer to delineate the hypoperfused area."
+    return area_summary(comparison.areas)
+
+
+def area_outlines(comparison: Comparison, step: float) -> list[npt.NDArray[np.float64]]:
+    """The engine's outlines of the hypoperfused area placed on the viewer's panels.
+
+    The before panel (columns from 0) and the change panel (from ``2 · step``) show the area
+    before the treatment, the after panel (from ``step``) the area after it; each outline is a
+    closed ``(row, col)`` polygon as :attr:`lsci.analysis.delineation.Delineation.outlines`.
+    """
+    if comparison.areas is None:
+        return []
+    placed = []
+    for delineation, offsets in (
+        (comparison.areas.before, (0.0, 2.0 * step)),
+        (comparison.areas.after, (step,)),
+    ):
+        for outline in delineation.outlines:
+            for offset in offsets:
+                placed.append(outline[:-1] + np.array([0.0, offset]))
+    return placed

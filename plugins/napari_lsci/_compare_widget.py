@@ -3,7 +3,9 @@
 Windows around the events of a recording are compared by the comparison engine
 (:func:`lsci.analysis.compare_recordings.compare_events`) with ``lsci compare``'s defaults, and
 polygons and rectangles are rasterised by :func:`lsci.analysis.roi.polygon_mask`, so the widget
-reports the numbers the command line and the Python API report.
+reports the numbers the command line and the Python API report. The hypoperfused area and its
+outline come from the same engine result (:attr:`lsci.analysis.compare.Comparison.areas`),
+recomputed by the engine whenever the reference region changes.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from superqt.utils import create_worker
 from lsci.analysis.compare import Comparison
 from lsci.analysis.roi import polygon_mask
 from lsci.analysis.time_windows import DEFAULT_WINDOW_S
+from lsci.viz.display import HYPOPERFUSED_COLOUR
 from napari_lsci._compare import (
     TABLE_COLUMNS,
     CompareInputs,
+    area_outlines,
+    area_text,
     compute_comparison,
     events_comparison,
     export_figure,
@@ -57,6 +62,7 @@ LAYERS = "two layers"
 EVENTS = "events of one recording"
 ROI_LAYER = "ROIs"
 REFERENCE_LAYER = "reference ROI (healthy skin)"
+AREA_LAYER = "hypoperfused area"
 #: Gap between the before, after and change panels, in pixels of the maps.
 _GAP_PX = 8
 
@@ -89,6 +95,9 @@ class CompareWidget(Container):
         Align the after map onto the before map first.
     compute_button, status, table : magicgui widgets
         Start, outcome, ROI table.
+    areas : magicgui Label
+        The hypoperfused area before and after (outlined in the ``hypoperfused area`` layer:
+        before on the before and change panels, after on the after panel).
     csv_path, export_csv_button, figure_path, export_figure_button : magicgui widgets
         Exports.
     comparison : lsci.analysis.compare.Comparison or None
@@ -120,6 +129,7 @@ class CompareWidget(Container):
         self.register = CheckBox(text="Register after onto before", value=True)
         self.compute_button = PushButton(text="Compare")
         self.status = Label(value="")
+        self.areas = Label(value="")
         self.table = Table(value={"data": [], "index": [], "columns": list(TABLE_COLUMNS)})
         self.csv_path = FileEdit(label="Table file", mode="w", filter="*.csv", value="")
         self.export_csv_button = PushButton(text="Export table (CSV)")
@@ -143,6 +153,7 @@ class CompareWidget(Container):
                 self.register,
                 self.compute_button,
                 self.status,
+                self.areas,
                 self.table,
                 self.csv_path,
                 self.export_csv_button,
@@ -418,6 +429,7 @@ class CompareWidget(Container):
         except ValueError as exc:
             notify_error(exc)
             return
+        self._show_areas()
         rows = table_rows(self.comparison)
         # All three keys: magicgui reads a dict without "index" as {column: values}.
         self.table.value = {
@@ -425,6 +437,31 @@ class CompareWidget(Container):
             "index": [str(i + 1) for i in range(len(rows))],
             "columns": list(TABLE_COLUMNS),
         }
+
+    def _show_areas(self) -> None:
+        """The engine's hypoperfused areas: numbers in the widget, outlines in a Shapes layer."""
+        assert self.comparison is not None
+        self.areas.value = area_text(self.comparison)
+        step = self.comparison.before.shape[1] + _GAP_PX
+        outlines = area_outlines(self.comparison, step)
+        if AREA_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[AREA_LAYER]
+            layer.data = []
+        else:
+            layer = self.viewer.add_shapes(
+                name=AREA_LAYER,
+                edge_color=HYPOPERFUSED_COLOUR,
+                face_color="transparent",
+                edge_width=1.5,
+            )
+        if outlines:
+            layer.add_polygons(outlines, edge_color=HYPOPERFUSED_COLOUR, edge_width=1.5)
+        # Keep the drawing layers on top, the ROI layer active.
+        for name in (REFERENCE_LAYER, ROI_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers.move(self.viewer.layers.index(name), len(self.viewer.layers) - 1)
+        if ROI_LAYER in self.viewer.layers:
+            self.viewer.layers.selection.active = self.viewer.layers[ROI_LAYER]
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str | Path) -> Path:

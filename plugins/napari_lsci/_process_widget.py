@@ -21,6 +21,7 @@ from superqt.utils import create_worker, ensure_main_thread
 from lsci.core.models import MODELS, default_model, get_model
 from lsci.core.modes import MODES, get_mode
 from lsci.processing import ProcessingSettings
+from lsci.processing.settings import DEFAULT_AVERAGE
 from napari_lsci._processing import beta_calibrations, exposure_of, process_file, process_stack
 from napari_lsci._reader import is_recording
 from napari_lsci._ui import chosen_file, image_layers, notify_error, put_layers
@@ -39,8 +40,9 @@ class ProcessWidget(Container):
     """Compute contrast and perfusion for a recording file or an image layer of raw frames.
 
     A layer read from a recording (its metadata names the file) is processed from the file,
-    and the maps are stored in it as derived products; any other 3-D image layer is processed
-    in memory. The defaults (spatial contrast, 7 × 7 window, and the model
+    and the maps are stored beside it as a product set (the recording is only read); any
+    other 3-D image layer is processed in memory. The defaults (spatial contrast, 7 × 7
+    window, 8 frames per map, and the model
     :func:`lsci.core.models.default_model` chooses: 1/τc when the recording states its exposure
     time, else 1/K²) are those of ``lsci process``.
 
@@ -62,7 +64,7 @@ class ProcessWidget(Container):
     exposure_ms : magicgui widget
         Exposure for models that need it; 0 takes it from the recording's metadata.
     overwrite : magicgui widget
-        Replace maps stored with other settings.
+        Recompute maps stored with the same settings (other settings are kept beside them).
     run_button, progress, status : magicgui widgets
         Start, progress of the running computation, last outcome.
     worker : napari worker or None
@@ -77,7 +79,7 @@ class ProcessWidget(Container):
         self.mode = ComboBox(label="Mode", choices=list(MODES), value="spatial")
         self.window = SpinBox(label="Window (px)", min=3, max=63, step=2, value=7)
         self.frames_window = SpinBox(label="Frames per window", min=2, max=10_000, value=25)
-        self.average = SpinBox(label="Maps averaged", min=1, max=10_000, value=1)
+        self.average = SpinBox(label="Frames per map", min=1, max=10_000, value=DEFAULT_AVERAGE)
         self.model = ComboBox(
             label="Perfusion model", choices=list(MODELS), value=default_model(None)
         )
@@ -86,7 +88,7 @@ class ProcessWidget(Container):
         self.exposure_ms = FloatSpinBox(
             label="Exposure (ms, 0: recorded)", min=0.0, max=100_000.0, step=0.1, value=0.0
         )
-        self.overwrite = CheckBox(text="Replace maps stored with other settings", value=False)
+        self.overwrite = CheckBox(text="Recompute maps stored with these settings", value=False)
         self.run_button = PushButton(text="Compute")
         self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self.status = Label(value="")

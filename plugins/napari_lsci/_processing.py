@@ -49,16 +49,16 @@ def process_file(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> list[LayerData]:
-    """Process a recording into its ``contrast`` and ``perfusion`` products and return their layers.
+    """Process a recording into a product set beside it and return the layers of its maps.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        A closed recording.
+        A recording (only read).
     settings : ProcessingSettings
         What to compute.
     overwrite : bool
-        Replace stored products computed with other settings.
+        Recompute a product set stored with the same settings.
     progress : callable, optional
         ``progress(maps_done, maps_total)``, called from the computing thread.
 

@@ -83,7 +83,9 @@ def recording_layers(
     raw : bool
         Include the raw frames.
     products : sequence of str, optional
-        Only these derived products (default: all of them).
+        Only these derived products, by the names :attr:`lsci.recording.Recording.derived`
+        gives them (default: all of them: those of every product set beside the recording,
+        ``"<set>/<product>"``, and those older lsci versions stored inside it).
 
     Returns
     -------
@@ -111,14 +113,18 @@ def recording_layers(
         n_frames = len(recording)
         if raw and n_frames:
             layers.append(_raw_layer(recording, common, events))
-        for name, product in recording.derived.items():
+        derived = recording.derived
+        plain_names = [name.rsplit("/", 1)[-1] for name in derived]
+        for name, product in derived.items():
             if products is not None and name not in products:
                 continue
             info = product.info
             if len(info.shape) not in (2, 3) or info.dtype.kind not in "biuf":
                 continue
             sample = _sample(product, info.shape)
-            unit = unit_of(name, info.parameters)
+            # A product set's product is "<set>/<product>": style and unit go by the product.
+            plain = name.rsplit("/", 1)[-1]
+            unit = unit_of(plain, info.parameters)
             kwargs = dict(common)
             if len(info.shape) == 3:
                 kwargs["scale"] = (frames_between_maps(info, n_frames), *common["scale"])
@@ -126,9 +132,13 @@ def recording_layers(
                     kwargs["units"] = ("", *common["units"])
             else:
                 kwargs.pop("axis_labels")
-            kwargs |= product_style(name, info.parameters, sample)
+            kwargs |= product_style(plain, info.parameters, sample)
+            # The product's plain name, with its set's name when another set has it too.
+            label = (
+                plain if plain_names.count(plain) == 1 else f"{plain} ({name[: -len(plain) - 1]})"
+            )
             kwargs["name"] = (
-                f"{path.stem} {name}"
+                f"{path.stem} {label}"
                 + (f" [{unit}]" if unit else "")
                 + ("" if info.complete else " (incomplete)")
             )

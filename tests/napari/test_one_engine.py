@@ -1,5 +1,6 @@
 """One engine: ``lsci compare``, the Python API and the napari Compare widget give identical
-numbers on the same calibrated recording (stored dark frame and β)."""
+numbers, ROI table and hypoperfused areas, on the same calibrated recording (stored dark frame
+and β)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,26 @@ from click.testing import CliRunner
 
 from lsci.analysis.compare_recordings import compare_events
 from lsci.cli import main
-from napari_lsci._compare_widget import EVENTS, REFERENCE_LAYER, ROI_LAYER, CompareWidget
-from tests.calibrated_recording import HEALTHY, PATCH, RECOVERY_FACTOR, write_calibrated_needling
+from napari_lsci._compare_widget import (
+    AREA_LAYER,
+    EVENTS,
+    REFERENCE_LAYER,
+    ROI_LAYER,
+    CompareWidget,
+)
+from tests.calibrated_recording import (
+    HEALTHY,
+    PATCH,
+    RADIUS_PX,
+    RECOVERY_FACTOR,
+    write_calibrated_needling,
+)
 
 pytestmark = pytest.mark.napari
 
 WINDOW_S = 4.0
 NUMBERS = ("pixel_count", "before_mean", "after_mean", "ratio", "relative_ratio")
+AREA_NUMBERS = ("reduction_px", "recovered_px", "persistent_px", "new_px", "unmeasured_after_px")
 
 
 def test_cli_api_and_napari_agree_on_a_calibrated_recording(
@@ -84,7 +98,8 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
     assert napari.registration == api.comparison.registration
     assert api.comparison.registration is not None
     assert report["registration"]["shift_px"] == list(api.comparison.registration.shift_px)
-    assert report["registration"]["peak_ratio"] == api.comparison.registration.peak_ratio
+    assert report["registration"]["rotation_deg"] == api.comparison.registration.rotation_deg
+    assert report["registration"]["scale"] == api.comparison.registration.scale
     for napari_row, api_row, cli_row in zip(
         napari.rois, api.comparison.rois, report["rois"], strict=True
     ):
@@ -92,3 +107,24 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
             assert getattr(napari_row, name) == getattr(api_row, name) == cli_row[name], name
     assert widget.inputs is not None
     assert widget.inputs.unit == "1/τc (1/s)"
+
+    # The same hypoperfused areas: the disc before, nearly nothing after its recovery.
+    areas = api.comparison.areas
+    assert areas is not None
+    assert areas.before.area_px == pytest.approx(np.pi * RADIUS_PX**2, rel=0.10)
+    assert napari.areas is not None
+    for when in ("before", "after"):
+        mine, theirs = getattr(napari.areas, when), getattr(areas, when)
+        cli_area = report["areas"][when]
+        assert mine.area_px == theirs.area_px == cli_area["area_px"]
+        assert mine.threshold.value == theirs.threshold.value == cli_area["threshold"]["value"]
+        assert mine.centroid_px == theirs.centroid_px
+        np.testing.assert_array_equal(mine.mask, theirs.mask)
+    for name in AREA_NUMBERS:
+        assert getattr(napari.areas, name) == getattr(areas, name) == report["areas"][name], name
+    # The widget shows the engine's numbers and outlines, nothing of its own.
+    assert f"{areas.before.area_px} px" in widget.areas.value
+    outlines = viewer.layers[AREA_LAYER].data
+    expected = 2 * len(areas.before.outlines) + len(areas.after.outlines)
+    assert len(outlines) == expected
+    np.testing.assert_allclose(outlines[0], areas.before.outlines[0][:-1])

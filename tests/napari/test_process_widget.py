@@ -50,25 +50,24 @@ def test_process_a_recording_file_stores_and_shows_its_maps(
     assert not widget.frames_window.enabled
     assert not widget.beta.enabled
     widget.window.value = 5
+    widget.average.value = 1
     _wait(qtbot, widget.run())
     perfusion = viewer.layers["raw perfusion [1/K² (a.u.)]"]
     with open_recording(path) as rec:
-        stored = rec.derived["perfusion"]
+        stored = rec.product("perfusion")
         assert stored.info.parameters["window"] == 5
         np.testing.assert_array_equal(np.asarray(perfusion.data), stored.read())
     assert perfusion.data.shape == (N_FRAMES, *SHAPE)
     assert "added" in widget.status.value
     assert widget.progress.value == widget.progress.max == N_FRAMES
 
-    # Other settings without "replace" are refused with lsci's message, shown to the user.
+    # Other settings make a product set of their own beside the first.
     widget.window.value = 7
     _wait(qtbot, widget.run())
-    assert widget.status.value.startswith("failed")
-    assert any("overwrite" in message for message in _errors())
-    widget.overwrite.value = True
-    _wait(qtbot, widget.run())
+    assert not _errors()
     with open_recording(path) as rec:
-        assert rec.derived["perfusion"].info.parameters["window"] == 7
+        assert len(rec.product_sets) == 2
+        assert rec.product("perfusion").info.parameters["window"] == 7
 
 
 def test_tau_model_takes_beta_from_a_stored_calibration(make_napari_viewer, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from napari_lsci._arrays import RecordingArray
 from napari_lsci._reader import get_reader, read_recording
 from napari_lsci._sample_data import before_after_pair, ischemic_skin
 from napari_lsci._writer import write_map
+from tests.helpers.legacy import write_legacy_product
 
 from .support import N_FRAMES, SHAPE, write_small_recording
 
@@ -70,7 +71,7 @@ def test_reader_gives_lazy_raw_frames_and_derived_maps(recording: Path) -> None:
     with open_recording(recording) as rec:
         np.testing.assert_array_equal(raw[3], rec.frames[3])
         np.testing.assert_array_equal(raw[2:5, 1:4, :], rec.frames[2:5, 1:4, :])
-        perfusion = rec.derived["perfusion"].read()
+        perfusion = rec.product("perfusion").read()
     # Known optics: 5 µm pixels at magnification 0.5 are 10 µm on the skin.
     assert raw_kwargs["scale"] == (1.0, 10.0, 10.0)
     assert raw_kwargs["units"] == ("", "um", "um")
@@ -104,7 +105,7 @@ def test_viewer_opens_a_recording_through_the_plugin(make_napari_viewer, recordi
     raw = viewer.layers["run raw [ADU]"]
     with open_recording(recording) as rec:
         np.testing.assert_array_equal(raw.data[6], rec.frames[6])
-        perfusion = rec.derived["perfusion"].read()
+        perfusion = rec.product("perfusion").read()
     # napari's save goes through the plugin's writer.
     [written] = added[2].save(str(recording.with_name("perfusion.tif")), plugin="lsci")
     np.testing.assert_array_equal(tifffile.imread(written), perfusion)
@@ -193,11 +194,12 @@ def test_reader_opens_growing_and_crashed_recordings(tmp_path: Path) -> None:
 
 
 def test_incomplete_products_are_marked_in_the_layer(recording: Path) -> None:
-    with h5py.File(recording, "r+") as handle:
-        handle["derived/perfusion"].attrs["complete"] = np.uint8(0)
+    # Products of older lsci versions, inside the recording, could be left unfinished.
+    maps = np.ones((N_FRAMES, *SHAPE), np.float32)
+    write_legacy_product(recording, "old", maps, parameters={"window": 5}, complete=False)
     layers = _layers_of(recording)
     [incomplete] = [kwargs for _, kwargs, _ in layers.values() if "(incomplete)" in kwargs["name"]]
-    assert incomplete["metadata"]["lsci_product"] == "perfusion"
+    assert incomplete["metadata"]["lsci_product"] == "old"
     assert incomplete["metadata"]["complete"] is False
     others = [kwargs for _, kwargs, _ in layers.values() if kwargs is not incomplete]
     assert all(kwargs["metadata"]["complete"] is True for kwargs in others)

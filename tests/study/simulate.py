@@ -1,10 +1,11 @@
 """Simulated follow-up visits with a known ischemic lesion, for the study tests.
 
-A 64×64 skin patch without vessel or texture, whose central ischemic region has
-``1 / ischemic_factor`` of the healthy flow inside a raised-cosine edge; per visit the factor
-and the radius shrink (the known recovery). The truth of each visit is computed from the
-simulated correlation-time map itself: the lesion ROI's mean flow as % of the reference ROI's,
-and the lesion pixels whose true flow is below half the reference's, times the pixel area.
+A 128×128 skin patch (6.4 mm) without vessel, with a faint reflectance texture of the subject's
+own, whose central ischemic region has ``1 / ischemic_factor`` of the healthy flow inside a
+raised-cosine edge; per visit the factor and the radius shrink (the known recovery). The truth
+of each visit is computed from the simulated correlation-time map itself: the lesion ROI's mean
+flow as % of the reference ROI's, and the lesion pixels whose true flow is below half the
+reference's, times the pixel area.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import numpy.typing as npt
 from lsci.analysis.roi import polygon_mask
 from lsci.calibration import BetaCalibration, calibrate_beta
 from lsci.recording import AcquisitionMetadata, RecordingWriter
-from lsci.sim.speckle import SpeckleSimulator, skin_flow_map
+from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
 
-SHAPE = (64, 64)
+SHAPE = (128, 128)
 EXPOSURE_S = 5e-3
 FRAME_INTERVAL_S = 0.01
 BASELINE_TAU_C_S = 1e-3
@@ -34,10 +35,15 @@ PIXEL_SIZE_UM = 5.0
 MAGNIFICATION = 0.1
 PIXEL_AREA_MM2 = (PIXEL_SIZE_UM / MAGNIFICATION / 1000.0) ** 2
 HYPOPERFUSION_FRACTION = 0.5
+# The subject's skin texture (reflectance), the same at every visit: what the registration of
+# a later visit onto the first one finds. Fine enough (4 px) to register the patch, coarse
+# enough to bias the 7 × 7 spatial contrast by only a few per cent.
+TEXTURE = 0.1
+TEXTURE_PX = 4.0
 
 #: ROI corners as (row, col).
-LESION = ((10.0, 10.0), (10.0, 54.0), (54.0, 54.0), (54.0, 10.0))
-REFERENCE = ((1.0, 1.0), (1.0, 63.0), (7.0, 63.0), (7.0, 1.0))
+LESION = ((20.0, 20.0), (20.0, 108.0), (108.0, 108.0), (108.0, 20.0))
+REFERENCE = ((1.0, 1.0), (1.0, 127.0), (13.0, 127.0), (13.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,21 @@ class Visit:
 
 
 @cache
+def skin_texture(seed: int) -> npt.NDArray[np.float64]:
+    """The relative reflectance of a subject's skin patch."""
+    # Evenly lit (a beam much wider than the patch): the shading of a narrower beam across the
+    # spatial contrast window would add its own bias, which is not what the study measures.
+    return skin_reflectance_map(
+        SHAPE,
+        beam_radius_px=100.0 * max(SHAPE),
+        texture=TEXTURE,
+        texture_px=TEXTURE_PX,
+        vessel=False,
+        rng=seed,
+    )
+
+
+@cache
 def beta() -> BetaCalibration:
     """β of the simulated optics, measured on a static target as a user would."""
     static = SpeckleSimulator(
@@ -85,11 +106,16 @@ def write_visit(
     serial: str,
     start_time_utc: str,
     events: Sequence[str] = (),
+    skin: int = 0,
 ) -> Path:
-    """Record the visit's simulated frames, with its β calibration and events."""
+    """Record the visit's simulated frames, with its β calibration and events.
+
+    ``skin`` seeds the subject's skin texture: visits of one subject share it.
+    """
     frames = SpeckleSimulator(
         SHAPE,
         tau_c_s=visit.tau_c_s(),
+        illumination=skin_texture(skin),
         exposure_s=EXPOSURE_S,
         frame_interval_s=FRAME_INTERVAL_S,
         grain_px=GRAIN_PX,
