@@ -47,7 +47,14 @@ from napari_lsci._acquisition import (
 from napari_lsci._display import PERFUSION_COLORMAP, display_limits
 from napari_lsci._reader import recording_layers
 from napari_lsci._rois import REFERENCE_NAME, named_rois, roi_layer
-from napari_lsci._ui import chosen_file, fit_to_dock, notify_error, put_layers, show_status
+from napari_lsci._ui import (
+    NewestOnly,
+    chosen_file,
+    fit_to_dock,
+    notify_error,
+    put_layers,
+    show_status,
+)
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -142,6 +149,7 @@ class AcquireWidget(Container):
         self.events: list[Event] = []
         self.signals = AcquireSignals()
         self.live_maps = 0
+        self._show_update = NewestOnly(self._on_update)
         choices = camera_choices()
         self.camera_kind = ComboBox(label="Camera", choices=choices, value=choices[0][1])
         self.producer = FileEdit(label="GenTL producer", mode="r", filter="*.cti", value="")
@@ -378,7 +386,7 @@ class AcquireWidget(Container):
             live, fit_limits=perfusion_limits, pixel_scale=scale_from_metadata(run.metadata)
         )
         self._use_rois(analysis)
-        analysis.events.updated.connect(self._on_update)
+        analysis.events.updated.connect(self._show_update)
         analysis.events.marked.connect(self._on_event)
         signals = run.pipeline.events
         signals.stats_updated.connect(self._on_stats)
@@ -455,9 +463,9 @@ class AcquireWidget(Container):
             self.viewer.layers[LIVE_LAYER].contrast_limits = (lower, upper)
 
     # ------------------------------------------------------------------ signals
-    # The pipeline and the analysis emit from their threads; ensure_main_thread queues each
-    # call to the Qt main thread, where touching widgets and layers is allowed.
-    @ensure_main_thread
+    # The pipeline and the analysis emit from their threads; ensure_main_thread (and
+    # NewestOnly, for live maps) queues each call to the Qt main thread, where touching
+    # widgets and layers is allowed.
     def _on_update(self, update: LiveUpdate) -> None:
         # Maps still queued when the run ended are not shown: the recording's layers are.
         if self.analysis is None or self.summary is not None:

@@ -15,10 +15,9 @@ The workflow it supports:
    live outline, area and traces follow.
 3. Needling start, Needling end, Stop: the recording is compared before / after by the
    comparison engine (:func:`lsci.analysis.compare_recordings.compare_events`, as
-   ``lsci compare`` does with the same regions), with the hypoperfused area before and after
-   (:func:`lsci.analysis.delineation.compare_areas`).
-4. Export: the comparison figure, table and JSON (the files ``lsci compare`` writes), the
-   hypoperfused areas (JSON), the ROI traces (CSV) and a video of the live map (AVI), in a
+   ``lsci compare`` does with the same regions), hypoperfused area before and after included.
+4. Export: the files ``lsci compare`` writes (figure, table, JSON, PDF report, the regions as
+   GeoJSON, by its own writer), the ROI traces (CSV) and a video of the live map (AVI), in a
    folder beside the recording.
 
 Every widget fits a 1366 × 768 screen (:func:`open_bedside` sizes the window to the screen and
@@ -27,10 +26,8 @@ puts the tall widgets in scroll areas); long text wraps and carries a tooltip.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +37,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
@@ -56,21 +54,19 @@ from qtpy.QtWidgets import (
 from superqt.utils import create_worker, ensure_main_thread
 
 from lsci.analysis.compare_recordings import RecordingComparison, compare_events
-from lsci.analysis.delineation import AreaComparison, compare_areas
+from lsci.analysis.delineation import AreaComparison
 from lsci.analysis.live import LiveAnalysis, LiveUpdate
-from lsci.analysis.scale import PixelScale, recording_scale
 from lsci.analysis.time_windows import DEFAULT_WINDOW_S
+from lsci.cli import compare as cli_compare
 from lsci.recording import Event, open_recording
-from lsci.recording.atomic import atomic_writes, check_target, create_exclusive, publish
 from lsci.viz.display import CHANGE_COLORMAP, PERFUSION_COLORMAP, symmetric_limits
-from lsci.viz.figures import comparison_figure
 from napari_lsci._acquire_widget import AcquireWidget
 from napari_lsci._colorbar import ColourBar, ColourBarWidget
-from napari_lsci._compare import TABLE_COLUMNS, table_rows
+from napari_lsci._compare import TABLE_COLUMNS, area_text, table_rows
 from napari_lsci._display import robust_limits
 from napari_lsci._rois import REFERENCE_NAME, ROI_LAYER, ensure_roi_layer, named_rois, roi_layer
 from napari_lsci._traces import TracesWidget, write_traces_csv
-from napari_lsci._ui import fit_to_dock, notify_error
+from napari_lsci._ui import NewestOnly, fit_to_dock, notify_error
 from napari_lsci._video import LiveVideo
 
 if TYPE_CHECKING:
@@ -80,21 +76,23 @@ __all__ = [
     "NEEDLING_END",
     "NEEDLING_START",
     "REPORT_FILES",
+    "BedsideLayout",
     "BedsideResult",
     "BedsideWidget",
-    "bedside_widget",
     "open_bedside",
     "recording_time_axis",
 ]
 
 NEEDLING_START = "needling start"
 NEEDLING_END = "needling end"
-#: Files the export writes into the report folder, by what they hold.
+#: Files the export writes into the report folder, by what they hold: those of ``lsci compare``
+#: (:mod:`lsci.cli.compare`), then the live session's.
 REPORT_FILES = {
-    "figure": "comparison.png",
-    "table": "comparison.csv",
-    "comparison": "comparison.json",
-    "areas": "hypoperfused_area.json",
+    "figure": cli_compare.FIGURE,
+    "table": cli_compare.TABLE,
+    "numbers": cli_compare.NUMBERS,
+    "report": cli_compare.REPORT,
+    "rois": cli_compare.ROIS,
     "traces": "roi_traces.csv",
     "video": "live_perfusion.avi",
 }
@@ -111,34 +109,29 @@ class BedsideResult:
     Attributes
     ----------
     comparison : RecordingComparison
-        From the comparison engine: what ``lsci compare`` computes with the same regions.
-    areas : AreaComparison or None
-        The hypoperfused area before and after (None without a healthy reference region).
-    scale : PixelScale or None
-        The recording's pixel size on the skin.
+        From the comparison engine: what ``lsci compare`` computes with the same regions,
+        the hypoperfused areas included.
+    rois : dict of str to (K, 2) ndarray
+        The named regions compared.
+    reference : str or None
+        The healthy reference region's name.
     """
 
     def __init__(
-        self,
-        comparison: RecordingComparison,
-        areas: AreaComparison | None,
-        scale: PixelScale | None,
+        self, comparison: RecordingComparison, rois: Mapping[str, np.ndarray], reference: str | None
     ) -> None:
         self.comparison = comparison
-        self.areas = areas
-        self.scale = scale
+        self.rois = dict(rois)
+        self.reference = reference
+
+    @property
+    def areas(self) -> AreaComparison | None:
+        """The hypoperfused area before and after (None without a reference region)."""
+        return self.comparison.comparison.areas
 
     def summary(self) -> str:
-        """Two or three lines: the areas and the change of each region."""
-        lines = []
-        areas = self.areas
-        if areas is not None:
-            unit, before, after = "px", areas.before.area_px, areas.after.area_px
-            if areas.before.area_mm2 is not None and areas.after.area_mm2 is not None:
-                unit, before, after = "mm²", areas.before.area_mm2, areas.after.area_mm2
-            reduction = areas.reduction_percent
-            change = f" ({reduction:.0f} % smaller)" if math.isfinite(reduction) else ""
-            lines.append(f"hypoperfused: {before:.1f} → {after:.1f} {unit}{change}")
+        """A few lines: the areas (as the Compare widget states them) and each region's change."""
+        lines = [area_text(self.comparison.comparison)]
         for row in self.comparison.comparison.rois:
             lines.append(
                 f"{row.name}: {row.before_mean:.4g} → {row.after_mean:.4g} "
@@ -178,23 +171,11 @@ def compare_case(
         before_label,
         after_label,
         window_s=window_s,
+        settings=cli_compare.settings_for(Path(path), None, None),
         rois=dict(rois),
         reference=reference,
     )
-    with open_recording(path) as recording:
-        scale = recording_scale(recording)
-    areas = None
-    if reference is not None:
-        comparison = result.comparison
-        areas = compare_areas(
-            comparison.before,
-            comparison.after,
-            reference=result.masks[reference],
-            rois={n: m for n, m in result.masks.items() if n != reference} or None,
-            scale=scale,
-            unit=result.label,
-        )
-    return BedsideResult(result, areas, scale)
+    return BedsideResult(result, rois, reference)
 
 
 def export_case(
@@ -206,64 +187,29 @@ def export_case(
 ) -> list[Path]:
     """Write the case's report files (:data:`REPORT_FILES`) into ``folder``.
 
-    The figure, table and comparison JSON are those ``lsci compare`` writes; each file is
-    written under a temporary name and published when complete. Traces and video are written
-    when given (and not empty).
+    The comparison's files are written by ``lsci compare``'s own writer, so they are those
+    ``lsci compare`` writes for the same recording and regions; traces and video are added
+    when given (and not empty). Each file is written under a temporary name and published
+    when complete.
 
     Raises
     ------
     lsci.recording.RecordingError
-        When a file exists already or cannot be written.
+        When a file cannot be written.
     """
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    comparison = result.comparison
-    figure = _write_keeping_suffix(
-        out / REPORT_FILES["figure"],
-        lambda path: comparison_figure(
-            comparison.comparison,
-            path,
-            masks=comparison.masks,
-            label=comparison.label,
-            title=comparison.description,
-        ),
+    written = cli_compare.write_outputs(
+        result.comparison,
+        out,
+        rois=result.rois or None,
+        reference=result.reference,
+        inputs=(Path(result.comparison.sources[0]),),
     )
-    texts = {
-        REPORT_FILES["table"]: comparison.to_csv(),
-        REPORT_FILES["comparison"]: comparison.to_json(),
-    }
-    if result.areas is not None:
-        areas = {
-            "scale": None if result.scale is None else result.scale.to_dict(),
-            **result.areas.to_dict(),
-        }
-        texts[REPORT_FILES["areas"]] = (
-            json.dumps(areas, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-        )
-    targets = [out / name for name in texts]
-    with atomic_writes(targets, overwrite=True) as temporaries:
-        for temporary, text in zip(temporaries, texts.values(), strict=True):
-            temporary.write_text(text, encoding="utf-8")
-    written = [figure, *targets]
     if trace_rows:
         written.append(write_traces_csv(trace_rows, out / REPORT_FILES["traces"], overwrite=True))
     if video is not None and video.frames:
         written.append(video.write(out / REPORT_FILES["video"], overwrite=True))
     return written
-
-
-def _write_keeping_suffix(target: Path, write: Callable[[Path], object]) -> Path:
-    """``write(temporary)`` to a temporary file with ``target``'s suffix (matplotlib picks the
-    format by it), published under ``target`` once complete (:mod:`lsci.recording.atomic`)."""
-    final = check_target(target, overwrite=True)
-    temporary, descriptor = create_exclusive(final.parent, final.suffix)
-    os.close(descriptor)
-    try:
-        write(temporary)
-        publish(temporary, final, overwrite=True)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return final
 
 
 class BedsideWidget(QWidget):
@@ -317,6 +263,7 @@ class BedsideWidget(QWidget):
         self.video = LiveVideo()
         self.traces = TracesWidget()
         self.marks: list[Event] = []
+        self._show_update = NewestOnly(self._on_update)
 
         self.start_button = _big_button("Start", "start acquiring and recording")
         self.stop_button = _big_button("Stop", "stop, save the recording and compare")
@@ -507,12 +454,11 @@ class BedsideWidget(QWidget):
         # The video is composed on the analysis thread, off the GUI thread.
         analysis.events.updated.connect(self.video.add)
         analysis.events.marked.connect(self.video.mark)
-        analysis.events.updated.connect(self._on_update)
+        analysis.events.updated.connect(self._show_update)
         analysis.events.marked.connect(self._on_mark)
         self._set_status("acquiring: draw the lesion and healthy skin, then mark the needling")
         self._update_enabled()
 
-    @ensure_main_thread
     def _on_update(self, update: LiveUpdate) -> None:
         if self.analysis is None:
             return
@@ -571,8 +517,9 @@ class BedsideWidget(QWidget):
         comparison = result.comparison.comparison
         unit = result.comparison.label
         # Micrometres on the skin, as the reader places a recording's layers.
-        pixel = 1.0 if result.scale is None else result.scale.pixel_size_mm * 1e3
-        units = ("um", "um") if result.scale is not None else ("pixel", "pixel")
+        scale = result.comparison.scale
+        pixel = 1.0 if scale is None else scale.pixel_size_mm * 1e3
+        units = ("um", "um") if scale is not None else ("pixel", "pixel")
         step = (comparison.before.shape[1] + _GAP_PX) * pixel
         upper = robust_limits(np.concatenate([comparison.before.ravel(), comparison.after.ravel()]))
         limits = (0.0, upper[1])
@@ -700,7 +647,7 @@ def recording_time_axis(viewer: Any, path: str | Path) -> np.ndarray:
     times = (stamps - stamps[0]) / 1e9 if stamps.size else np.zeros(0)
     key = id(viewer)
     first = key not in _TIME_AXES
-    _TIME_AXES[key] = (Path(path).name, times, events)
+    _TIME_AXES[key] = (times, events)
     if first:
         # After napari's own update of the slider's numbers (on a new step or a new range).
         viewer.dims.events.current_step.connect(
@@ -715,21 +662,21 @@ def recording_time_axis(viewer: Any, path: str | Path) -> np.ndarray:
     return times
 
 
-#: The recording whose time each viewer's slider shows: name, frame times, events.
-_TIME_AXES: dict[int, tuple[str, np.ndarray, list[tuple[int, str]]]] = {}
+#: The recording whose time each viewer's slider shows: frame times, events.
+_TIME_AXES: dict[int, tuple[np.ndarray, list[tuple[int, str]]]] = {}
 
 
 def _show_time(viewer: Any) -> None:
-    name, times, events = _TIME_AXES[id(viewer)]
+    times, events = _TIME_AXES[id(viewer)]
     if viewer.dims.ndim < 3 or not times.size:
         return
     frame = int(min(max(viewer.dims.current_step[0], 0), times.size - 1))
     now = float(times[frame])
     marks = " · ".join(
-        f"{label} at {times[min(index, times.size - 1)]:.1f} s" for index, label in events
+        f"{label} {times[min(index, times.size - 1)]:.1f} s" for index, label in events
     )
     viewer.canvas.overlays.text.visible = True
-    viewer.canvas.overlays.text.text = f"{name} · t = {now:.2f} s of {times[-1]:.1f} s" + (
+    viewer.canvas.overlays.text.text = f"t = {now:.2f} s of {times[-1]:.1f} s" + (
         f" · {marks}" if marks else ""
     )
     slider = _time_slider(viewer)
@@ -815,15 +762,18 @@ def dock_companions(viewer: Any, bedside: BedsideWidget, *, dock_bedside: bool) 
 
 def _raise_dock(window: Any, name: str) -> None:
     for dock in window._qt_window.findChildren(QWidget):
-        if dock.windowTitle() == name and hasattr(dock, "raise_"):
+        # napari names a plugin's dock "<name> (<plugin>)".
+        if dock.windowTitle().startswith(name) and isinstance(dock, QDockWidget):
             dock.raise_()
 
 
 def fit_window_to_screen(viewer: Any) -> None:
-    """Make the window exactly the screen's available area (a laptop's 1366 × 768 included)."""
+    """Make the window exactly the screen's available area (a laptop's 1366 × 768 included),
+    with a caption (time, events, area) small enough to fit over its canvas."""
     qt_window = viewer.window._qt_window
     screen = qt_window.screen().availableGeometry()
     qt_window.setGeometry(screen)
+    viewer.canvas.overlays.text.font_size = 9
 
 
 def open_bedside(viewer: Any) -> dict[str, Any]:
@@ -840,10 +790,28 @@ def open_bedside(viewer: Any) -> dict[str, Any]:
     return {"viewer": viewer, **docked}
 
 
-def bedside_widget(viewer: napari.viewer.Viewer) -> QWidget:
-    """The "lsci: bedside" entry of napari's Plugins menu: napari docks the bedside returned,
-    its companions are docked beside it and the window is fitted to the screen."""
-    bedside = BedsideWidget(viewer)
-    dock_companions(viewer, bedside, dock_bedside=False)
-    QTimer.singleShot(0, lambda: fit_window_to_screen(viewer))
-    return _scrolled(bedside)
+class BedsideLayout(QScrollArea):
+    """The "lsci: bedside" entry of napari's Plugins menu: the bedside dock (napari docks this)
+    with its companions docked beside it, and the window fitted to the screen.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer.
+
+    Attributes
+    ----------
+    bedside : BedsideWidget
+        The bedside widget inside.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        # napari hands plugins a proxy of the viewer; the layout sizes the window itself.
+        viewer = getattr(viewer, "__wrapped__", viewer)
+        self.bedside = BedsideWidget(viewer)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(self.bedside)
+        dock_companions(viewer, self.bedside, dock_bedside=False)
+        QTimer.singleShot(0, lambda: fit_window_to_screen(viewer))

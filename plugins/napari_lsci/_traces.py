@@ -30,7 +30,7 @@ __all__ = ["TRACE_COLUMNS", "TracesWidget", "traces_csv", "write_traces_csv"]
 
 TRACE_COLUMNS = ("time_s", "name", "value", "unit", "percent_of_reference")
 #: Shortest time between two redraws of the plot, seconds: drawing costs the GUI thread.
-_REDRAW_S = 0.5
+_REDRAW_S = 1.0
 
 
 def traces_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -90,7 +90,7 @@ class TracesWidget(FigureCanvasQTAgg):  # type: ignore[misc]
         unit: str,
         force: bool = False,
     ) -> bool:
-        """Draw the traces (at most every half second unless ``force``); whether it drew."""
+        """Draw the traces (at most once a second unless ``force``); whether it drew."""
         now = time.monotonic()
         if not force and now - self._drawn < _REDRAW_S:
             return False

@@ -3,7 +3,8 @@ keeping a dock within the screen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from qtpy.QtWidgets import (
     QSizePolicy,
     QWidget,
 )
+from superqt.utils import ensure_main_thread
 
 from lsci.errors import LsciError
 
 __all__ = [
+    "NewestOnly",
     "chosen_file",
     "fit_to_dock",
     "image_layers",
@@ -131,3 +134,37 @@ def show_status(label: Any, text: str) -> None:
     """Show ``text`` in a magicgui Label, wrapped, with the whole text as its tooltip."""
     label.value = text
     label.tooltip = text
+
+
+class NewestOnly:
+    """Hand values from any thread to a GUI-thread callback, the newest only.
+
+    A value arriving while the previous one still waits for the GUI thread replaces it, so a
+    busy GUI shows the newest live map a little later instead of falling further and further
+    behind a queue of old ones.
+
+    Parameters
+    ----------
+    callback : callable
+        Called in the GUI thread with the newest value.
+    """
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._queued = False
+
+    def __call__(self, value: Any) -> None:
+        with self._lock:
+            self._value = value
+            if self._queued:
+                return
+            self._queued = True
+        self._deliver()
+
+    @ensure_main_thread
+    def _deliver(self) -> None:
+        with self._lock:
+            value, self._value, self._queued = self._value, None, False
+        self._callback(value)
