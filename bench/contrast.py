@@ -356,8 +356,11 @@ class _Bench:
             rolling_t = measure(
                 lambda: rolling.update(stack[next(order)], out=k), repeats=5 * self.repeats
             )
-        # A rolling update reads the new and the oldest frame and writes K.
-        moved = 2 * stack[0].nbytes + out.nbytes
+        # A rolling update reads the new frame, reads and overwrites the oldest one in the ring,
+        # reads and rewrites the per-pixel sums of I and I² (uint8 with N ≤ 257: uint16 and
+        # uint32; uint16: two float64) and writes K: 19 bytes per pixel for uint8.
+        sums_bytes = 2 + 4 if stack.dtype == np.uint8 else 2 * 8
+        moved = 3 * stack[0].nbytes + 2 * sums_bytes * stack[0].size + out.nbytes
         self.row(f"temporal {size}² {dname} N={TEMPORAL_N} rolling update", "lsci", rolling_t,
                  moved, threads)  # fmt: skip
 

@@ -103,14 +103,17 @@ class FlowChange:
     flow_factor
         Flow is multiplied by this (> 0) where ``where`` is true: τc is divided by it.
     where
-        Boolean mask of the sensor's shape; None changes every pixel.
+        Boolean mask of the sensor's shape, or weights in [0, 1] that grade the change (the
+        flow is multiplied by ``flow_factor ** weight``: a soft edge); None changes every pixel.
     label
         What happened, e.g. ``"needling"``.
     """
 
     time_s: float
     flow_factor: float
-    where: npt.NDArray[np.bool_] | None = field(default=None, compare=False)
+    where: npt.NDArray[np.bool_] | npt.NDArray[np.float64] | None = field(
+        default=None, compare=False
+    )
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -182,8 +185,12 @@ class SpeckleScene:
                     f"the mask of change {change.label!r} has shape {change.where.shape}, "
                     f"the scene {tau.shape}"
                 )
-            where = True if change.where is None else change.where
-            phases.append(np.where(where, phases[-1] / change.flow_factor, phases[-1]))
+            weight = np.asarray(1.0 if change.where is None else change.where, np.float64)
+            if not (np.isfinite(weight).all() and (weight >= 0).all() and (weight <= 1).all()):
+                raise ValueError(f"the weights of change {change.label!r} must lie in [0, 1]")
+            # flow_factor ** 0 is exactly 1 and ** 1 exactly flow_factor: a boolean mask
+            # changes its pixels by the factor and leaves the others bit for bit.
+            phases.append(phases[-1] / change.flow_factor**weight)
         self._phases = tuple(phases)
         self._illumination = light
         self.changes: tuple[FlowChange, ...] = tuple(ordered)
@@ -201,7 +208,7 @@ class SpeckleScene:
             start of the acquisition.
         """
         change = FlowChange(
-            scene.recovery_s, scene.recovery_factor, scene.recovery_mask(), "needling"
+            scene.recovery_s, scene.recovery_factor, scene.recovery_weight(), "needling"
         )
         return cls(scene.tau_c_before(), illumination=scene.illumination(), changes=[change])
 
@@ -230,7 +237,9 @@ class SpeckleScene:
             When the flow in the ischemic region recovers, in seconds after the start; None for
             no change.
         recovery_factor
-            The flow in the ischemic region is multiplied by this at ``needling_time_s``.
+            The flow in the needled part of the ischemic region is multiplied by this at
+            ``needling_time_s`` (:class:`lsci.sim.needling.NeedlingScene`: a crescent of it
+            stays occluded).
         seed
             Seed of the tissue texture.
         """

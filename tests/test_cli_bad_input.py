@@ -106,22 +106,15 @@ CASES: list[Any] = [
 ]
 
 
-#: Processing parameters: validated with one message once processing checks every setting
-#: before it starts (issue 13, item 6).
-_ITEM_6 = pytest.mark.xfail(
-    reason="processing parameters still raise ValueError (issue 13, item 6)", strict=False
-)
+#: Processing parameters are checked before anything is read or written (issue 13, item 6).
 CASES += [
-    pytest.param(case, marks=_ITEM_6)
-    for case in (
-        "process {rec} --window 0",
-        "process {rec} --window 4",
-        "process {rec} --average 0",
-        "process {rec} --beta 2",
-        "process {rec} --exposure-ms 0",
-        "process {rec} --scheduler nonsense",
-        "compare {rec} --before needling --window 0 --out {out}/c",
-    )
+    "process {rec} --window 0",
+    "process {rec} --window 4",
+    "process {rec} --average 0",
+    "process {rec} --beta 2",
+    "process {rec} --exposure-ms 0",
+    "process {rec} --scheduler nonsense",
+    "compare {rec} --before needling --window 0 --out {out}/c",
 ]
 
 

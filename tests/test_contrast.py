@@ -525,6 +525,43 @@ def test_rolling_non_contiguous_frame() -> None:
     np.testing.assert_allclose(k, ref_temporal(big[-3:].transpose(0, 2, 1), 3, 1)[0], rtol=1e-6)
 
 
+@pytest.mark.parametrize("n", [2, 25, 256, 257, 258])
+def test_rolling_uint8_sums_exact_at_their_bounds_over_many_turns(n: int) -> None:
+    # uint8 windows up to 257 frames keep ΣI in uint16 and ΣI² in uint32, updated with
+    # wrapping arithmetic: at 257 frames of 255, ΣI = 65535 exactly; 258 takes the wider sums.
+    # Three turns of the ring, so every slot is evicted (and the sums wrap) many times.
+    t = 3 * n + 7
+    stack = speckle_like((t, 3, 4), np.uint8, seed=n, full_range=True)
+    stack[:, 0, 0] = 255  # the largest ΣI: K = 0
+    stack[:, 0, 1] = np.where(np.arange(t) % 2 == 0, 255, 0)  # the largest variance
+    stack[:, 0, 2] = 0  # ⟨I⟩ = 0: NaN
+    stack[: t // 2, 0, 3] = 255  # a step from the largest values to zero and back
+    stack[t // 2 : t - n // 2, 0, 3] = 0
+    sliding = temporal_contrast(stack, n, step=1)
+    reference = ref_temporal(stack, n, 1)
+    roll = RollingTemporalContrast((3, 4), n, dtype=np.uint8)
+    for i, frame in enumerate(stack):
+        k = roll.update(frame)
+        if i + 1 >= n:
+            np.testing.assert_array_equal(k, sliding[i - n + 1])  # bit for bit
+            assert_k_close(k, reference[i - n + 1], INT_RTOL)
+    assert k[0, 0] == 0
+    assert np.isnan(k[0, 2])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_rolling_large_frames_run_the_threaded_kernel(dtype: type) -> None:
+    # 150 000 pixels: above the size where the kernels switch from one thread to all.
+    stack = speckle_like((12, 300, 500), dtype, seed=29)
+    sliding = temporal_contrast(stack, 5, step=1, ddof=1)
+    roll = RollingTemporalContrast((300, 500), 5, dtype=dtype, ddof=1)
+    out = np.empty((300, 500), np.float32)
+    for i, frame in enumerate(stack):
+        roll.update(frame, out=out)
+        if i >= 4:
+            np.testing.assert_array_equal(out, sliding[i - 4])
+
+
 # --------------------------------------------------------------------------------------------
 # Properties
 # --------------------------------------------------------------------------------------------

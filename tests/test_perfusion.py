@@ -153,6 +153,49 @@ def test_inverse_matches_bracketed_reference_with_edges() -> None:
     assert np.isnan(rate[203])
 
 
+def decimal_root(s: float, x0: float) -> float:
+    """The x solving (e^(−2x) − 1 + 2x)/(2x²) = s for the float64 s: Newton in 60 digits."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        target = Decimal(s)
+        x = Decimal(x0)
+        for _ in range(6):
+            e = (-2 * x).exp()
+            f = (e - 1 + 2 * x) / (2 * x * x)
+            df = (1 - e) / (x * x) - 2 * f / x
+            x -= (f - target) / df
+        return float(x)
+
+
+def test_inverse_is_at_rounding_level_for_every_ratio() -> None:
+    # Documented: x to about 3e-15 relative for exact input, at any s = K²/β. The reference is
+    # the 60-digit root for the very float64 s the inversion sees (β = 1, so s = fl(K·K)),
+    # across the table's whole range, both singular ends and every segment.
+    s_wanted = np.concatenate(
+        [
+            np.geomspace(1e-9, 0.5, 200),
+            1.0 - np.geomspace(1e-9, 0.5, 200),
+            np.random.default_rng(3).uniform(0.0, 1.0, 200),
+        ]
+    )
+    k = np.sqrt(s_wanted)
+    s = k * k
+    x = inverse_correlation_time(k, 1.0, out=np.empty_like(k))
+    exact = np.array([decimal_root(float(v), ref_x(math.sqrt(v), 1.0)) for v in s])
+    assert np.max(np.abs(x / exact - 1.0)) <= 1e-14
+    tau = correlation_time(k, 1.0, out=np.empty_like(k))
+    assert np.max(np.abs(tau * exact - 1.0)) <= 1e-14
+
+
+def test_inverse_is_strictly_monotone_across_table_segments() -> None:
+    # The table joins 256 polynomials at s = j/256; x must fall strictly with s across every
+    # join, in steps of s far finer than any physical contrast resolves.
+    joins = np.arange(1, 256) / 256.0
+    s = (joins[:, None] + 1e-12 * np.arange(-20, 21)[None, :]).ravel()
+    x = inverse_correlation_time(np.sqrt(s), 1.0, out=np.empty_like(s))
+    assert np.all(np.diff(x) < 0.0)
+
+
 def test_tiny_contrast_follows_large_x_asymptote() -> None:
     beta = 0.5
     k = np.array([1e-2, 1e-4, 1e-8, 1e-150, 1e-170])
@@ -243,6 +286,9 @@ def test_speckle_flow_index_matches_reference() -> None:
     with np.errstate(divide="ignore"):
         want = 1.0 / k.astype(np.float64) ** 2
     np.testing.assert_allclose(sfi, want, rtol=1e-7)
+    wide = np.tile(k.astype(np.float64), (3, 1)).T  # non-contiguous rows, float64 out
+    sfi64 = speckle_flow_index(wide[:, ::2], out=np.empty((6, 2)))
+    np.testing.assert_array_equal(sfi64, np.tile(want, (2, 1)).T)
 
 
 def test_correlation_time_approx_agrees_only_for_long_exposures() -> None:

@@ -180,6 +180,8 @@ def test_process_export_compare_and_events_never_change_the_recording(tmp_path: 
             "needling end",
             "--window-s",
             "0.2",
+            "--registration",
+            "none",
             "--out",
             str(tmp_path / "compare"),
         ],

@@ -452,16 +452,18 @@ def test_needling_scene_knows_its_truth() -> None:
     assert scene.center_px == (47.5, 63.5)
     assert scene.radius_px == pytest.approx(96 / 5)
     regions = scene.regions()
-    recovering = scene.recovery_mask()
+    weight = scene.recovery_weight()
+    assert weight.min() == 0.0
+    assert weight.max() == 1.0
     # The ischemic region recovers as a whole; healthy skin does not change at all.
     assert regions[ISCHEMIC].any()
-    assert (recovering | ~regions[ISCHEMIC]).all()
+    assert (weight[regions[ISCHEMIC]] == 1.0).all()
     assert regions[HEALTHY].any()
-    assert not (recovering & regions[HEALTHY]).any()
+    assert (weight[regions[HEALTHY]] == 0.0).all()
     before, after = scene.tau_c_at(2.49), scene.tau_c_at(2.5)
     np.testing.assert_array_equal(before, scene.tau_c_before())
-    np.testing.assert_allclose(before[recovering] / after[recovering], 3.0, rtol=1e-12)
-    np.testing.assert_array_equal(before[~recovering], after[~recovering])
+    np.testing.assert_allclose(before / after, 3.0**weight, rtol=1e-12)
+    np.testing.assert_array_equal(before[weight == 0], after[weight == 0])
     # Flow in the ischemic region is a fifth of healthy skin's before the needling.
     flow = 1.0 / before
     ratio = flow[regions[ISCHEMIC]].mean() / flow[regions[HEALTHY]].mean()
@@ -472,6 +474,44 @@ def test_needling_scene_knows_its_truth() -> None:
         NeedlingScene(recovery_factor=0.0)
     with pytest.raises(ValueError, match="needling_start_s"):
         NeedlingScene(needling_start_s=3.0, needling_end_s=2.0)
+
+
+def test_needling_leaves_a_crescent_of_the_disk_occluded() -> None:
+    # Defaults: the needled part's flow rises from 1/5 to 4/5 of healthy skin's, the rest of
+    # the disk stays at 1/5: both far from the default threshold of half of healthy skin.
+    scene = NeedlingScene(shape=(128, 128))
+    radius = scene.radius_px
+    rows, cols = np.indices(scene.shape)
+    from_centre = np.hypot(rows - scene.center_px[0], cols - scene.center_px[1])
+    from_needled = np.hypot(rows - scene.needled_center_px[0], cols - scene.needled_center_px[1])
+    before = scene.true_hypoperfused(0.0)
+    after = scene.true_hypoperfused(scene.needling_end_s)
+    persistent, recovered = scene.persistent_mask(), scene.recovered_mask()
+    # The truth before is the disk; after, what is still hypoperfused is the persistent part,
+    # and before splits into it and the recovered part.
+    assert np.count_nonzero(before) == pytest.approx(scene.disk_area_px, rel=0.05)
+    np.testing.assert_array_equal(after, persistent)
+    np.testing.assert_array_equal(before, persistent | recovered)
+    assert not (persistent & recovered).any()
+    # The persistent part is the crescent beyond the needled disk's edge, on the right.
+    edge = scene.edge_px
+    assert (from_needled[persistent] > scene.needled_radius_px - edge / 2).all()
+    crescent = (from_centre < radius - edge / 2) & (
+        from_needled > scene.needled_radius_px + edge / 2
+    )
+    assert crescent.any()
+    assert persistent[crescent].all()
+    assert cols[persistent].mean() > scene.center_px[1] + radius / 2
+    # Both are sizeable: about a third of the disk stays occluded, two thirds recover.
+    share = np.count_nonzero(persistent) / np.count_nonzero(before)
+    assert 0.25 < share < 0.45
+    # Well defined: thresholds from 0.45 to 0.55 of healthy skin move the area after by less
+    # than 10 %, and none of the needled part's flat core is ever below them.
+    for fraction in (0.45, 0.55):
+        moved = np.count_nonzero(scene.persistent_mask(fraction)) / np.count_nonzero(persistent)
+        assert moved == pytest.approx(1.0, abs=0.10)
+    core = from_needled < scene.needled_radius_px - edge / 2
+    assert not scene.true_hypoperfused(scene.needling_end_s, 0.6)[core].any()
 
 
 def test_simulated_needling_frames_have_the_contrast_of_the_true_maps() -> None:

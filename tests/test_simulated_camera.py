@@ -89,9 +89,13 @@ def test_needling_recovers_flow_in_the_truth_and_in_the_frames() -> None:
     (change,) = scene.changes
     assert change.label == "needling"
     assert change.where is not None
+    # The needled part recovers by the factor, graded over its soft edge; the rest is unchanged.
+    weight = change.where
     before, after = scene.tau_c_at(0.0), scene.tau_c_at(0.3)
-    np.testing.assert_allclose(after[change.where], before[change.where] / 4.0)
-    np.testing.assert_array_equal(after[~change.where], before[~change.where])
+    assert (weight == 1).any()
+    np.testing.assert_allclose(after[weight == 1], before[weight == 1] / 4.0)
+    np.testing.assert_allclose(after, before / 4.0**weight)
+    np.testing.assert_array_equal(after[weight == 0], before[weight == 0])
 
     with SimulatedCamera(scene, mode="replay", replay_frames=2) as cam:
         cam.set("frame_rate_hz", 20.0)
@@ -187,3 +191,5 @@ def test_invalid_parameters_are_named() -> None:
         FlowChange(1.0, 0.0)
     with pytest.raises(ValueError, match="mask"):
         SpeckleScene(np.ones((32, 32)), changes=[FlowChange(1.0, 2.0, np.ones((4, 4), bool))])
+    with pytest.raises(ValueError, match=r"weights of change 'x' must lie in \[0, 1\]"):
+        SpeckleScene(np.ones((4, 4)), changes=[FlowChange(1.0, 2.0, np.full((4, 4), 1.5), "x")])

@@ -92,7 +92,10 @@ def settings_for(path: Path, model: str | None, window: int | None) -> Processin
         changes["model"] = model
     if window is not None:
         changes["window"] = window
-    return dataclasses.replace(settings, **changes)
+    try:
+        return dataclasses.replace(settings, **changes)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
 
 
 def write_outputs(

@@ -670,6 +670,10 @@ def _no_mask() -> tuple[np.ndarray, bool]:
     return np.zeros((0, 0, 0), np.uint8), False
 
 
+# uint8 windows up to this many frames keep ΣI in uint16: 255·257 = 65535 = 2¹⁶ − 1.
+_NARROW_U8_MAX_WINDOW = 257
+
+
 class RollingTemporalContrast:
     """Temporal K over the last ``window`` frames, updated one frame at a time.
 
@@ -679,6 +683,13 @@ class RollingTemporalContrast:
     ``temporal_contrast(stack[i − window + 1 : i + 1], window)[0]`` (same conventions, same
     exactness). Before the window is full, :meth:`update` returns an all-NaN map (no estimate
     from a partial window); :attr:`count` says how many frames the window holds.
+
+    The sums are exact integers for integer frames. uint8 frames with ``window`` ≤ 257 keep ΣI
+    in uint16 (ΣI ≤ 255·257 = 65535) and ΣI² in uint32 (ΣI² ≤ 65025·window < 2³², which holds
+    up to 66051 frames), updated with wrapping integer arithmetic: every stored sum is the exact
+    sum, and the map is bit for bit the one :func:`temporal_contrast` gives. Other windows and
+    dtypes use the accumulators of :func:`temporal_contrast` (module docstring); float sums are
+    recomputed from the ring now and then so that rounding drift stays bounded.
 
     Parameters
     ----------
@@ -727,10 +738,18 @@ class RollingTemporalContrast:
         self._ddof = _check_ddof(ddof)
         p = hw[0] * hw[1]
         self._ring = np.zeros((win, p), dt)
-        self._acc, self._use_off = _accumulator(dt, win)
-        self._s1 = np.zeros(p, self._acc)
-        self._s2 = np.zeros(p, self._acc)
-        self._off = np.zeros(p, self._acc)
+        self._narrow = dt == np.uint8 and win <= _NARROW_U8_MAX_WINDOW
+        if self._narrow:
+            self._s1 = np.zeros(p, np.uint16)
+            self._s2 = np.zeros(p, np.uint32)
+            self._kernel = _kernel("rolling_update_u8", p)
+        else:
+            self._acc, self._use_off = _accumulator(dt, win)
+            self._s1 = np.zeros(p, self._acc)
+            self._s2 = np.zeros(p, self._acc)
+            self._off = np.zeros(p, self._acc)
+            self._kernel = _kernel("rolling_update", p)
+            self._int_k = _int_k(dt, win)
         self._chunk = _pixel_chunk(p)
         self._pos = 0
         self._count = 0
@@ -811,13 +830,18 @@ class RollingTemporalContrast:
         o1 = o.reshape(-1)
         evict = self._count >= self._window
         emit = self._count + 1 >= self._window
-        if self._count == 0 and self._use_off:
-            self._off[:] = f1
-        _kernel("rolling_update", f1.size)(
-            f1, self._ring, self._pos, evict, emit, self._s1, self._s2, self._off, o1,
-            self._window, self._ddof, self._chunk, self._use_off, self._acc,
-            _int_k(self._dtype, self._window),
-        )  # fmt: skip
+        if self._narrow:
+            self._kernel(
+                f1, self._ring, self._pos, evict, emit, self._s1, self._s2, o1, self._window,
+                self._ddof, self._chunk,
+            )  # fmt: skip
+        else:
+            if self._count == 0 and self._use_off:
+                self._off[:] = f1
+            self._kernel(
+                f1, self._ring, self._pos, evict, emit, self._s1, self._s2, self._off, o1,
+                self._window, self._ddof, self._chunk, self._use_off, self._acc, self._int_k,
+            )  # fmt: skip
         self._pos = (self._pos + 1) % self._window
         self._count = min(self._count + 1, self._window)
         self._updates += 1

@@ -29,6 +29,11 @@ The three terms are the dynamic–dynamic, dynamic–static (heterodyne) and sta
 the intensity variance. With ρ = 1 and ν = 0 it reduces to the single-exposure visibility
 equation of :func:`lsci.core.perfusion.visibility_k2`.
 
+Why it stands alone: a recording holds one exposure time, so no user path of lsci (processing,
+comparison, the live map) produces the several exposures a fit needs. The fit is here for
+multi-exposure stacks measured with other tools, and it quantifies what the single-exposure
+models miss under static scattering (docs/physics.md, the realistic skin regime).
+
 References
 ----------
 .. [1] A. B. Parthasarathy, W. J. Tom, A. Gopal, X. Zhang, A. K. Dunn, "Robust flow measurement

@@ -5,8 +5,9 @@
 
 1. record a dark frame (laser off) and a static target (for β) through the live pipeline;
 2. record a skin patch with an ischemic region (:class:`lsci.sim.needling.NeedlingScene`): a
-   baseline, a "needling" procedure marked by events, and a recovery during which the patch's
-   flow rises by a known factor;
+   baseline, a "needling" procedure marked by events, and a recovery during which the flow of
+   the needled part of the patch rises by a known factor while a crescent the needling does not
+   reach stays occluded;
 3. process the recording with its calibrations (dark subtraction, β): spatial contrast and the
    inverse correlation time 1/τc from the speckle visibility equation;
 4. compare the windows before and after needling: registration, ratio and percent-change maps,

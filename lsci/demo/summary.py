@@ -27,7 +27,15 @@ class AreaTruth:
         The scene's hypoperfused disk, π · radius².
     true_after_px : float
         The pixels whose true flow after the needling is still below the threshold's fraction
-        of healthy skin (:meth:`lsci.sim.needling.NeedlingScene.true_hypoperfused`).
+        of healthy skin: the crescent the needling does not reach
+        (:meth:`lsci.sim.needling.NeedlingScene.persistent_mask`).
+    measured_recovered_px : int
+        Hypoperfused before and not after, as the comparison engine delineates them
+        (:attr:`lsci.analysis.delineation.AreaComparison.recovered_px`).
+    true_recovered_px : float
+        The same from the true τc maps: the needled part of the disk
+        (:meth:`lsci.sim.needling.NeedlingScene.recovered_mask`), of the pixels measured in
+        both maps (as the engine counts).
     pixel_area_mm2 : float
         Area of one pixel on the skin.
     threshold : str
@@ -39,6 +47,8 @@ class AreaTruth:
     unmeasured_before_px: int
     true_before_px: float
     true_after_px: float
+    measured_recovered_px: int
+    true_recovered_px: float
     pixel_area_mm2: float
     threshold: str
 
@@ -48,10 +58,14 @@ class AreaTruth:
         return self.measured_before_px / self.true_before_px - 1.0
 
     @property
-    def after_error_of_before(self) -> float:
-        """Error of the area after relative to the true area before (the area after may be
-        near 0, where a relative error means little)."""
-        return (self.measured_after_px - self.true_after_px) / self.true_before_px
+    def after_error(self) -> float:
+        """Relative error of the area after: measured / true − 1."""
+        return self.measured_after_px / self.true_after_px - 1.0
+
+    @property
+    def recovered_error(self) -> float:
+        """Relative error of the recovered area: measured / true − 1."""
+        return self.measured_recovered_px / self.true_recovered_px - 1.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,6 @@ def summary_text(outcome: DemoOutcome) -> str:
     def area(px: float) -> str:
         return f"{px * mm2:7.1f} mm² ({px:7.0f} px)"
 
-    after_error = 100 * areas.after_error_of_before
     lines[6:6] = [
         "",
         f"Hypoperfused area, {areas.threshold}:",
@@ -122,7 +135,11 @@ def summary_text(outcome: DemoOutcome) -> str:
         f"    (the outline's extent; {areas.unmeasured_before_px} px of it saturated, not "
         "measured, and left out of the area in mm² lsci compare reports)",
         f"  after needling:  measured {area(areas.measured_after_px)}   simulated truth "
-        f"{area(areas.true_after_px)}   error {after_error:+.1f} % of the area before",
+        f"{area(areas.true_after_px)}   error {100 * areas.after_error:+.1f} %",
+        "    (the crescent the needling did not reach, still hypoperfused)",
+        f"  recovered:       measured {area(areas.measured_recovered_px)}   simulated truth "
+        f"{area(areas.true_recovered_px)}   error {100 * areas.recovered_error:+.1f} %",
+        "    (hypoperfused before and not after, of the pixels measured in both)",
     ]
     registration = comparison.registration
     if isinstance(registration, SimilarityRegistration):

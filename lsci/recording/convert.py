@@ -325,8 +325,8 @@ def export(
             except KeyError:
                 known = ", ".join([RAW, TIMESTAMPS, *rec.derived])
                 raise ValueError(
-                    f"what={what!r} is invalid for {rec.path}: allowed {known} (a product "
-                    "by its full name, or by its plain name for the newest one)"
+                    f"{rec.path} has nothing called {what!r} to export: there are {known} (a "
+                    "product by its full name, or by its plain name for the newest one)"
                 ) from None
             if not data.info.complete and not allow_incomplete:
                 raise RecordingStateError(

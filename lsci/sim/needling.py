@@ -2,9 +2,11 @@
 
 :class:`NeedlingScene` is the one description of the session that the demo, the napari sample
 data and the tests simulate. It holds the scene (a skin patch with a vessel and a hypoperfused
-disk), the timeline (a needling procedure between two events; the disk's flow rises during it)
-and the ground truth a measurement is checked against: the true τc maps before and after,
-the disk's centre and radius in pixels, and the regions where the true recovery is known.
+disk), the timeline (a needling procedure between two events; the flow in the needled part of
+the disk rises during it, a crescent the needling does not reach stays occluded) and the ground
+truth a measurement is checked against: the true τc maps before and after, the disk's centre
+and radius in pixels, the recovered and the persistent parts of the disk, and the regions where
+the true recovery is known.
 
 :func:`simulate_needling` films a scene with :class:`~lsci.sim.speckle.SpeckleSimulator` as
 fast as the simulator runs (no real-time camera, no storage): the frames a recording of the
@@ -36,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lsci._arrays import frame_shape
-from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map
+from lsci.sim.speckle import SpeckleSimulator, skin_flow_map, skin_reflectance_map, soft_disk
 
 __all__ = [
     "HEALTHY",
@@ -56,9 +58,21 @@ HEALTHY: Final = "healthy skin"
 NEEDLING_START: Final = "needling start"
 NEEDLING_END: Final = "needling end"
 
-# The ischemic region of interest: a disk concentric with the hypoperfused one, well inside
-# the flat core of skin_flow_map's raised-cosine edge (which starts at 7/8 of the radius).
-_CORE_FRACTION: Final = 0.6
+# Fractions of the disk's radius. Its raised-cosine edge is a quarter of the radius wide, so
+# its flat core ends at 7/8 of the radius.
+_EDGE_FRACTION: Final = 0.25
+# The needled part: a disk whose centre lies a quarter of the radius left of the hypoperfused
+# disk's, with 0.85 of its radius (to the middle of an edge as wide as the disk's). It covers
+# the disk's centre and left side; the crescent it leaves on the right, 0.4 of the radius wide
+# at the widest, is what the needling does not reach. Its edges are soft like the disk's, so
+# the area below any threshold between the two flows is well defined: no sliver of the map
+# sits at a level near the threshold.
+_NEEDLED_OFFSET: Final = 0.25
+_NEEDLED_RADIUS: Final = 0.85
+# The ischemic region of interest: half the radius around the needled centre, inside the flat
+# part of the needled disk (out to 0.85 - 0.125 = 0.725) and of the hypoperfused disk
+# (0.25 + 0.5 = 0.75 < 7/8 from its centre).
+_ROI_FRACTION: Final = 0.5
 # Healthy skin: a rectangle in the lower left, away from the disk and from the vessel that
 # skin_flow_map draws across the upper third, as fractions of (rows, columns).
 _HEALTHY_ROWS: Final = (0.68, 0.9)
@@ -75,7 +89,7 @@ _DARK_OFFSET_ADU: Final = 0.0
 
 @dataclass(frozen=True)
 class NeedlingScene:
-    """A skin patch with a hypoperfused disk whose flow recovers during a needling procedure.
+    """A skin patch with a hypoperfused disk whose flow recovers where it was needled.
 
     Times are in seconds since the start of the session, lengths in pixels.
 
@@ -88,7 +102,9 @@ class NeedlingScene:
     ischemic_factor : float
         τc in the disk over the healthy τc before the needling, > 0 (> 1: less flow).
     recovery_factor : float
-        The disk's flow is multiplied by this at :attr:`recovery_s`, > 0.
+        The flow in the needled part of the disk is multiplied by this at :attr:`recovery_s`,
+        > 0. With the defaults it rises from 1/5 to 4/5 of healthy skin's, well above the
+        half-way threshold of :func:`lsci.analysis.delineation.delineate_hypoperfusion`.
     needling_start_s, needling_end_s : float
         Times of the ``"needling start"`` and ``"needling end"`` events. The flow recovers
         half way between them (:attr:`recovery_s`).
@@ -112,22 +128,27 @@ class NeedlingScene:
     -----
     τc before the needling is :func:`~lsci.sim.speckle.skin_flow_map` with a disk of radius
     ``min(shape) / 5`` at the centre of the sensor (raised-cosine edge a quarter of the radius
-    wide), a vessel and a faint flow heterogeneity. At :attr:`recovery_s` τc is divided by
-    ``recovery_factor`` inside the radius (:meth:`recovery_mask`), the way
-    :class:`lsci.drivers.simulated.SpeckleScene` scripts a flow change.
+    wide), a vessel and a faint flow heterogeneity. The needling reaches a disk of 0.85 times
+    the radius centred a quarter of the radius left of the disk's centre (same soft edge,
+    :attr:`needled_center_px`): at :attr:`recovery_s` the flow there is multiplied by
+    ``recovery_factor ** weight`` (:meth:`recovery_weight`: the product of the two disks'
+    weights), the way :class:`lsci.drivers.simulated.SpeckleScene` scripts a flow change. So
+    the needled part of the disk is hypoperfused by ``ischemic_factor / recovery_factor``
+    afterwards, with the disk's own soft edge, and the crescent on the right
+    (:meth:`persistent_mask`) by ``ischemic_factor`` still.
 
     Examples
     --------
     >>> from lsci.sim.needling import HEALTHY, ISCHEMIC, NeedlingScene
-    >>> scene = NeedlingScene(shape=(64, 64), recovery_factor=3.0)
+    >>> scene = NeedlingScene(shape=(64, 64))
     >>> round(scene.true_recovery(ISCHEMIC), 6), round(scene.true_recovery(HEALTHY), 6)
-    (3.0, 1.0)
+    (4.0, 1.0)
     """
 
     shape: tuple[int, int] = (128, 128)
     baseline_tau_c_s: float = 1e-3
     ischemic_factor: float = 5.0
-    recovery_factor: float = 3.0
+    recovery_factor: float = 4.0
     needling_start_s: float = 9.0
     needling_end_s: float = 12.0
     seed: int = 0
@@ -161,8 +182,24 @@ class NeedlingScene:
         return min(self.shape) / 5.0
 
     @property
+    def edge_px(self) -> float:
+        """Width of the raised-cosine edges of the disk and of its needled part."""
+        return _EDGE_FRACTION * self.radius_px
+
+    @property
+    def needled_center_px(self) -> tuple[float, float]:
+        """(row, column) of the needled part's centre: left of the disk's."""
+        row, col = self.center_px
+        return row, col - _NEEDLED_OFFSET * self.radius_px
+
+    @property
+    def needled_radius_px(self) -> float:
+        """Radius of the needled part (to the middle of its soft edge)."""
+        return _NEEDLED_RADIUS * self.radius_px
+
+    @property
     def recovery_s(self) -> float:
-        """When the disk's flow recovers: half way through the needling."""
+        """When the needled part's flow recovers: half way through the needling."""
         return 0.5 * (self.needling_start_s + self.needling_end_s)
 
     @property
@@ -170,10 +207,9 @@ class NeedlingScene:
         """``(time_s, label)`` of the events that bracket the needling."""
         return (self.needling_start_s, NEEDLING_START), (self.needling_end_s, NEEDLING_END)
 
-    def _distance_px(self) -> NDArray[np.float64]:
+    def _distance_px(self, center: tuple[float, float]) -> NDArray[np.float64]:
         rows, cols = np.ogrid[: self.shape[0], : self.shape[1]]
-        centre_row, centre_col = self.center_px
-        distance: NDArray[np.float64] = np.hypot(rows - centre_row, cols - centre_col)
+        distance: NDArray[np.float64] = np.hypot(rows - center[0], cols - center[1])
         return distance
 
     @property
@@ -181,15 +217,26 @@ class NeedlingScene:
         """Area of the hypoperfused disk, π · radius², pixels."""
         return math.pi * self.radius_px**2
 
-    def recovery_mask(self) -> NDArray[np.bool_]:
-        """Pixels whose flow changes at :attr:`recovery_s`: the disk up to its radius."""
-        return self._distance_px() <= self.radius_px
+    def recovery_weight(self) -> NDArray[np.float64]:
+        """How much each pixel recovers at :attr:`recovery_s`, in [0, 1].
+
+        The flow is multiplied by ``recovery_factor ** weight``. The weight is the product of
+        the hypoperfused disk's and the needled part's raised-cosine profiles: 1 where both
+        are flat, 0 outside either, so healthy skin never changes and the needled part ends
+        up hypoperfused by ``ischemic_factor / recovery_factor`` with the disk's soft edge.
+        """
+        disk = soft_disk(self.shape, self.center_px, self.radius_px, self.edge_px)
+        needled = soft_disk(self.shape, self.needled_center_px, self.needled_radius_px,
+                            self.edge_px)  # fmt: skip
+        weight: NDArray[np.float64] = disk * needled
+        return weight
 
     def regions(self) -> dict[str, NDArray[np.bool_]]:
         """Regions of interest whose true recovery is known (:data:`ISCHEMIC`, :data:`HEALTHY`).
 
-        The ischemic region is a disk of 0.6 times the radius, inside the disk's flat core;
-        healthy skin a rectangle away from the disk and the vessel.
+        The ischemic region is a disk of half the radius around the needled part's centre,
+        where both the disk and the needled part are flat: its flow rises by exactly
+        ``recovery_factor``. Healthy skin is a rectangle away from the disk and the vessel.
         """
         rows, cols = self.shape
         healthy = np.zeros(self.shape, dtype=bool)
@@ -197,7 +244,8 @@ class NeedlingScene:
             int(_HEALTHY_ROWS[0] * rows) : int(_HEALTHY_ROWS[1] * rows),
             int(_HEALTHY_COLS[0] * cols) : int(_HEALTHY_COLS[1] * cols),
         ] = True
-        return {ISCHEMIC: self._distance_px() <= _CORE_FRACTION * self.radius_px, HEALTHY: healthy}
+        ischemic = self._distance_px(self.needled_center_px) <= _ROI_FRACTION * self.radius_px
+        return {ISCHEMIC: ischemic, HEALTHY: healthy}
 
     # -- what the camera sees ----------------------------------------------------------
 
@@ -209,15 +257,15 @@ class NeedlingScene:
             ischemic_center=self.center_px,
             ischemic_radius_px=self.radius_px,
             ischemic_factor=self.ischemic_factor,
+            edge_px=self.edge_px,
             vessel_factor=self.vessel_factor,
             rng=self.seed,
         )
 
     def tau_c_after(self) -> NDArray[np.float64]:
         """True τc map (seconds) after the recovery."""
-        before = self.tau_c_before()
-        after: NDArray[np.float64] = np.where(
-            self.recovery_mask(), before / self.recovery_factor, before
+        after: NDArray[np.float64] = (
+            self.tau_c_before() / self.recovery_factor ** self.recovery_weight()
         )
         return after
 
@@ -250,14 +298,49 @@ class NeedlingScene:
         -------
         (M, N) ndarray of bool
             The truth a delineation of the hypoperfused area at that time is checked against
-            (pixel by pixel, without cleaning of small regions).
+            (pixel by pixel, without cleaning of small regions): before the needling the disk,
+            after it the crescent the needling does not reach (:meth:`persistent_mask`). The
+            levels lie far from the
+            default threshold (1/5 of healthy skin's flow in the occluded parts, 4/5 in the
+            recovered one), so this area moves little with ``fraction``.
         """
+        return self._below(self.tau_c_at(time_s), fraction)
+
+    def _below(self, tau_c_s: NDArray[np.float64], fraction: float) -> NDArray[np.bool_]:
+        """Pixels whose 1/τc is below ``fraction`` of its median over healthy skin."""
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction={fraction!r} must lie in (0, 1]")
-        rate = 1.0 / self.tau_c_at(time_s)
+        rate = 1.0 / tau_c_s
         level = float(np.median(rate[self.regions()[HEALTHY]]))
         below: NDArray[np.bool_] = rate < fraction * level
         return below
+
+    def recovered_mask(self, fraction: float = 0.5) -> NDArray[np.bool_]:
+        """The region that truly recovered: hypoperfused before the needling, not after.
+
+        The needled part of the disk, to where its soft edge crosses the threshold
+        (:meth:`true_hypoperfused` with the same ``fraction``): the truth of
+        :attr:`lsci.analysis.delineation.AreaComparison.recovered`.
+        """
+        before, after = self._true_before_after(fraction)
+        recovered: NDArray[np.bool_] = before & ~after
+        return recovered
+
+    def persistent_mask(self, fraction: float = 0.5) -> NDArray[np.bool_]:
+        """The region truly still hypoperfused: hypoperfused before the needling and after.
+
+        The crescent on the disk's right that the needling does not reach, where the flow stays
+        ``1 / ischemic_factor`` of healthy skin's (:meth:`true_hypoperfused` with the same
+        ``fraction``): the truth of :attr:`lsci.analysis.delineation.AreaComparison.persistent`.
+        The needling raises the flow everywhere it acts, so this is all that is hypoperfused
+        after it.
+        """
+        before, after = self._true_before_after(fraction)
+        persistent: NDArray[np.bool_] = before & after
+        return persistent
+
+    def _true_before_after(self, fraction: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        return self._below(self.tau_c_before(), fraction), self._below(self.tau_c_after(), fraction)
 
     def true_recovery(self, region: str | NDArray[np.bool_]) -> float:
         """True recovery of a region: its mean flow (1/τc) after over before.
@@ -389,11 +472,11 @@ def realistic_skin_scene(
 
     Healthy skin has τc = 60 µs, the hypoperfused disk 3 times longer (180 µs, a third of
     the flow), the vessel 0.4 times (24 µs), and the tissue's flow heterogeneity spreads them
-    by about 15 %: τc from about 20 to 200 µs. The needling doubles the disk's flow (τc 90 µs,
-    two thirds of healthy skin). A fraction ``static_fraction`` of the light comes from static
-    scatterers (epidermis, collagen, bone); 0.3 (ρ = 0.7) is this regime's assumption, not a
-    measured value: pass the value of a multi-exposure fit of the tissue at hand
-    (:func:`lsci.core.mesi.fit_mesi`).
+    by about 15 %: τc from about 20 to 200 µs. The needling doubles the flow of the needled
+    part of the disk (τc 90 µs, two thirds of healthy skin). A fraction ``static_fraction`` of
+    the light comes from static scatterers (epidermis, collagen, bone); 0.3 (ρ = 0.7) is this
+    regime's assumption, not a measured value: pass the value of a multi-exposure fit of the
+    tissue at hand (:func:`lsci.core.mesi.fit_mesi`).
 
     Parameters
     ----------

@@ -52,6 +52,7 @@ __all__ = [
     "SpeckleSimulator",
     "skin_flow_map",
     "skin_reflectance_map",
+    "soft_disk",
     "speckle_pattern",
 ]
 
@@ -709,6 +710,47 @@ def _vessel_distance(shape: Shape2D) -> NDArray[np.float64]:
     return distance
 
 
+def soft_disk(
+    shape: Sequence[int], center: tuple[float, float], radius_px: float, edge_px: float
+) -> NDArray[np.float64]:
+    """A disk that is 1 inside and 0 outside, with a raised-cosine edge.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Map shape (rows, columns) in pixels.
+    center : tuple of float
+        (row, column) of the disk's centre in pixels.
+    radius_px : float
+        Radius to the middle of the edge, where the map is 1/2, in pixels.
+    edge_px : float
+        Width of the edge in pixels, centred on the radius; 0 for a sharp edge (1 up to
+        the radius inclusive).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Weights in [0, 1]: exactly 1 within ``radius_px - edge_px / 2`` and exactly 0 beyond
+        ``radius_px + edge_px / 2``.
+
+    Examples
+    --------
+    >>> from lsci.sim.speckle import soft_disk
+    >>> disk = soft_disk((9, 9), (4.0, 4.0), 3.0, 2.0)
+    >>> float(disk[4, 4]), float(disk[4, 7]), float(disk[4, 8])
+    (1.0, 0.5, 0.0)
+    """
+    dims = frame_shape(shape)
+    y = np.arange(dims[0], dtype=np.float64)[:, np.newaxis]
+    x = np.arange(dims[1], dtype=np.float64)[np.newaxis, :]
+    r = np.hypot(y - center[0], x - center[1])
+    if edge_px > 0.0:
+        t = np.clip((r - (radius_px - 0.5 * edge_px)) / edge_px, 0.0, 1.0)
+        weight: NDArray[np.float64] = 0.5 * (1.0 + np.cos(math.pi * t))
+        return weight
+    return (r <= radius_px).astype(np.float64)
+
+
 def skin_flow_map(
     shape: Sequence[int],
     *,
@@ -801,14 +843,7 @@ def skin_flow_map(
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise ValueError(f"ischemic_center must be finite (row, column), got {ischemic_center!r}")
 
-    y = np.arange(dims[0], dtype=np.float64)[:, np.newaxis]
-    x = np.arange(dims[1], dtype=np.float64)[np.newaxis, :]
-    r = np.hypot(y - cy, x - cx)
-    if edge > 0.0:
-        t = np.clip((r - (radius - 0.5 * edge)) / edge, 0.0, 1.0)
-        mask = 0.5 * (1.0 + np.cos(math.pi * t))
-    else:
-        mask = (r <= radius).astype(np.float64)
+    mask = soft_disk(dims, (cy, cx), radius, edge)
     log_flow = -mask * math.log(ischemic_factor)
     if vessel:
         sigma = width / (2.0 * math.sqrt(2.0 * math.log(2.0)))

@@ -3,9 +3,10 @@
 The scene is lsci's simulated needling session (:class:`lsci.sim.needling.NeedlingScene`): a
 skin patch with a vessel and an ischemic disc in the middle, where the flow is
 ``1 / BEFORE_FACTOR`` of the healthy skin until the needling, after which it is
-``RECOVERY_FACTOR`` times higher. Perfusion is computed by lsci as 1/τc (exact
-visibility-equation inversion), so the numbers mean what they say: the disc's flow goes from
-1/5 to 4/5 of normal, a recovery factor of 4.
+``RECOVERY_FACTOR`` times higher in the needled part (a crescent on the disc's right stays
+occluded). Perfusion is computed by lsci as 1/τc (exact visibility-equation inversion), so the
+numbers mean what they say: the needled flow goes from 1/5 to 4/5 of normal, a recovery factor
+of 4.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ SHAPE = (128, 128)
 EXPOSURE_S = 5e-3
 #: Long enough after the exposure that consecutive frames are independent speckle patterns.
 FRAME_INTERVAL_S = 0.05
-#: τc in the ischemic disc over the healthy τc, before and after treatment.
+#: τc in the ischemic disc over the healthy τc, before and after treatment (needled part).
 BEFORE_FACTOR = 5.0
 AFTER_FACTOR = 1.25
-#: Flow in the disc after treatment over flow before.
+#: Flow in the needled part of the disc after treatment over flow before.
 RECOVERY_FACTOR = BEFORE_FACTOR / AFTER_FACTOR
 #: Frames per sample series.
 N_FRAMES = 20
@@ -157,10 +158,10 @@ def write_needling_recording(
 ) -> Path:
     """Write a recording of the sample patch with ``needling start`` / ``needling end`` events.
 
-    The first phase shows the ischemic patch; after ``needling end`` the disc has recovered
-    (flow × :data:`RECOVERY_FACTOR`). Frames are stamped ``frame_interval_s`` apart (the
-    simulator does not run in real time), ``seconds_per_phase`` before and after the needling,
-    which lies between two frames (:func:`lsci.demo.session.write_needling_recording`).
+    The first phase shows the ischemic patch; after ``needling end`` the disc's needled part
+    has recovered (flow × :data:`RECOVERY_FACTOR`). Frames are stamped ``frame_interval_s``
+    apart (the simulator does not run in real time), ``seconds_per_phase`` before and after the
+    needling, which lies between two frames (:func:`lsci.demo.session.write_needling_recording`).
 
     Returns
     -------

@@ -23,9 +23,10 @@ pytestmark = pytest.mark.napari
 # `make screenshots` sets this to docs/images to refresh the README's screenshot; otherwise
 # the screenshot goes to the test's temporary folder.
 SCREENSHOT_DIR_VARIABLE = "LSCI_SCREENSHOT_DIR"
-# Inside the ischemic disc (centre 63.5, 63.5; flat core radius ≈ 23 px) and in healthy skin
-# away from the vessel, as (row, col) polygons: napari's Shapes convention.
-DISC = np.array([[52.0, 52.0], [52.0, 76.0], [76.0, 76.0], [76.0, 52.0]])
+# Inside the needled part of the ischemic disc (centre 63.5, 57.1; flat out to 18.6 px), which
+# recovers by the sample's factor, and in healthy skin away from the vessel, as (row, col)
+# polygons: napari's Shapes convention.
+DISC = np.array([[54.0, 47.0], [54.0, 67.0], [74.0, 67.0], [74.0, 47.0]])
 HEALTHY = np.array([[100.0, 6.0], [100.0, 26.0], [120.0, 26.0], [120.0, 6.0]])
 
 

@@ -28,6 +28,12 @@ def _wait(qtbot, worker) -> None:
         pass
 
 
+@pytest.fixture(autouse=True)
+def _no_earlier_notifications() -> None:
+    """napari keeps notifications for the whole session: start each test without them."""
+    notification_manager.records.clear()
+
+
 def _errors() -> list[str]:
     return [str(n.message) for n in notification_manager.records if n.severity == "error"]
 
