@@ -39,10 +39,10 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -233,8 +233,10 @@ class BedsideWidget(QWidget):
         Selects the named-ROI layer in rectangle mode.
     colour_bar : ColourBarWidget
         The live (or result) colour bar with its unit and % of healthy skin.
-    live_label, result_label, status : QLabel
-        Live area, before/after result, last outcome (wrapped; full text as tooltip).
+    live_label, status : QLabel
+        Live area, last outcome (wrapped; full text as tooltip).
+    result_text : QPlainTextEdit
+        The before/after result (read-only, scrolls when long).
     window_s : QDoubleSpinBox
         Seconds compared before needling start and after needling end.
     compare_button, export_button : QPushButton
@@ -276,19 +278,23 @@ class BedsideWidget(QWidget):
         self.draw_button = QPushButton("Draw ROI")
         self.draw_button.setToolTip("draw a rectangle on the map; it gets the name on the left")
         self.colour_bar = ColourBarWidget()
-        self.live_label = _text_label("live: waiting for the camera")
+        self.live_label = _text_label("live: waiting for the camera", lines=4)
         self.window_s = QDoubleSpinBox()
         self.window_s.setRange(0.1, 3600.0)
         self.window_s.setValue(DEFAULT_WINDOW_S)
         self.window_s.setSuffix(" s")
         self.window_s.setToolTip("seconds compared before needling start and after needling end")
-        self.compare_button = QPushButton("Compare before / after")
-        self.export_button = _big_button("Export report", "figure, table, areas, traces, video")
-        self.result_label = _text_label("result: after Needling end and Stop")
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("compare before / after again (e.g. with other regions)")
+        self.export_button = _big_button("Export", "report, figure, table, areas, traces, video")
+        self.result_text = QPlainTextEdit("result: after Needling end and Stop")
+        self.result_text.setReadOnly(True)
+        self.result_text.setFixedHeight(7 * self.result_text.fontMetrics().lineSpacing() + 12)
+        self.result_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
         self.table.setMinimumHeight(110)
-        self.status = _text_label("")
+        self.status = _text_label("", lines=2)
 
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
@@ -298,19 +304,22 @@ class BedsideWidget(QWidget):
         rois = QHBoxLayout()
         rois.addWidget(self.roi_name, 1)
         rois.addWidget(self.draw_button)
-        form = QFormLayout()
-        form.addRow("Compare", self.window_s)
+        result = QGridLayout()
+        result.addWidget(QLabel("Window"), 0, 0)
+        result.addWidget(self.window_s, 0, 1)
+        result.addWidget(self.compare_button, 1, 0, 1, 2)
+        result.addWidget(self.export_button, 0, 2, 2, 1)
+        # What a case needs during the procedure comes first and fits a laptop's screen; the
+        # result's details follow (the dock scrolls).
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(rois)
         layout.addWidget(self.colour_bar)
         layout.addWidget(self.live_label)
-        layout.addLayout(form)
-        layout.addWidget(self.compare_button)
-        layout.addWidget(self.result_label)
-        layout.addWidget(self.table)
-        layout.addWidget(self.export_button)
+        layout.addLayout(result)
         layout.addWidget(self.status)
+        layout.addWidget(self.result_text)
+        layout.addWidget(self.table)
         layout.addStretch(1)
         fit_to_dock(self)
 
@@ -505,8 +514,7 @@ class BedsideWidget(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(str(value)))
         self.table.resizeColumnsToContents()
         text = f"{result.comparison.description}\n{result.summary()}"
-        self.result_label.setText(text)
-        self.result_label.setToolTip(text)
+        self.result_text.setPlainText(text)
         self._show_result_layers(result)
         self._set_status("compared: Export writes the report beside the recording")
         self._update_enabled()
@@ -706,10 +714,14 @@ def _big_button(text: str, tooltip: str) -> QPushButton:
     return button
 
 
-def _text_label(text: str) -> QLabel:
+def _text_label(text: str, *, lines: int) -> QLabel:
+    """A label that wraps its text in the dock's width, with room for ``lines`` lines (a
+    scroll area does not ask a wrapping label for its height, so the room is reserved)."""
     label = QLabel(text)
     label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
+    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setToolTip(text)
     return label

@@ -120,7 +120,7 @@ class ColourBarWidget(QLabel):
         self.bar: ColourBar | None = None
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(200)
+        self.setFixedHeight(170)
         self.setText("colour bar: waiting for a map")
 
     def show_bar(self, bar: ColourBar) -> None:
@@ -128,7 +128,7 @@ class ColourBarWidget(QLabel):
         if bar.close_to(self.bar):
             return
         self.bar = bar
-        image = colourbar_rgb(bar, width_px=220, height_px=200)
+        image = colourbar_rgb(bar, width_px=220, height_px=170)
         height, width, _ = image.shape
         qimage = QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888)
         self.setPixmap(QPixmap.fromImage(qimage.copy()))

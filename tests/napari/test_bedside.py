@@ -89,6 +89,17 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     viewer, bedside, acquire = opened["viewer"], opened["lsci: bedside"], opened["Acquire"]
     assert set(opened) == {"viewer", *DOCKED_WIDGETS}
     assert_fits_the_screen(viewer)
+    # Everything the case needs is on the screen without scrolling.
+    for widget in (
+        bedside.start_button,
+        bedside.stop_button,
+        bedside.needling_start_button,
+        bedside.needling_end_button,
+        bedside.draw_button,
+        bedside.colour_bar,
+        bedside.export_button,
+    ):
+        assert widget.visibleRegion().boundingRect() == widget.rect(), widget
 
     # The simulated camera, its skin's perfusion restored 30 s after the start (the needling
     # happens then), as the Acquire tab opens it.
@@ -177,11 +188,19 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     assert (report / REPORT_FILES["table"]).read_text() == (cli_out / "comparison.csv").read_text()
 
     # The hypoperfused area, in mm², before and after; the ROI traces; the video.
-    true_mm2 = np.pi * (NeedlingScene(SENSOR).radius_px * 0.05) ** 2
-    before_mm2 = ours["areas"]["before"]["area_mm2"]
-    assert before_mm2 == pytest.approx(true_mm2, rel=0.15)
-    # The disk's flow rose from 1/5 to 3/5 of healthy skin, above the threshold of 1/2.
-    assert ours["areas"]["after"]["area_mm2"] < 0.5 * before_mm2
+    # Against the simulated skin's truth: the whole disk before the needling; after it, the
+    # needled part recovered (its flow rose from 1/5 to 3/5 of healthy skin, above the
+    # threshold of 1/2) and the crescent the needling did not reach is still hypoperfused.
+    # The camera replays 8 frames per phase, so noise near the threshold does not average
+    # out: part of the recovered region still reads below it.
+    scene = NeedlingScene(SENSOR)
+    pixel_mm2 = 0.05**2
+    true_before = scene.true_hypoperfused(0.0).sum() * pixel_mm2
+    true_persistent = scene.persistent_mask().sum() * pixel_mm2
+    areas = ours["areas"]
+    assert areas["before"]["area_mm2"] == pytest.approx(true_before, rel=0.15)
+    assert 0.9 * true_persistent < areas["after"]["area_mm2"] < areas["before"]["area_mm2"]
+    assert areas["recovered_mm2"] > 0.5 * (true_before - true_persistent)
     assert ours["scale"]["pixel_size_mm"] == pytest.approx(0.05)
     assert (report / REPORT_FILES["report"]).read_bytes().startswith(b"%PDF")
     with (report / REPORT_FILES["traces"]).open(encoding="utf-8") as handle:
@@ -196,7 +215,7 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     assert frames >= 10
 
     # The result: before, after and change panels, each colour bar with its unit.
-    assert "hypoperfused" in bedside.result_label.text()
+    assert "Hypoperfused area" in bedside.result_text.toPlainText()
     assert bedside.table.rowCount() == 2
     for name in ("bedside: before", "bedside: change [%]"):
         assert viewer.layers[name].colorbar.visible
