@@ -65,6 +65,8 @@ screenshots: $(VENV)/.all system-deps
 		tests/napari/test_compare_widget.py -k recovers_the_known_factor
 	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_study_followup.py -k "recovers_the_simulated_recovery and sqlite"
+	LSCI_SCREENSHOT_DIR=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/napari/test_bedside.py -k ten_actions
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

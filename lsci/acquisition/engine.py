@@ -9,8 +9,9 @@ Threads and who owns what:
   :class:`~lsci.recording.RecordingWriter`, then releases them. It owns the writer: it also
   stores events and closes the file, so the file is complete whenever the recorder ends,
   whether the acquisition was stopped or failed.
-- The **live thread** copies the newest frame (a sequence lock, never holding up the camera)
-  and computes a live map at the rate the machine affords, skipping frames in between.
+- The **live thread** copies the newest frames (a sequence lock, never holding up the
+  camera) and computes a live map of them at the rate the machine affords
+  (:mod:`lsci.acquisition.live`).
 - The **relay thread** (:mod:`lsci.acquisition.signals`) emits every signal.
 
 When the recorder falls behind and the ring is full, the camera thread does not wait: it
@@ -637,7 +638,7 @@ class AcquisitionPipeline:
         settings = self.live_settings
         assert settings is not None
         ring = self._ring
-        frame = np.empty_like(ring.spare)
+        frames = np.empty((settings.average, *ring.spare.shape), dtype=ring.spare.dtype)
         period_s = 0.0 if settings.max_rate_hz is None else 1.0 / settings.max_rate_hz
         seen = -1
         try:
@@ -647,14 +648,13 @@ class AcquisitionPipeline:
                 newest = ring.wait_newer(seen, _POLL_S)
                 if newest == seen:
                     continue
-                slot = newest % ring.capacity
-                np.copyto(frame, ring.frames[slot])
-                info = ring.infos[slot]
-                if info is None or not ring.still_valid(newest):
+                info = ring.infos[newest % ring.capacity]
+                count = ring.copy_newest(newest, frames)
+                if info is None or count == 0:
                     continue  # the slot was reused while copying: take the newest again
                 seen = newest
                 began = time.monotonic()
-                self._relay.live(live_map(frame, settings), info)
+                self._relay.live(live_map(frames[settings.average - count :], settings), info)
                 self._live_maps += 1
                 rest_s = period_s - (time.monotonic() - began)
                 if rest_s > 0:

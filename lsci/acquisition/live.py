@@ -1,7 +1,16 @@
-"""Live maps for display: spatial contrast of the newest frame, through a perfusion model.
+"""Live maps for display: spatial contrast of the newest frames, through a perfusion model.
 
-The map is K, or any model of :data:`lsci.core.models.MODELS` applied to it (1/K², or 1/τc when
-the exposure time is given), the same models offline processing offers.
+The map is the mean K of the newest ``average`` frames (as offline processing's ``average`` in
+spatial mode), or any model of :data:`lsci.core.models.MODELS` applied to it (1/K², or 1/τc
+when the exposure time is given), the same models offline processing offers.
+
+Why several frames: the spatial contrast of one frame over a w × w window has a large
+sampling error (a 7 × 7 window holds only a few speckle grains), and one bright speckle lifts K
+evenly over the w² windows that contain it. On a perfusion map each such pixel is a dark square
+exactly the size of the window, in new places in every frame: a single-frame live map flickers
+with dark squares that read like small ischemic spots. The speckle pattern changes from frame
+to frame (τc is far below the frame interval on skin), so the mean K of n frames has 1/n of the
+variance, and the squares fade to 1/n of their depth.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ class LiveSettings:
     ----------
     window
         Odd side of the spatial contrast window in pixels (>= 3).
+    average
+        Frames whose K maps are averaged into one live map (>= 1): the newest frame and the
+        ones before it (module docstring).
     model
         A name in :data:`lsci.core.models.MODELS`: ``"contrast"`` (K, the default),
         ``"inverse_k2"`` (1/K², proportional to flow for T ≫ τc) or ``"inverse_tau"`` (1/τc,
@@ -35,13 +47,15 @@ class LiveSettings:
         Coherence factor β in (0, 1], for models that use it.
     max_rate_hz
         Most maps per second (> 0), None for as many as the machine affords. Each map uses
-        the newest frame; frames arriving meanwhile are skipped (they are still recorded).
+        the newest ``average`` frames; older frames arriving meanwhile are not shown (they
+        are still recorded).
     threads
         Threads computing a map (>= 1); None for all of numba's threads but one, so that the
         camera and recorder threads always find a free core.
     """
 
     window: int = 7
+    average: int = 8
     model: str = "contrast"
     exposure_s: float | None = None
     beta: float = 1.0
@@ -56,6 +70,9 @@ class LiveSettings:
             or self.window % 2 == 0
         ):
             raise ValueError(f"window={self.window!r} is invalid: allowed odd integers >= 3")
+        average = self.average
+        if isinstance(average, bool) or not isinstance(average, int) or average < 1:
+            raise ValueError(f"average={average!r} is invalid: allowed integers >= 1")
         model = self.perfusion_model
         if model.needs_exposure and not (self.exposure_s is not None and self.exposure_s > 0):
             raise ValueError(
@@ -84,9 +101,15 @@ class LiveSettings:
         return max(1, min(wanted, available))
 
 
-def live_map(frame: np.ndarray, settings: LiveSettings) -> np.ndarray:
-    """The live map of one raw frame: a new float32 array of the frame's shape."""
-    k = spatial_contrast(frame, settings.window)
+def live_map(frames: np.ndarray, settings: LiveSettings) -> np.ndarray:
+    """The live map of one raw frame (H, W), or of consecutive frames (n, H, W).
+
+    Returns a new float32 (H, W) array: the model applied to the mean K of the frames (the
+    same mean offline processing takes with ``average=n``).
+    """
+    k = spatial_contrast(frames, settings.window)
+    if k.ndim == 3:
+        k = k.mean(axis=0, dtype=np.float32)
     model = settings.perfusion_model
     if model.derived:
         model.apply(k, exposure_s=settings.exposure_s, beta=settings.beta, out=k)

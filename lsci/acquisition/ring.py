@@ -10,9 +10,9 @@ order once they are on disk. A slot is never reused before it is released, so th
 overwrites a frame the recorder has not written: when the ring is full the camera thread reads
 into the spare slot instead and the pipeline counts that frame as dropped.
 
-Readers that only look (live processing) copy the newest frame and check afterwards, with
-:meth:`FrameRing.still_valid`, that the slot was not reused meanwhile (a sequence lock): they
-never hold up the camera.
+Readers that only look (live processing) copy the newest frames and check afterwards, with
+:meth:`FrameRing.still_valid` or :meth:`FrameRing.copy_newest`, that their slots were not
+reused meanwhile (a sequence lock): they never hold up the camera.
 """
 
 from __future__ import annotations
@@ -148,6 +148,31 @@ class FrameRing:
         """Whether slot of frame ``seq`` still holds it: the producer has not started reusing it."""
         with self._cond:
             return self._writing <= seq + self.capacity and seq < self._committed
+
+    def copy_newest(self, newest: int, out: np.ndarray) -> int:
+        """Copy frames up to sequence count ``newest`` into ``out``, oldest first; how many hold.
+
+        ``out`` has shape ``(n, height, width)``; frame ``newest`` goes to ``out[-1]``, the one
+        before it to ``out[-2]``, and so on. Slots reused by the camera while they were copied
+        (a sequence lock, as :meth:`still_valid`) and frames before the first one do not count.
+
+        Returns
+        -------
+        int
+            ``c``: ``out[n - c:]`` holds the ``c`` consecutive frames ending at ``newest``
+            (0 when even frame ``newest`` was overwritten).
+        """
+        n = min(out.shape[0], newest + 1)
+        first = newest - n + 1
+        for seq in range(first, newest + 1):
+            np.copyto(out[out.shape[0] - 1 - (newest - seq)], self.frames[seq % self.capacity])
+        with self._cond:
+            # Slots are reused in sequence order: the frames from the oldest one not yet
+            # reused on are intact.
+            oldest = max(first, self._writing - self.capacity)
+            if newest >= self._committed:
+                return 0
+        return max(0, int(newest - oldest + 1))
 
     @property
     def occupancy(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -13,8 +14,16 @@ from lsci.recording import open_recording
 
 __all__ = ["DOCKED_WIDGETS", "open_viewer", "view"]
 
-#: Widgets of the napari_lsci plugin docked next to the recording, by display name.
-DOCKED_WIDGETS = ("Process", "Compare before/after", "Events")
+#: Widgets of the napari_lsci plugin docked next to the recording, by display name: the bedside
+#: workspace with its companions (napari_lsci._bedside).
+DOCKED_WIDGETS = (
+    "lsci: bedside",
+    "Acquire",
+    "Process",
+    "Compare before/after",
+    "Events",
+    "ROI traces",
+)
 
 _INSTALL_HINT = 'install the napari extra: pip install "lsci[napari]"'
 
@@ -31,13 +40,17 @@ def _display_problem() -> str | None:
     )
 
 
-def open_viewer(path: str | Path, viewer: Any = None) -> dict[str, Any]:
-    """Open a recording through the plugin's reader and dock the widgets.
+def open_viewer(path: str | Path | None, viewer: Any = None) -> dict[str, Any]:
+    """Open a recording through the plugin's reader in the bedside layout.
+
+    The window fills the screen; the bedside dock, Acquire, Process, Compare and Events are
+    tabs on the right, the ROI traces below the image; the recording opens at its first
+    frame, its slider in seconds.
 
     Parameters
     ----------
-    path : str or pathlib.Path
-        The recording.
+    path : str or pathlib.Path or None
+        The recording; None opens the layout to acquire.
     viewer : napari.viewer.Viewer, optional
         The viewer to use; a new one by default.
 
@@ -48,14 +61,17 @@ def open_viewer(path: str | Path, viewer: Any = None) -> dict[str, Any]:
     """
     import napari
 
-    viewer = napari.Viewer(title=f"lsci — {Path(path).name}") if viewer is None else viewer
-    viewer.open(str(path), plugin="lsci")
+    # The plugin's layout (napari_lsci is not type-checked with lsci).
+    bedside: Any = importlib.import_module("napari_lsci._bedside")
+    title = "lsci" if path is None else f"lsci — {Path(path).name}"
+    viewer = napari.Viewer(title=title) if viewer is None else viewer
+    if path is not None:
+        viewer.open(str(path), plugin="lsci")
     # In micrometres on the skin when the recording states its optics, else in pixels.
     _scale_bar(viewer).visible = True
-    opened: dict[str, Any] = {"viewer": viewer}
-    for name in DOCKED_WIDGETS:
-        _, widget = viewer.window.add_plugin_dock_widget("lsci", name)
-        opened[name] = widget
+    opened: dict[str, Any] = bedside.open_bedside(viewer)
+    if path is not None:
+        bedside.recording_time_axis(viewer, path)
     return opened
 
 
@@ -65,8 +81,8 @@ def _scale_bar(viewer: Any) -> Any:
     return canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
 
 
-def show(path: Path) -> None:
-    """Open napari on the recording ``path`` and run it until its window is closed.
+def show(path: Path | None) -> None:
+    """Open napari on the recording ``path`` (or to acquire) until its window is closed.
 
     Raises
     ------
@@ -85,9 +101,16 @@ def show(path: Path) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def view(file: Path) -> None:
-    """Show the recording FILE in napari: raw frames, stored maps, events and lsci's widgets."""
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def view(file: Path | None) -> None:
+    """The bedside workspace in napari: acquire live, or show the recording FILE.
+
+    Raw frames, stored maps, events, live acquisition with its calibrated perfusion,
+    hypoperfused area and ROI traces, the before/after comparison and its export.
+    """
     # Checked first: a file that is not a recording gets lsci's message, not napari's.
-    open_recording(file).close()
+    if file is not None:
+        open_recording(file).close()
     show(file)

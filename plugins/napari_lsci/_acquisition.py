@@ -8,12 +8,15 @@ why not), and starts and stops a run.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineSummary, recording_metadata
-from lsci.drivers.base import Camera, Roi
+from lsci.core.models import default_model
+from lsci.drivers.base import Camera, Roi, UnsupportedFeatureError
 from lsci.drivers.registry import CAMERA_KINDS, OpenOptions, camera_kind
 from lsci.recording import RecordingWriter
 
@@ -23,7 +26,9 @@ __all__ = [
     "SettingState",
     "camera_choices",
     "devices",
+    "live_settings",
     "open_camera",
+    "session_file",
     "setting_states",
     "takes",
 ]
@@ -171,6 +176,44 @@ def apply_setting(camera: Camera, name: str, value: Any) -> None:
     camera.set(name, value)
 
 
+def session_file(folder: str | Path, *, now: float | None = None) -> Path:
+    """A new recording file in ``folder`` named by the local date and time, never an existing one.
+
+    ``lsci-2026-12-01-1432.h5``, then ``lsci-2026-12-01-1432-2.h5`` and so on: the user
+    records without typing a name.
+    """
+    stamp = time.strftime("%Y-%m-%d-%H%M", time.localtime(now))
+    folder = Path(folder)
+    candidate = folder / f"lsci-{stamp}.h5"
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = folder / f"lsci-{stamp}-{number}.h5"
+    return candidate
+
+
+def live_settings(
+    camera: Camera, *, display_rate_hz: float = 10.0, window: int = 7, beta: float = 1.0
+) -> LiveSettings:
+    """Live settings for a camera: the offline default model for its exposure time.
+
+    1/τc (1/s) when the camera reports its exposure (:func:`lsci.core.models.default_model`),
+    computed with ``beta``; 1/K² (a.u.) otherwise.
+    """
+    try:
+        exposure = camera.get("exposure_s")
+    except UnsupportedFeatureError:
+        exposure = None
+    exposure_s = float(exposure) if isinstance(exposure, int | float) else None
+    return LiveSettings(
+        window=window,
+        model=default_model(exposure_s),
+        exposure_s=exposure_s,
+        beta=beta,
+        max_rate_hz=display_rate_hz,
+    )
+
+
 class AcquisitionRun:
     """One start-to-stop run of the pipeline on an open camera, optionally recorded.
 
@@ -183,7 +226,12 @@ class AcquisitionRun:
     display_rate_hz : float
         Most live maps per second (the pipeline skips the others): what the display affords.
     window : int
-        Spatial window of the live flow index, odd >= 3.
+        Spatial window of the live map, odd >= 3.
+    beta : float
+        Coherence factor β of the optics for the live 1/τc (1 when not calibrated).
+    pixel_size_um, magnification : float, optional
+        The optics, written with the recording: the pixel size on the skin is their ratio
+        (:func:`lsci.analysis.scale.scale_from_metadata`).
 
     Attributes
     ----------
@@ -198,16 +246,23 @@ class AcquisitionRun:
         *,
         display_rate_hz: float = 10.0,
         window: int = 7,
+        beta: float = 1.0,
+        pixel_size_um: float | None = None,
+        magnification: float | None = None,
     ) -> None:
+        live = live_settings(camera, display_rate_hz=display_rate_hz, window=window, beta=beta)
+        metadata = dataclasses.replace(
+            recording_metadata(camera), pixel_size_um=pixel_size_um, magnification=magnification
+        )
+        self.metadata = metadata
         writer = None
         if path is not None:
             writer = RecordingWriter(
                 path,
-                recording_metadata(camera),
+                metadata,
                 frame_shape=camera.frame_shape,
                 dtype=camera.frame_dtype,
             )
-        live = LiveSettings(window=window, model="inverse_k2", max_rate_hz=display_rate_hz)
         try:
             self.pipeline = AcquisitionPipeline(camera, writer, live=live)
         except BaseException:

@@ -29,6 +29,7 @@ __all__ = [
     "CONTRAST_COLORMAP",
     "PERFUSION_COLORMAP",
     "RAW_COLORMAP",
+    "display_limits",
     "frames_between_maps",
     "object_pixel_um",
     "product_style",

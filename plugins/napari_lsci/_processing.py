@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from lsci.calibration import BetaCalibration, CalibrationError
 from lsci.processing import ProcessingSettings, process_frames, process_recording
-from lsci.recording import open_recording
+from lsci.recording import load_calibration, open_recording
 from napari_lsci._display import product_style
 from napari_lsci._reader import LayerData, recording_layers
 
@@ -25,17 +24,15 @@ Progress = Callable[[int, int], None]
 
 
 def beta_calibrations(path: str | Path) -> dict[str, float]:
-    """The β values stored in a recording's calibrations, by calibration name.
-
-    A calibration counts when it has a numeric ``beta`` attribute in (0, 1] (as
-    :class:`lsci.calibration.BetaCalibration` stores it).
-    """
+    """The β values of the :class:`lsci.calibration.BetaCalibration` stored with a recording,
+    by calibration name (calibrations of other kinds are left out)."""
     found: dict[str, float] = {}
     with open_recording(path) as recording:
-        for name, calibration in recording.calibrations.items():
-            value = calibration.attrs.get("beta")
-            if isinstance(value, int | float | np.floating) and 0 < float(value) <= 1:
-                found[name] = float(value)
+        for name in recording.calibrations:
+            try:
+                found[name] = load_calibration(recording, BetaCalibration, name).beta
+            except CalibrationError:
+                continue
     return found
 
 

@@ -1,17 +1,41 @@
-"""Small pieces the widgets share: adding layers, error notifications, image-layer choices."""
+"""Small pieces the widgets share: adding layers, error notifications, image-layer choices, and
+keeping a dock within the screen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from magicgui.widgets import Container as MagicContainer
+from magicgui.widgets import Label as MagicLabel
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QAbstractScrollArea,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QSizePolicy,
+    QWidget,
+)
+from superqt.utils import ensure_main_thread
 
 from lsci.errors import LsciError
 
-__all__ = ["chosen_file", "image_layers", "notify_error", "put_layers"]
+__all__ = [
+    "NewestOnly",
+    "chosen_file",
+    "fit_to_dock",
+    "image_layers",
+    "notify_error",
+    "put_layers",
+    "show_status",
+]
+
+#: Characters a combo box or text field asks room for; longer entries scroll or elide.
+_FIELD_CHARS = 12
 
 
 def chosen_file(value: Any) -> Path | None:
@@ -66,3 +90,81 @@ def put_layers(viewer: Any, layer_data: Iterable[tuple[Any, dict[str, Any], str]
 def image_layers(viewer: Any) -> list[Image]:
     """The viewer's image layers, in layer-list order."""
     return [layer for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def fit_to_dock(widget: Any) -> Any:
+    """Keep a widget's text from setting its dock's width.
+
+    Message labels (magicgui ``Label`` widgets) wrap their text and take the width the layout
+    gives them, so a long status or error message no longer widens the dock and pushes the
+    window off the screen; other labels wrap. Combo boxes and text fields ask for room for a
+    few characters only, and tables for none: they show the rest when opened or scrolled.
+    Applied to the widget (a magicgui widget or a Qt widget) and all its children, once,
+    after they are built.
+    """
+    native: QWidget = getattr(widget, "native", widget)
+    messages = {id(w.native) for w in _magicgui_labels(widget)}
+    for label in native.findChildren(QLabel):
+        label.setWordWrap(True)
+        if id(label) in messages:
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.setMinimumWidth(0)
+    for combo in native.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(_FIELD_CHARS)
+    for field in native.findChildren(QLineEdit):
+        field.setMinimumWidth(0)
+        field.setSizePolicy(QSizePolicy.Policy.Ignored, field.sizePolicy().verticalPolicy())
+    for table in native.findChildren(QAbstractScrollArea):
+        table.setSizePolicy(QSizePolicy.Policy.Ignored, table.sizePolicy().verticalPolicy())
+        table.setMinimumWidth(0)
+    return widget
+
+
+def _magicgui_labels(widget: Any) -> list[Any]:
+    """The magicgui ``Label`` widgets in a magicgui container tree."""
+    if isinstance(widget, MagicLabel):
+        return [widget]
+    if isinstance(widget, MagicContainer):
+        return [label for child in widget for label in _magicgui_labels(child)]
+    return []
+
+
+def show_status(label: Any, text: str) -> None:
+    """Show ``text`` in a magicgui Label, wrapped, with the whole text as its tooltip."""
+    label.value = text
+    label.tooltip = text
+
+
+class NewestOnly:
+    """Hand values from any thread to a GUI-thread callback, the newest only.
+
+    A value arriving while the previous one still waits for the GUI thread replaces it, so a
+    busy GUI shows the newest live map a little later instead of falling further and further
+    behind a queue of old ones.
+
+    Parameters
+    ----------
+    callback : callable
+        Called in the GUI thread with the newest value.
+    """
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._queued = False
+
+    def __call__(self, value: Any) -> None:
+        with self._lock:
+            self._value = value
+            if self._queued:
+                return
+            self._queued = True
+        self._deliver()
+
+    @ensure_main_thread
+    def _deliver(self) -> None:
+        with self._lock:
+            value, self._value, self._queued = self._value, None, False
+        self._callback(value)

@@ -75,7 +75,7 @@ def test_acquire_from_the_simulated_camera(widget: AcquireWidget, qtbot, tmp_pat
     assert widget.camera is None
 
 
-def test_acquire_settings_errors_are_reported(widget: AcquireWidget) -> None:
+def test_acquire_settings_errors_are_reported(widget: AcquireWidget, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="connect a camera"):
         widget.start()
     widget.connect_camera()
@@ -85,7 +85,8 @@ def test_acquire_settings_errors_are_reported(widget: AcquireWidget) -> None:
     widget.roi.value = ""
     widget.record.value = True
     widget.file.value = ""
-    with pytest.raises(ValueError, match="choose the file"):
+    widget.folder.value = tmp_path / "missing"
+    with pytest.raises(ValueError, match="does not exist"):
         widget.start()
     widget.disconnect_camera()
 
@@ -112,3 +113,39 @@ def test_acquire_from_a_genicam_producer(widget: AcquireWidget, qtbot, tmp_path:
     widget.apply_settings()
     _acquire(qtbot, widget, tmp_path / "viky.h5")
     widget.disconnect_camera()
+
+
+def test_live_view_keeps_its_colour_scale_and_shows_its_unit(
+    widget: AcquireWidget, qtbot, tmp_path: Path
+) -> None:
+    widget.connect_camera()
+    widget.folder.value = tmp_path
+    widget.file.value = ""
+    widget.start()
+    qtbot.waitUntil(
+        lambda: widget.last_update is not None and widget.last_update.limits.fixed,
+        timeout=60_000,
+    )
+    live = widget.viewer.layers[LIVE_LAYER]
+    # Calibrated: 1/τc from the camera's exposure, shown with a colour bar.
+    assert live.metadata["unit"] == "1/τc (1/s)"
+    assert live.colorbar.visible
+    assert "1/τc (1/s)" in widget.viewer.canvas.overlays.text.text
+    fixed = tuple(live.contrast_limits)
+    seen = widget.live_maps
+    qtbot.waitUntil(lambda: widget.live_maps >= seen + 5, timeout=30_000)
+    # Never refitted on its own...
+    assert tuple(live.contrast_limits) == fixed
+    # ...only by the user.
+    widget.set_colour_max(123.0)
+    seen = widget.live_maps
+    qtbot.waitUntil(lambda: widget.live_maps >= seen + 3, timeout=30_000)
+    assert tuple(live.contrast_limits) == (0.0, 123.0)
+    summary = widget.stop()
+    # Recorded without typing a name: a dated file in the folder.
+    assert summary.path is not None
+    assert summary.path.parent == tmp_path
+    assert summary.path.name.startswith("lsci-")
+    # The raw speckle does not cover the perfusion map after Stop.
+    assert not widget.viewer.layers[f"{summary.path.stem} raw [ADU]"].visible
+    assert live.visible

@@ -12,6 +12,7 @@ pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[n
 
 from napari.utils.notifications import notification_manager
 
+from lsci.calibration import BetaCalibration
 from lsci.recording import open_recording, save_calibration
 from napari_lsci._events_widget import EventsWidget
 from napari_lsci._process_widget import ProcessWidget
@@ -77,7 +78,13 @@ def test_process_a_recording_file_stores_and_shows_its_maps(
 
 def test_tau_model_takes_beta_from_a_stored_calibration(make_napari_viewer, tmp_path: Path) -> None:
     path = write_small_recording(tmp_path / "raw.h5", processed=False)
-    save_calibration(path, "beta", {"beta_map": np.full((2, 2), 0.8)}, {"beta": 0.8})
+    # As lsci's β calibration stores itself: β a dataset, beta_median an attribute.
+    measured = BetaCalibration(
+        beta=0.8, mode="spatial", window=7, ddof=0, beta_median=0.79, k2_spread=0.01, n_frames=4
+    )
+    save_calibration(path, "beta", *measured.to_arrays_attrs())
+    # Another kind of calibration stored beside it is not offered as a β.
+    save_calibration(path, "notes", {"values": np.zeros(2)}, {"beta": 0.5})
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="lsci")
     widget = ProcessWidget(viewer)

@@ -47,7 +47,7 @@ def test_view_refuses_a_file_that_is_not_a_recording(tmp_path: Path) -> None:
 
 
 def test_view_opens_the_recording_with_the_widgets_docked(
-    make_napari_viewer, recording: Path
+    make_napari_viewer, qtbot, recording: Path
 ) -> None:
     pytest.importorskip("qtpy", reason="no Qt binding installed")
     opened = open_viewer(recording, viewer=make_napari_viewer())
@@ -59,3 +59,12 @@ def test_view_opens_the_recording_with_the_widgets_docked(
     # The Process widget is ready to process the file just opened.
     assert opened["Process"].recording_path() == recording
     assert opened["Events"].summary.value == "2 events"
+    # The bedside layout: Acquire docked too, the recording at its start, time in seconds.
+    assert type(opened["Acquire"]).__name__ == "AcquireWidget"
+    assert type(opened["lsci: bedside"]).__name__ == "BedsideWidget"
+    assert viewer.dims.current_step[0] == 0
+    qtbot.wait(50)
+    slider = viewer.window._qt_viewer.dims.slider_widgets[0]
+    assert slider.curslice_label.text() == "0.0 s"
+    assert slider.totslice_label.text().endswith(" s")
+    assert "t = 0.00 s" in viewer.canvas.overlays.text.text
