@@ -59,8 +59,9 @@ from napari_lsci._ui import (
 if TYPE_CHECKING:
     import napari.viewer
 
-__all__ = ["LIVE_LAYER", "OUTLINE_LAYER", "AcquireSignals", "AcquireWidget"]
+__all__ = ["LIVE_LAYER", "OUTLINE_LAYER", "AcquireSignals", "AcquireWidget", "live_layer"]
 
+#: Name of the live map's layer, followed by its unit (hover values then carry it).
 LIVE_LAYER = "live perfusion"
 OUTLINE_LAYER = "live hypoperfused outline"
 perfusion_limits = functools.partial(display_limits, "perfusion")
@@ -459,8 +460,9 @@ class AcquireWidget(Container):
         self.analysis.refit_limits()
 
     def _apply_limits(self, lower: float, upper: float) -> None:
-        if LIVE_LAYER in self.viewer.layers:
-            self.viewer.layers[LIVE_LAYER].contrast_limits = (lower, upper)
+        layer = live_layer(self.viewer)
+        if layer is not None:
+            layer.contrast_limits = (lower, upper)
 
     # ------------------------------------------------------------------ signals
     # The pipeline and the analysis emit from their threads; ensure_main_thread (and
@@ -474,22 +476,25 @@ class AcquireWidget(Container):
         self.last_update = update
         limits = (update.limits.lower, update.limits.upper)
         pixel = scale_from_metadata(self.run.metadata) if self.run is not None else None
-        if LIVE_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[LIVE_LAYER]
+        name = f"{LIVE_LAYER} [{update.unit}]"
+        metadata = {"lsci_live": True, "unit": update.unit, "frame_id": update.frame_id}
+        layer = live_layer(self.viewer)
+        if layer is not None:
             layer.data = update.perfusion
             layer.contrast_limits = limits
-            layer.metadata = {**layer.metadata, "unit": update.unit, "frame_id": update.frame_id}
+            layer.metadata = metadata
+            layer.name = name
         else:
             # Micrometres on the skin, as the reader places a recording's layers.
             scale = (1.0, 1.0) if pixel is None else (pixel.pixel_size_mm * 1e3,) * 2
             layer = self.viewer.add_image(
                 update.perfusion,
-                name=LIVE_LAYER,
+                name=name,
                 colormap=PERFUSION_COLORMAP,
                 contrast_limits=limits,
                 scale=scale,
                 units=("um", "um") if pixel is not None else ("pixel", "pixel"),
-                metadata={"unit": update.unit, "frame_id": update.frame_id},
+                metadata=metadata,
             )
             layer.colorbar.visible = True
             self.viewer.canvas.overlays.scale_bar.visible = True
@@ -597,6 +602,11 @@ class AcquireWidget(Container):
                 notify_error(exc)
 
         return call
+
+
+def live_layer(viewer: Any) -> Any:
+    """The viewer's live map layer (named :data:`LIVE_LAYER` and its unit), None before one."""
+    return next((layer for layer in viewer.layers if layer.metadata.get("lsci_live")), None)
 
 
 def live_caption(update: LiveUpdate) -> str:

@@ -60,7 +60,7 @@ from lsci.analysis.time_windows import DEFAULT_WINDOW_S
 from lsci.cli import compare as cli_compare
 from lsci.recording import Event, open_recording
 from lsci.viz.display import CHANGE_COLORMAP, PERFUSION_COLORMAP, symmetric_limits
-from napari_lsci._acquire_widget import AcquireWidget
+from napari_lsci._acquire_widget import AcquireWidget, live_layer
 from napari_lsci._colorbar import ColourBar, ColourBarWidget
 from napari_lsci._compare import TABLE_COLUMNS, area_text, table_rows
 from napari_lsci._display import robust_limits
@@ -96,6 +96,7 @@ REPORT_FILES = {
     "traces": "roi_traces.csv",
     "video": "live_perfusion.avi",
 }
+#: The result's panels; the perfusion panels' names end with their unit (`` [1/τc (1/s)]``).
 RESULT_LAYERS = ("bedside: before", "bedside: after (registered)", "bedside: change [%]")
 RESULT_OUTLINES = "bedside: hypoperfused before (cyan) / after (magenta)"
 #: Gap between the before, after and change panels, in pixels of the maps.
@@ -370,10 +371,9 @@ class BedsideWidget(QWidget):
         return layer
 
     def _map_layer(self) -> Any:
-        from napari_lsci._acquire_widget import LIVE_LAYER
-
-        if LIVE_LAYER in self.viewer.layers:
-            return self.viewer.layers[LIVE_LAYER]
+        live = live_layer(self.viewer)
+        if live is not None:
+            return live
         for layer in self.viewer.layers:
             if layer.metadata.get("lsci_path") and layer.ndim >= 2:
                 return layer
@@ -532,11 +532,14 @@ class BedsideWidget(QWidget):
         upper = robust_limits(np.concatenate([comparison.before.ravel(), comparison.after.ravel()]))
         limits = (0.0, upper[1])
         for layer in viewer.layers:
-            if layer.name not in (*RESULT_LAYERS, RESULT_OUTLINES, ROI_LAYER):
+            if "lsci_bedside" not in layer.metadata and layer.name not in (
+                RESULT_OUTLINES,
+                ROI_LAYER,
+            ):
                 layer.visible = False
         panels = (
-            (RESULT_LAYERS[0], comparison.before, PERFUSION_COLORMAP, limits, unit),
-            (RESULT_LAYERS[1], comparison.after, PERFUSION_COLORMAP, limits, unit),
+            (f"{RESULT_LAYERS[0]} [{unit}]", comparison.before, PERFUSION_COLORMAP, limits, unit),
+            (f"{RESULT_LAYERS[1]} [{unit}]", comparison.after, PERFUSION_COLORMAP, limits, unit),
             (
                 RESULT_LAYERS[2],
                 comparison.percent_change,
@@ -547,20 +550,28 @@ class BedsideWidget(QWidget):
         )
         for index, (name, data, colormap, clim, layer_unit) in enumerate(panels):
             kwargs = {
+                "name": name,
                 "colormap": colormap,
                 "contrast_limits": clim,
                 "scale": (pixel, pixel),
                 "translate": (0.0, index * step),
-                "metadata": {"unit": layer_unit},
+                "metadata": {"unit": layer_unit, "lsci_bedside": RESULT_LAYERS[index]},
             }
-            if name in viewer.layers:
-                layer = viewer.layers[name]
+            layer = next(
+                (
+                    layer
+                    for layer in viewer.layers
+                    if layer.metadata.get("lsci_bedside") == RESULT_LAYERS[index]
+                ),
+                None,
+            )
+            if layer is not None:
                 layer.data = data
                 for key, value in kwargs.items():
                     setattr(layer, key, value)
                 layer.visible = True
             else:
-                layer = viewer.add_image(data, name=name, units=units, **kwargs)
+                layer = viewer.add_image(data, units=units, **kwargs)
             layer.colorbar.visible = index != 1
         if result.areas is not None:
             mask = result.areas.before.mask.astype(np.uint8) + 2 * result.areas.after.mask.astype(

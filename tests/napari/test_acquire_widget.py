@@ -12,7 +12,7 @@ pytest.importorskip("napari", reason="napari is not installed (pip install 'lsci
 pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[napari]')")
 
 from lsci.recording import open_recording
-from napari_lsci._acquire_widget import LIVE_LAYER, AcquireWidget
+from napari_lsci._acquire_widget import LIVE_LAYER, AcquireWidget, live_layer
 
 pytestmark = pytest.mark.napari
 
@@ -68,7 +68,8 @@ def test_acquire_from_the_simulated_camera(widget: AcquireWidget, qtbot, tmp_pat
     assert widget.camera.get("exposure_s") == pytest.approx(0.002)
     assert widget.camera.frame_shape == (96, 128)
     _acquire(qtbot, widget, tmp_path / "sim.h5")
-    live = widget.viewer.layers[LIVE_LAYER]
+    live = live_layer(widget.viewer)
+    assert live.name.startswith(LIVE_LAYER)
     assert live.data.shape == (96, 128)
     assert live.colormap.name == "inferno"
     widget.disconnect_camera()
@@ -126,7 +127,8 @@ def test_live_view_keeps_its_colour_scale_and_shows_its_unit(
         lambda: widget.last_update is not None and widget.last_update.limits.fixed,
         timeout=60_000,
     )
-    live = widget.viewer.layers[LIVE_LAYER]
+    live = live_layer(widget.viewer)
+    assert live.name.startswith(LIVE_LAYER)
     # Calibrated: 1/τc from the camera's exposure, shown with a colour bar.
     assert live.metadata["unit"] == "1/τc (1/s)"
     assert live.colorbar.visible

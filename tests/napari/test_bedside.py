@@ -30,7 +30,7 @@ from lsci.cli import main as lsci_main
 from lsci.cli.view import DOCKED_WIDGETS, open_viewer
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
 from lsci.sim.needling import HEALTHY, NeedlingScene
-from napari_lsci._acquire_widget import LIVE_LAYER
+from napari_lsci._acquire_widget import LIVE_LAYER, live_layer
 from napari_lsci._bedside import NEEDLING_END, NEEDLING_START, REPORT_FILES
 
 pytestmark = pytest.mark.napari
@@ -148,7 +148,8 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     assert written == sorted(REPORT_FILES.values()), bedside.status.text()
 
     # The live view carried its unit, a colour bar and the live outline and area.
-    live = viewer.layers[LIVE_LAYER]
+    live = live_layer(viewer)
+    assert live.name == f"{LIVE_LAYER} [1/τc (1/s)]"
     assert live.colorbar.visible
     assert live.metadata["unit"] == "1/τc (1/s)"
     assert bedside.colour_bar.bar is not None
@@ -217,7 +218,7 @@ def test_a_needling_case_in_ten_actions_gives_the_numbers_of_lsci_compare(
     # The result: before, after and change panels, each colour bar with its unit.
     assert "Hypoperfused area" in bedside.result_text.toPlainText()
     assert bedside.table.rowCount() == 2
-    for name in ("bedside: before", "bedside: change [%]"):
+    for name in ("bedside: before [1/τc (1/s)]", "bedside: change [%]"):
         assert viewer.layers[name].colorbar.visible
     assert viewer.layers["bedside: change [%]"].metadata["unit"] == "%"
     assert_fits_the_screen(viewer)
