@@ -123,14 +123,13 @@ def _simulated(report: Report, folder: Path, seconds: float) -> None:
                     "pipeline_drops": s.frames_dropped_pipeline,
                 }
             )
-            if not lossless:
+            # A rate counts when no frame was lost and the camera kept (nearly) to it.
+            if not lossless or summary.mean_frame_rate_hz < REACHED * rate:
                 break
-            best = max(best, summary.mean_frame_rate_hz)
-            if summary.mean_frame_rate_hz < REACHED * rate:
-                break
+            best = rate
     report.extra["pipeline_simulated_steps"] = steps
     report.targets.append(
-        Target("simulated 1024² u8 replay: highest lossless rate (frames/s)", best, 200)
+        Target("simulated 1024² u8 replay: highest lossless requested rate (frames/s)", best, 200)
     )
 
 
