@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
     QComboBox,
@@ -738,14 +738,35 @@ def _text_label(text: str, *, lines: int) -> QLabel:
     return label
 
 
+class _DockScroll(QScrollArea):
+    """A vertical scroll area exactly as wide as its widget's layout needs beside a scroll bar.
+
+    A tall widget never makes the window taller, and, its text wrapping, never wider: the
+    dock is as wide as the widest layout it holds.
+    """
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        needed = (
+            inner.minimumSizeHint().width()
+            + self.verticalScrollBar().sizeHint().width()
+            + 2 * self.frameWidth()
+        )
+        return QSize(max(hint.width(), needed), hint.height())
+
+
 def _scrolled(widget: QWidget) -> QScrollArea:
-    """``widget`` in a vertical scroll area: a tall widget never makes the window taller."""
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(widget)
-    area.setMinimumWidth(0)
-    return area
+    """``widget`` in a :class:`_DockScroll`."""
+    return _DockScroll(widget)
 
 
 def dock_companions(viewer: Any, bedside: BedsideWidget, *, dock_bedside: bool) -> dict[str, Any]:
@@ -813,7 +834,7 @@ def open_bedside(viewer: Any) -> dict[str, Any]:
     return {"viewer": viewer, **docked}
 
 
-class BedsideLayout(QScrollArea):
+class BedsideLayout(_DockScroll):
     """The "lsci: bedside" entry of napari's Plugins menu: the bedside dock (napari docks this)
     with its companions docked beside it, and the window fitted to the screen.
 
@@ -829,12 +850,10 @@ class BedsideLayout(QScrollArea):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
         # napari hands plugins a proxy of the viewer; the layout sizes the window itself.
         viewer = getattr(viewer, "__wrapped__", viewer)
-        self.bedside = BedsideWidget(viewer)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setWidget(self.bedside)
+        bedside = BedsideWidget(viewer)
+        super().__init__(bedside)
+        self.bedside = bedside
         dock_companions(viewer, self.bedside, dock_bedside=False)
         QTimer.singleShot(0, lambda: fit_window_to_screen(viewer))

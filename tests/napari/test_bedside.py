@@ -245,6 +245,11 @@ def test_long_messages_wrap_instead_of_widening_the_window(layout: dict[str, Any
     QApplication.processEvents()
     assert window.width() == width
     assert_fits_the_screen(viewer)
+    # No widget is wider than its dock's view of it: nothing is cut off on the right.
+    for name in ("lsci: bedside", "Acquire", "Process", "Compare before/after", "Events"):
+        widget = opened[name]
+        native = getattr(widget, "native", widget)
+        assert native.width() <= native.parentWidget().width(), name
 
 
 def test_the_plugins_menu_opens_the_bedside_layout(make_napari_viewer, qtbot) -> None:
