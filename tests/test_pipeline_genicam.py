@@ -51,13 +51,16 @@ def test_viky_records_every_delivered_frame_while_computing_live_maps(tmp_path: 
         camera_stats = cam.stats()
     stats = summary.stats
     assert stats.frames_received == camera_stats.frames_read > 100
-    assert stats.frames_dropped_camera == camera_stats.frames_dropped == 0
+    # Frames the producer drops before lsci fetches them (its buffers overflow when the machine
+    # is busy) are counted, never hidden; what the pipeline guarantees is that it loses none.
+    assert stats.frames_dropped_camera == camera_stats.frames_dropped
     assert stats.frames_dropped_pipeline == 0
     assert stats.frames_recorded == stats.frames_received
     assert stats.live_maps > 0
     with open_recording(path) as rec:
         assert rec.closed_cleanly
         assert len(rec) == stats.frames_recorded
+        assert rec.dropped_frames == stats.frames_dropped_camera
         ids = rec.frame_ids.astype(np.int64)
         np.testing.assert_array_equal(np.diff(ids), 1)
         assert (rec.camera_timestamps_ns == -1).all()  # viky gives no camera time stamps

@@ -192,4 +192,4 @@ def test_invalid_parameters_are_named() -> None:
     with pytest.raises(ValueError, match="mask"):
         SpeckleScene(np.ones((32, 32)), changes=[FlowChange(1.0, 2.0, np.ones((4, 4), bool))])
     with pytest.raises(ValueError, match=r"weights of change 'x' must lie in \[0, 1\]"):
-        SpeckleScene(np.ones((4, 4)), changes=[FlowChange(1.0, 2.0, np.full((4, 4), 1.5), "x")])
+        SpeckleScene(np.ones((16, 16)), changes=[FlowChange(1.0, 2.0, np.full((16, 16), 1.5), "x")])
