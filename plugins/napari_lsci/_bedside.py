@@ -55,7 +55,7 @@ from superqt.utils import create_worker, ensure_main_thread
 
 from lsci.analysis.compare_recordings import RecordingComparison, compare_events
 from lsci.analysis.delineation import AreaComparison
-from lsci.analysis.live import LiveAnalysis, LiveUpdate
+from lsci.analysis.live import LiveAnalysis, LiveUpdate, Trace
 from lsci.analysis.time_windows import DEFAULT_WINDOW_S
 from lsci.cli import compare as cli_compare
 from lsci.recording import Event, open_recording
@@ -65,7 +65,7 @@ from napari_lsci._colorbar import ColourBar, ColourBarWidget
 from napari_lsci._compare import TABLE_COLUMNS, area_text, table_rows
 from napari_lsci._display import robust_limits
 from napari_lsci._rois import REFERENCE_NAME, ROI_LAYER, ensure_roi_layer, named_rois, roi_layer
-from napari_lsci._traces import TracesWidget, write_traces_csv
+from napari_lsci._traces import TracesWidget, recording_traces, write_traces_csv
 from napari_lsci._ui import NewestOnly, fit_to_dock, notify_error
 from napari_lsci._video import LiveVideo
 
@@ -263,6 +263,7 @@ class BedsideWidget(QWidget):
         self.result: BedsideResult | None = None
         self.recording: Path | None = None
         self.worker: Any = None
+        self.trace_worker: Any = None
         self.video = LiveVideo()
         self.traces = TracesWidget()
         self.marks: list[Event] = []
@@ -393,6 +394,39 @@ class BedsideWidget(QWidget):
         else:
             self.roi_name.setCurrentText(f"ROI {len(names) + 1}")
         self.acquire.rois_changed()
+        if self.analysis is None:
+            self.trace_recording()
+
+    def trace_recording(self) -> Any:
+        """Draw the traces of the named regions over the reviewed recording's processed
+        perfusion maps (:func:`napari_lsci._traces.recording_traces`), in a worker thread.
+
+        Returns
+        -------
+        worker or None
+            None without a recording or regions.
+        """
+        path = self.recording_path()
+        rois = named_rois(roi_layer(self.viewer))
+        if path is None or not rois:
+            return None
+        reference = REFERENCE_NAME if REFERENCE_NAME in rois else None
+        self.trace_worker = create_worker(
+            recording_traces,
+            path,
+            rois,
+            reference,
+            _connect={"returned": self._show_recording_traces, "errored": notify_error},
+        )
+        return self.trace_worker
+
+    def _show_recording_traces(self, traces: tuple[dict[str, Trace], list[Event]] | None) -> None:
+        if traces is None:
+            self._set_status("process the recording (Process tab) to see its ROI traces")
+            return
+        self.marks = traces[1]
+        unit = next(iter(traces[0].values())).unit if traces[0] else ""
+        self.traces.plot(traces[0], self.marks, unit=unit, force=True)
 
     def recording_path(self) -> Path | None:
         """The recording to compare: the last one acquired, else one opened in the viewer."""
