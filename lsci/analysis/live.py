@@ -268,7 +268,6 @@ class LiveAnalysis:
         self._pending: tuple[np.ndarray, FrameInfo] | None = None
         self._finishing = False
         self._thread: threading.Thread | None = None
-        self.updates = 0
         self.set_rois(rois or {}, reference)
 
     # -- regions and colour scale -------------------------------------------------------
@@ -449,7 +448,6 @@ class LiveAnalysis:
                         float(delineation.area_px) if area is None else area
                     )
                 self._levels.append(math.nan if level is None else level)
-            self.updates += 1
         return LiveUpdate(
             perfusion=perfusion,
             time_s=time_s,

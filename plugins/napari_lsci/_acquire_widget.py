@@ -238,7 +238,7 @@ class AcquireWidget(Container):
         self.refit_colours_button.clicked.connect(self._guarded(self.refit_colours))
         self._kind_changed()
         self._update_enabled()
-        fit_to_dock(self.native)
+        fit_to_dock(self)
 
     def _set_status(self, text: str) -> None:
         show_status(self.status, text)

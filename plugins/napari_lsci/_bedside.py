@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
     QComboBox,
@@ -55,7 +55,7 @@ from superqt.utils import create_worker, ensure_main_thread
 
 from lsci.analysis.compare_recordings import RecordingComparison, compare_events
 from lsci.analysis.delineation import AreaComparison
-from lsci.analysis.live import LiveAnalysis, LiveUpdate
+from lsci.analysis.live import LiveAnalysis, LiveUpdate, Trace
 from lsci.analysis.time_windows import DEFAULT_WINDOW_S
 from lsci.cli import compare as cli_compare
 from lsci.recording import Event, open_recording
@@ -65,7 +65,7 @@ from napari_lsci._colorbar import ColourBar, ColourBarWidget
 from napari_lsci._compare import TABLE_COLUMNS, area_text, table_rows
 from napari_lsci._display import robust_limits
 from napari_lsci._rois import REFERENCE_NAME, ROI_LAYER, ensure_roi_layer, named_rois, roi_layer
-from napari_lsci._traces import TracesWidget, write_traces_csv
+from napari_lsci._traces import TracesWidget, recording_traces, write_traces_csv
 from napari_lsci._ui import NewestOnly, fit_to_dock, notify_error
 from napari_lsci._video import LiveVideo
 
@@ -263,6 +263,7 @@ class BedsideWidget(QWidget):
         self.result: BedsideResult | None = None
         self.recording: Path | None = None
         self.worker: Any = None
+        self.trace_worker: Any = None
         self.video = LiveVideo()
         self.traces = TracesWidget()
         self.marks: list[Event] = []
@@ -393,6 +394,39 @@ class BedsideWidget(QWidget):
         else:
             self.roi_name.setCurrentText(f"ROI {len(names) + 1}")
         self.acquire.rois_changed()
+        if self.analysis is None:
+            self.trace_recording()
+
+    def trace_recording(self) -> Any:
+        """Draw the traces of the named regions over the reviewed recording's processed
+        perfusion maps (:func:`napari_lsci._traces.recording_traces`), in a worker thread.
+
+        Returns
+        -------
+        worker or None
+            None without a recording or regions.
+        """
+        path = self.recording_path()
+        rois = named_rois(roi_layer(self.viewer))
+        if path is None or not rois:
+            return None
+        reference = REFERENCE_NAME if REFERENCE_NAME in rois else None
+        self.trace_worker = create_worker(
+            recording_traces,
+            path,
+            rois,
+            reference,
+            _connect={"returned": self._show_recording_traces, "errored": notify_error},
+        )
+        return self.trace_worker
+
+    def _show_recording_traces(self, traces: tuple[dict[str, Trace], list[Event]] | None) -> None:
+        if traces is None:
+            self._set_status("process the recording (Process tab) to see its ROI traces")
+            return
+        self.marks = traces[1]
+        unit = next(iter(traces[0].values())).unit if traces[0] else ""
+        self.traces.plot(traces[0], self.marks, unit=unit, force=True)
 
     def recording_path(self) -> Path | None:
         """The recording to compare: the last one acquired, else one opened in the viewer."""
@@ -738,14 +772,35 @@ def _text_label(text: str, *, lines: int) -> QLabel:
     return label
 
 
+class _DockScroll(QScrollArea):
+    """A vertical scroll area exactly as wide as its widget's layout needs beside a scroll bar.
+
+    A tall widget never makes the window taller, and, its text wrapping, never wider: the
+    dock is as wide as the widest layout it holds.
+    """
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        needed = (
+            inner.minimumSizeHint().width()
+            + self.verticalScrollBar().sizeHint().width()
+            + 2 * self.frameWidth()
+        )
+        return QSize(max(hint.width(), needed), hint.height())
+
+
 def _scrolled(widget: QWidget) -> QScrollArea:
-    """``widget`` in a vertical scroll area: a tall widget never makes the window taller."""
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(widget)
-    area.setMinimumWidth(0)
-    return area
+    """``widget`` in a :class:`_DockScroll`."""
+    return _DockScroll(widget)
 
 
 def dock_companions(viewer: Any, bedside: BedsideWidget, *, dock_bedside: bool) -> dict[str, Any]:
@@ -813,7 +868,7 @@ def open_bedside(viewer: Any) -> dict[str, Any]:
     return {"viewer": viewer, **docked}
 
 
-class BedsideLayout(QScrollArea):
+class BedsideLayout(_DockScroll):
     """The "lsci: bedside" entry of napari's Plugins menu: the bedside dock (napari docks this)
     with its companions docked beside it, and the window fitted to the screen.
 
@@ -829,12 +884,10 @@ class BedsideLayout(QScrollArea):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        super().__init__()
         # napari hands plugins a proxy of the viewer; the layout sizes the window itself.
         viewer = getattr(viewer, "__wrapped__", viewer)
-        self.bedside = BedsideWidget(viewer)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setWidget(self.bedside)
+        bedside = BedsideWidget(viewer)
+        super().__init__(bedside)
+        self.bedside = bedside
         dock_companions(viewer, self.bedside, dock_bedside=False)
         QTimer.singleShot(0, lambda: fit_window_to_screen(viewer))

@@ -57,8 +57,9 @@ class ColourBar:
 
     @property
     def percent_title(self) -> str | None:
-        """The % axis' title, None without a reference."""
-        return None if self.reference_level is None else "% of healthy skin"
+        """The % axis' title, None without a (positive) reference."""
+        level = self.reference_level
+        return None if level is None or not level > 0 else "% of healthy skin"
 
     def close_to(self, other: ColourBar | None) -> bool:
         """Whether ``other`` draws the same (limits and unit equal, reference within 2 %)."""
@@ -96,13 +97,13 @@ def colourbar_rgb(bar: ColourBar, *, width_px: int = 150, height_px: int = 360) 
     axes.tick_params(labelsize=7)
     axes.yaxis.set_label_position("left")
     axes.set_ylabel(bar.title, fontsize=8)
-    if bar.reference_level is not None and bar.reference_level > 0:
+    if bar.percent_title is not None and bar.reference_level is not None:
         level = bar.reference_level
         right = axes.secondary_yaxis(
             "right", functions=(lambda v: 100.0 * v / level, lambda p: p * level / 100.0)
         )
         right.tick_params(labelsize=7)
-        right.set_ylabel("% of healthy skin", fontsize=8)
+        right.set_ylabel(bar.percent_title, fontsize=8)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
     return np.ascontiguousarray(rgba[:, :, :3])

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 
-from napari_lsci._ui import image_layers
+from napari_lsci._ui import fit_to_dock, image_layers
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -50,6 +50,7 @@ class EventsWidget(Container):
         self.layer.changed.connect(self._layer_changed)
         self.go_button.clicked.connect(self.go)
         self._layer_changed()
+        fit_to_dock(self)
 
     def _layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         return [

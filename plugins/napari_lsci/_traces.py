@@ -1,14 +1,17 @@
 """ROI traces over time with event marks: a plot for a dock, and their CSV export.
 
-The traces are :meth:`lsci.analysis.live.LiveAnalysis.traces`: each named region's mean
-perfusion (as % of healthy skin once a reference is drawn, else in the map's unit) and the
-hypoperfused area on a second axis, against seconds since the first frame; event marks are
-dashed vertical lines labelled with the event.
+The traces are :meth:`lsci.analysis.live.LiveAnalysis.traces` during acquisition, and
+:func:`recording_traces` (the comparison engine's
+:func:`lsci.analysis.compare_recordings.session_time_course` over a processed recording) when
+a recording is reviewed: each named region's mean perfusion (as % of healthy skin once a
+reference is drawn, else in the map's unit) and the hypoperfused area on a second axis, against
+seconds since the first frame; event marks are dashed vertical lines labelled with the event.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -22,15 +25,110 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QSizePolicy
 
+from lsci.analysis.compare_recordings import session_time_course
 from lsci.analysis.live import AREA_TRACE, Trace
-from lsci.recording import Event
+from lsci.analysis.roi import roi_masks
+from lsci.analysis.scale import recording_scale
+from lsci.recording import Event, open_recording
 from lsci.recording.atomic import atomic_write
+from lsci.viz.display import unit_of
+from napari_lsci._display import frames_between_maps
 
-__all__ = ["TRACE_COLUMNS", "TracesWidget", "traces_csv", "write_traces_csv"]
+__all__ = [
+    "TRACE_COLUMNS",
+    "TracesWidget",
+    "recording_traces",
+    "traces_csv",
+    "write_traces_csv",
+]
 
 TRACE_COLUMNS = ("time_s", "name", "value", "unit", "percent_of_reference")
+#: Maps of a recording read at once for its traces (memory stays small on long sessions).
+_CHUNK_MAPS = 32
 #: Shortest time between two redraws of the plot, seconds: drawing costs the GUI thread.
 _REDRAW_S = 1.0
+
+
+def recording_traces(
+    path: str | os.PathLike[str],
+    rois: Mapping[str, np.ndarray],
+    reference: str | None = None,
+) -> tuple[dict[str, Trace], list[Event]] | None:
+    """The traces of a processed recording's perfusion maps, and its events on their axis.
+
+    Parameters
+    ----------
+    path : str or path
+        The recording; its newest ``perfusion`` product is traced.
+    rois : mapping of str to (K, 2) polygon
+        Named regions (at least one).
+    reference : str, optional
+        The healthy reference among them: % of healthy skin and the hypoperfused area.
+
+    Returns
+    -------
+    tuple or None
+        ``(traces, events)`` with :class:`lsci.analysis.live.Trace` values; None when the
+        recording holds no perfusion stack (process it first).
+    """
+    with open_recording(path) as recording:
+        try:
+            product = recording.product("perfusion")
+        except KeyError:
+            return None
+        info = product.info
+        if len(info.shape) != 3 or not len(recording):
+            return None
+        stamps = np.asarray(recording.host_timestamps_ns, dtype=np.int64)
+        frame_s = (stamps - stamps[0]) / 1e9
+        step = frames_between_maps(info, len(recording))
+        scale = recording_scale(recording)
+        unit = unit_of("perfusion", info.parameters)
+        events = [
+            dataclasses.replace(e, time_s=float(frame_s[min(e.frame_index, frame_s.size - 1)]))
+            for e in recording.events
+        ]
+        times: list[np.ndarray] = []
+        means: dict[str, list[np.ndarray]] = {name: [] for name in rois}
+        areas: list[np.ndarray] = []
+        levels: list[np.ndarray] = []
+        for start in range(0, info.shape[0], _CHUNK_MAPS):
+            maps = np.asarray(product[start : start + _CHUNK_MAPS])
+            if reference is not None:
+                # 100 % of healthy skin is the reference's median, as live and in the areas.
+                mask = roi_masks({reference: rois[reference]}, maps.shape[1:])[reference]
+                levels.append(np.nanmedian(maps[:, mask], axis=1))
+            first_frames = np.arange(start, start + maps.shape[0]) * step
+            course = session_time_course(
+                maps,
+                frame_s[np.minimum(first_frames, frame_s.size - 1)],
+                rois,
+                reference=reference,
+                scale=scale,
+                unit=unit,
+            )
+            times.append(course.times_s)
+            for name, values in course.means.items():
+                means[name].append(values)
+            if course.area is not None:
+                area = course.area
+                areas.append(area.area_px.astype(float) if area.area_mm2 is None else area.area_mm2)
+    time_s = np.concatenate(times)
+    level = np.concatenate(levels) if levels else None
+    traces: dict[str, Trace] = {}
+    for name, chunks in means.items():
+        values = np.concatenate(chunks)
+        percent = np.full(values.shape, np.nan) if level is None else 100.0 * values / level
+        traces[name] = Trace(name, time_s, values, unit, percent)
+    if areas:
+        traces[AREA_TRACE] = Trace(
+            AREA_TRACE,
+            time_s,
+            np.concatenate(areas),
+            "px" if scale is None else "mm²",
+            np.full(time_s.shape, np.nan),
+        )
+    return traces, events
 
 
 def traces_csv(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -33,6 +33,9 @@ from lsci.sim.needling import HEALTHY, NeedlingScene
 from napari_lsci._acquire_widget import LIVE_LAYER, live_layer
 from napari_lsci._bedside import NEEDLING_END, NEEDLING_START, REPORT_FILES
 
+from .support import SCENE as SMALL_SCENE
+from .support import write_small_recording
+
 pytestmark = pytest.mark.napari
 
 SCREEN = (1366, 768)
@@ -245,6 +248,11 @@ def test_long_messages_wrap_instead_of_widening_the_window(layout: dict[str, Any
     QApplication.processEvents()
     assert window.width() == width
     assert_fits_the_screen(viewer)
+    # No widget is wider than its dock's view of it: nothing is cut off on the right.
+    for name in ("lsci: bedside", "Acquire", "Process", "Compare before/after", "Events"):
+        widget = opened[name]
+        native = getattr(widget, "native", widget)
+        assert native.width() <= native.parentWidget().width(), name
 
 
 def test_the_plugins_menu_opens_the_bedside_layout(make_napari_viewer, qtbot) -> None:
@@ -259,3 +267,36 @@ def test_the_plugins_menu_opens_the_bedside_layout(make_napari_viewer, qtbot) ->
         assert_fits_the_screen(viewer)
     finally:
         bedside.bedside.acquire.disconnect_camera()
+
+
+def test_regions_drawn_on_a_reviewed_recording_get_their_traces(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    path = write_small_recording(tmp_path / "case.h5", processed=True)
+    opened = open_viewer(path, viewer=make_napari_viewer(show=True))
+    bedside = opened["lsci: bedside"]
+    try:
+        rows, cols = (size // 2 for size in SMALL_SCENE.shape)
+        bedside.add_roi("lesion", rectangle(rows - 3, cols - 3, rows + 3, cols + 3))
+        healthy = np.nonzero(SMALL_SCENE.regions()[HEALTHY])
+        bedside.add_roi(
+            "healthy skin",
+            rectangle(
+                int(healthy[0].min()),
+                int(healthy[1].min()),
+                int(healthy[0].max()) + 1,
+                int(healthy[1].max()) + 1,
+            ),
+        )
+        qtbot.waitUntil(lambda: len(bedside.traces.axes.get_lines()) >= 2, timeout=60_000)
+    finally:
+        opened["Acquire"].disconnect_camera()
+    lines = {line.get_label(): line for line in bedside.traces.axes.get_lines()}
+    assert {"lesion", "healthy skin"} <= set(lines)
+    # Shown as % of healthy skin: the ischemic patch has a fifth of its flow before the
+    # needling, and recovers during it (the scene's flow rises threefold at frame 6).
+    lesion = np.asarray(lines["lesion"].get_ydata())
+    assert lesion[:2].max() < 50.0
+    assert lesion[-1] > 2.0 * lesion[:2].mean()
+    assert [event.label for event in bedside.marks] == [NEEDLING_START, NEEDLING_END]
+    assert bedside.traces.axes.get_ylabel() == "% of healthy skin"
