@@ -242,6 +242,14 @@ class CompareWidget(Container):
             before, after = self.before_layer.value, self.after_layer.value
             if before is None or after is None:
                 raise ValueError("choose a before and an after layer to compare")
+            if before is after:
+                raise ValueError("the before and after layers are the same layer: choose two maps")
+            raw = [layer.name for layer in (before, after) if _is_raw_frames(layer)]
+            if raw:
+                raise ValueError(
+                    f"{raw[0]} holds raw camera frames, not a perfusion map: compare the "
+                    "recording by its events, or process it first"
+                )
             # Layer data may be lazy: it is read in the worker (see _compute).
             return CompareInputs(
                 before=before.data,
@@ -542,3 +550,9 @@ def _put_image(viewer: Any, name: str, data: np.ndarray, **kwargs: Any) -> Any:
             setattr(layer, key, value)
         return layer
     return viewer.add_image(data, name=name, **kwargs)
+
+
+def _is_raw_frames(layer: Any) -> bool:
+    """Whether a layer shows a recording's raw frames (the reader marks them)."""
+    meta = layer.metadata
+    return "lsci_product" in meta and meta["lsci_product"] is None

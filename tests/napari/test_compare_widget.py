@@ -129,6 +129,25 @@ def test_compare_reports_missing_choices(make_napari_viewer) -> None:
         widget.export_csv("unused.csv")
 
 
+def test_compare_refuses_raw_frames_and_a_layer_against_itself(
+    make_napari_viewer, tmp_path: Path
+) -> None:
+    path = write_needling_recording(tmp_path / "needling.h5")
+    viewer = make_napari_viewer()
+    [raw] = viewer.open(str(path), plugin="lsci")
+    widget = CompareWidget(viewer)
+    widget.before_layer.value = raw
+    widget.after_layer.value = raw
+    with pytest.raises(ValueError, match="same layer"):
+        widget.selected_inputs()
+    viewer.add_image(np.ones((8, 8)), name="a map")
+    widget.reset_choices()
+    widget.before_layer.value = raw
+    widget.after_layer.value = viewer.layers["a map"]
+    with pytest.raises(ValueError, match="raw camera frames, not a perfusion map"):
+        widget.selected_inputs()
+
+
 def test_stack_mean_reads_in_batches_and_ignores_nan() -> None:
     rng = np.random.default_rng(3)
     stack = rng.random((5, 4, 6))
