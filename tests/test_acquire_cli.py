@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from lsci.cli.acquire import acquire
 from lsci.recording import open_recording
+from lsci.sim.needling import HEALTHY, NeedlingScene
 
 
 def command() -> list[str]:
@@ -177,3 +179,34 @@ def test_invalid_options_are_usage_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--cti applies to --camera genicam only" in result.output
     assert os.listdir(tmp_path) == ["x.h5"]
+
+
+def test_sim_status_line_shows_the_live_hypoperfused_area_in_mm2(tmp_path: Path) -> None:
+    scene = NeedlingScene(shape=(256, 256))
+    rows, cols = np.nonzero(scene.regions()[HEALTHY])
+    reference = f"{rows.min()},{cols.min()},{rows.max()},{cols.max()}"
+    out = tmp_path / "live.h5"
+    args = ["--camera", "sim", "--sim-shape", "256x256", "--duration", "2", "--out", str(out)]
+    # 10 µm sensor pixels at 0.1× magnification: 0.1 mm on the skin.
+    optics = ["--pixel-size-um", "10", "--magnification", "0.1"]
+    result = CliRunner().invoke(
+        acquire, [*args, *optics, "--live", "inverse_k2", "--reference", reference]
+    )
+    assert result.exit_code == 0, result.output
+    areas = [float(a) for a in re.findall(r"hypoperfused ([0-9.]+) mm²", result.output)]
+    assert areas, result.output
+    # The disk of the scene, before its needling: π r² at 0.01 mm² per pixel.
+    assert areas[-1] == pytest.approx(scene.disk_area_px * 0.01, rel=0.25)
+    with open_recording(out) as rec:
+        assert (rec.metadata.pixel_size_um, rec.metadata.magnification) == (10.0, 0.1)
+
+
+def test_reference_needs_a_perfusion_model_and_a_rectangle(tmp_path: Path) -> None:
+    base = ["--camera", "sim", "--out", str(tmp_path / "x.h5")]
+    result = CliRunner().invoke(acquire, [*base, "--reference", "1,2,3"])
+    assert result.exit_code == 2
+    assert "R0,C0,R1,C1" in result.output
+    result = CliRunner().invoke(acquire, [*base, "--reference", "0,0,10,10"])
+    assert result.exit_code == 2
+    assert "--live" in result.output
+    assert not (tmp_path / "x.h5").exists()

@@ -26,6 +26,8 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import math
 import os
 import select
@@ -48,6 +50,8 @@ from lsci.acquisition import (
     PipelineSummary,
     recording_metadata,
 )
+from lsci.analysis.live import LiveAnalysis, LiveUpdate
+from lsci.analysis.scale import scale_from_metadata
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
 from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
@@ -56,6 +60,7 @@ from lsci.errors import LsciError
 from lsci.recording import RecordingWriter
 from lsci.recording.events import check_label
 from lsci.recording.layout import EVENT_LABEL_BYTES
+from lsci.viz.display import display_limits
 
 __all__ = ["acquire"]
 
@@ -119,6 +124,25 @@ def _parse_shape(ctx: click.Context, param: click.Parameter, value: str) -> tupl
             ctx,
             param,
         ) from None
+
+
+def _parse_rectangle(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[tuple[float, float]] | None:
+    """``R0,C0,R1,C1`` (pixels) as the corners of a rectangle polygon."""
+    if value is None:
+        return None
+    try:
+        r0, c0, r1, c1 = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not R0,C0,R1,C1: four numbers, the rectangle's corners in pixels"
+        ) from None
+    if not all(math.isfinite(v) and v >= 0 for v in (r0, c0, r1, c1)) or r1 <= r0 or c1 <= c0:
+        raise click.BadParameter(
+            f"{value!r} is not a rectangle: need 0 <= R0 < R1 and 0 <= C0 < C1 (pixels)"
+        )
+    return [(r0, c0), (r0, c1), (r1, c1), (r1, c0)]
 
 
 def _positive_finite(
@@ -250,6 +274,7 @@ class _Status:
         self._period_s = _STATUS_PERIOD_S if self._terminal else _LOG_PERIOD_S
         self._last_s = 0.0
         self._live: float | None = None
+        self._area: str = ""
         self._symbol = symbol
         pipeline.events.live_map_ready.connect(self._on_live)
         pipeline.events.event_marked.connect(
@@ -266,6 +291,16 @@ class _Status:
         finite = image[np.isfinite(image)]
         self._live = float(np.median(finite)) if finite.size else None
 
+    def on_analysis(self, update: LiveUpdate) -> None:
+        """The live area of hypoperfusion, from a :class:`LiveAnalysis` of the live maps."""
+        found = update.delineation
+        if found is None:
+            self._area = ""
+        elif found.area_mm2 is not None:
+            self._area = f"  hypoperfused {found.area_mm2:.1f} mm²"
+        else:
+            self._area = f"  hypoperfused {found.area_px} px"
+
     def _line(self, text: str) -> None:
         click.echo(("\r\x1b[K" if self._terminal else "") + text, err=True)
 
@@ -280,6 +315,7 @@ class _Status:
             f"recorded {stats.frames_recorded}  dropped camera {stats.frames_dropped_camera} "
             f"pipeline {stats.frames_dropped_pipeline}  queue {stats.queue_depth}/"
             f"{stats.ring_capacity}  disk {stats.disk_write_bytes_per_s / 1e6:.1f} MB/s{live}"
+            f"{self._area}"
         )
         if self._terminal:
             click.echo("\r\x1b[K" + text, err=True, nl=False)
@@ -366,6 +402,25 @@ def _summary_text(summary: PipelineSummary, path: Path, stopped_by: str) -> str:
     show_default=True,
     help="Live map shown in the status line: K, or a perfusion model of it.",
 )
+@click.option(
+    "--pixel-size-um",
+    type=float,
+    callback=_positive_finite,
+    help="Sensor pixel size in micrometres, stored with the recording (areas in mm²).",
+)
+@click.option(
+    "--magnification",
+    type=float,
+    callback=_positive_finite,
+    help="Optical magnification (sensor over skin); a pixel on the skin is pixel size over it.",
+)
+@click.option(
+    "--reference",
+    callback=_parse_rectangle,
+    metavar="R0,C0,R1,C1",
+    help="Healthy skin, a rectangle in pixels: the status line then shows the hypoperfused "
+    "area of the live map (below half of its median), in mm² when the scale is known.",
+)
 @click.option("--notes", default="", help="Free text stored with the recording.")
 @click.option(
     "--sim-mode",
@@ -394,6 +449,9 @@ def acquire(
     marks: list[tuple[float, str]],
     event_key: bool,
     live: str,
+    pixel_size_um: float | None,
+    magnification: float | None,
+    reference: list[tuple[float, float]] | None,
     notes: str,
     sim_mode: str,
     sim_shape: tuple[int, int],
@@ -408,6 +466,11 @@ def acquire(
         raise click.UsageError(f"--cti applies to --camera {' or '.join(takes_producer)} only")
     if out.exists() and not overwrite:
         raise click.UsageError(f"{out} exists: choose another --out or pass --overwrite")
+    if reference is not None and not MODELS[live].derived:
+        raise click.UsageError(
+            "--reference delineates perfusion: choose a perfusion model with --live, "
+            f"e.g. --live {LIVE_MODELS[-1]}"
+        )
     try:
         camera = _open_camera(camera_kind, cti, device, sim_mode, sim_shape)
     except ProducerNotFoundError:
@@ -425,10 +488,15 @@ def acquire(
         if fps is not None:
             _apply(camera, "frame_rate_hz", fps, "--fps")
         producer = None if cti is None else str(cti)
+        metadata = recording_metadata(camera, producer=producer, notes=notes)
+        if pixel_size_um is not None:
+            metadata = dataclasses.replace(metadata, pixel_size_um=pixel_size_um)
+        if magnification is not None:
+            metadata = dataclasses.replace(metadata, magnification=magnification)
         try:
             writer = RecordingWriter(
                 out,
-                recording_metadata(camera, producer=producer, notes=notes),
+                metadata,
                 frame_shape=camera.frame_shape,
                 dtype=camera.frame_dtype,
                 overwrite=overwrite,
@@ -437,7 +505,15 @@ def acquire(
             raise click.ClickException(str(error)) from None
         settings = LiveSettings(model=live, max_rate_hz=_LIVE_RATE_HZ)
         pipeline = AcquisitionPipeline(camera, writer, live=settings)
-        _record(pipeline, out, duration, marks, event_key)
+        analysis = None
+        if reference is not None:
+            analysis = LiveAnalysis(
+                settings,
+                fit_limits=functools.partial(display_limits, "perfusion"),
+                pixel_scale=scale_from_metadata(metadata),
+                reference=reference,
+            )
+        _record(pipeline, out, duration, marks, event_key, analysis)
     finally:
         camera.close()
 
@@ -448,9 +524,13 @@ def _record(
     duration: float | None,
     marks: list[tuple[float, str]],
     event_key: bool,
+    analysis: LiveAnalysis | None = None,
 ) -> None:
     live = pipeline.live_settings
     status = _Status(pipeline, live.perfusion_model.symbol if live is not None else "K")
+    if analysis is not None:
+        analysis.events.updated.connect(status.on_analysis)
+        analysis.attach(pipeline)
     stops = _StopRequests()
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
     with stops.installed():
@@ -485,6 +565,8 @@ def _record(
         finally:
             # Whatever happened here, the recording is closed complete.
             summary = pipeline.stop(raise_on_error=False)
+            if analysis is not None:
+                analysis.close(timeout_s=5.0)
     status.show(summary.stats, force=True)
     status.end()
     for when, label in schedule:
