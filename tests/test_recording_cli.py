@@ -210,7 +210,7 @@ def test_export_derived_map_to_png_and_csv(recording: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--what", "nothing"], "allowed raw, timestamps, contrast, perfusion"),
+        (["--what", "nothing"], "there are raw, timestamps, contrast, perfusion"),
         (["--what", "perfusion", "--start", "1"], "start/stop apply to stacks"),
         (["--what", "raw", "--start", "30"], "select no frames"),
         (["--what", "timestamps", "--format", "png"], "CSV only"),

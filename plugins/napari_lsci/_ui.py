@@ -167,4 +167,9 @@ class NewestOnly:
     def _deliver(self) -> None:
         with self._lock:
             value, self._value, self._queued = self._value, None, False
-        self._callback(value)
+        try:
+            self._callback(value)
+        except RuntimeError as exc:
+            # A value that arrives after its widget was closed has nowhere to go.
+            if "has been deleted" not in str(exc):
+                raise

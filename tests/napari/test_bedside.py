@@ -40,7 +40,7 @@ pytestmark = pytest.mark.napari
 
 SCREEN = (1366, 768)
 #: When the simulated skin's perfusion is restored, seconds after the camera starts.
-RECOVERY_S = 30.0
+RECOVERY_S = 36.0
 #: The simulated camera's sensor in the plugin (napari_lsci._acquisition.SIMULATED_SHAPE).
 SENSOR = (256, 256)
 
