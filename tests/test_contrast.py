@@ -307,6 +307,54 @@ def test_spatial_non_contiguous_stack() -> None:
     np.testing.assert_array_equal(spatial_contrast(vt, 3), spatial_contrast(vt.copy(), 3))
 
 
+def _mean_in_order(k: np.ndarray, group: int) -> np.ndarray:
+    """Mean of every ``group`` consecutive maps: summed in order, then divided (float32)."""
+    total = k[::group].copy()
+    for index in range(1, group):
+        total += k[index::group]
+    return total / k.dtype.type(group)
+
+
+@pytest.mark.parametrize("edges", ["reflect", "valid"])
+@pytest.mark.parametrize(("dtype", "w"), [(np.uint8, 7), (np.uint16, 5), (np.float32, 15)])
+def test_spatial_average_is_the_mean_of_the_frames_k(edges: str, dtype: type, w: int) -> None:
+    stack = speckle_like((12, 37, 44), dtype, seed=w)
+    k = spatial_contrast(stack, w, edges=edges)
+    np.testing.assert_array_equal(spatial_contrast(stack, w, edges=edges, average=1), k)
+    for group in (3, 4):
+        mean = spatial_contrast(stack, w, edges=edges, average=group)
+        # Fast-math may round a frame's K differently inside the averaging loop: ≤ 2 ulp.
+        np.testing.assert_allclose(mean, _mean_in_order(k, group), rtol=2.5e-7, atol=0)
+    # Against the float64 reference too, not only against this module's own per-frame K.
+    per_frame = np.array([ref_spatial(frame, w, 0, edges) for frame in stack])
+    reference = per_frame.reshape(3, 4, *k.shape[1:]).mean(axis=1)
+    tolerance = INT_RTOL if np.dtype(dtype).kind == "u" else 1e-5
+    assert_k_close(spatial_contrast(stack, w, edges=edges, average=4), reference, tolerance)
+
+
+def test_spatial_average_with_a_mask_and_a_strided_stack() -> None:
+    stack = speckle_like((6, 30, 32), np.uint8, seed=21)
+    mask = np.ones((30, 32), bool)
+    mask[10:14, 3:9] = False
+    per_frame = spatial_contrast(stack, 5, mask=mask)
+    np.testing.assert_array_equal(
+        spatial_contrast(stack, 5, mask=mask, average=3), _mean_in_order(per_frame, 3)
+    )
+    strided = stack[:, :, ::2]
+    np.testing.assert_allclose(
+        spatial_contrast(strided, 5, average=2),
+        _mean_in_order(spatial_contrast(strided.copy(), 5), 2),
+        rtol=2.5e-7,
+        atol=0,
+    )
+
+
+@pytest.mark.parametrize("average", [0, 4, 2.0, True])
+def test_spatial_average_refuses_what_does_not_divide_the_stack(average: object) -> None:
+    with pytest.raises(ValueError, match=r"average|groups"):
+        spatial_contrast(np.zeros((6, 9, 9), np.uint8), 3, average=average)  # type: ignore[arg-type]
+
+
 def test_spatial_out_argument() -> None:
     frame = speckle_like((18, 19), np.uint16, seed=16)
     out = np.full(frame.shape, -1.0, np.float64)

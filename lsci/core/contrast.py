@@ -232,12 +232,13 @@ def _threads() -> int:
     return max(1, int(numba.get_num_threads()))
 
 
-def _frame_chunks(x: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-    """(frame slice, C-contiguous frames) pieces of a (T, H, W) stack; no copy if contiguous."""
+def _frame_chunks(x: np.ndarray, multiple: int = 1) -> Iterator[tuple[slice, np.ndarray]]:
+    """(frame slice, C-contiguous frames) pieces of a (T, H, W) stack, each a ``multiple`` of
+    frames; no copy if contiguous."""
     if x.flags.c_contiguous:
         yield slice(0, x.shape[0]), x
         return
-    per = max(1, _CHUNK_BYTES // max(1, x[0].nbytes))
+    per = max(1, _CHUNK_BYTES // max(1, x[0].nbytes) // multiple) * multiple
     buf = np.empty((min(per, x.shape[0]), *x.shape[1:]), x.dtype)
     for a in range(0, x.shape[0], per):
         b = min(x.shape[0], a + per)
@@ -286,6 +287,7 @@ def spatial_contrast(
     edges: Edges = "reflect",
     mask: npt.ArrayLike | None = None,
     min_valid: int = 2,
+    average: int = 1,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Spatial speckle contrast K = σ_I/⟨I⟩ over a ``window``×``window`` neighbourhood.
@@ -305,13 +307,19 @@ def spatial_contrast(
         True for valid pixels; masked pixels are excluded from the sums and are NaN in K.
     min_valid : int
         With a mask, windows with fewer valid pixels give NaN. Default 2.
+    average : int
+        Return the mean K of every ``average`` consecutive frames (T a multiple of it): shape
+        (T // average, H, W). The frames' K maps are summed in order and divided by
+        ``average``, as NumPy averages float32 maps, but row by row while the rows are in
+        cache, never storing a frame's whole map. Default 1 (K of each frame).
     out : ndarray, optional
         C-contiguous float32 or float64 array of the output shape to write K into.
 
     Returns
     -------
     ndarray
-        K, shape (H, W) / (T, H, W) (or cropped with 'valid'), float32 unless ``out`` is given.
+        K, shape (H, W) / (T // average, H, W) (or cropped with 'valid'), float32 unless
+        ``out`` is given.
 
     References
     ----------
@@ -332,11 +340,21 @@ def spatial_contrast(
     w = _check_spatial_window(window, h, wd)
     ddof = _check_ddof(ddof)
     mode = _check_edges(edges)
+    group = _check_average(average, t)
     ho, wo = (h - w + 1, wd - w + 1) if mode == "valid" else (h, wd)
-    o = prepare_out(out, (ho, wo) if squeeze else (t, ho, wo), contiguous=True)
+    o = prepare_out(out, (ho, wo) if squeeze else (t // group, ho, wo), contiguous=True)
     o3 = o[None] if squeeze else o
     rowmap = _index_map(h, ho, w, mode)
     colmap = _index_map(wd, wo, w, mode)
+    if mask is not None and group > 1:
+        per_frame = spatial_contrast(
+            x3, w, ddof=ddof, edges=edges, mask=mask, min_valid=min_valid
+        ).astype(o.dtype, copy=False)
+        o3[...] = per_frame[::group]
+        for index in range(1, group):
+            o3 += per_frame[index::group]
+        o3 /= o.dtype.type(group)
+        return o
     if mask is not None:
         m, mask_t = _check_mask(mask, x.shape)
         mv = _check_min_valid(min_valid, ddof)
@@ -350,17 +368,27 @@ def spatial_contrast(
             )  # fmt: skip
         return o
     left = 0 if mode == "valid" else w // 2
-    for sl, xc in _frame_chunks(x3):
+    for sl, xc in _frame_chunks(x3, group):
         # Partial sums of the horizontal pass cover up to w·reach samples (see _window_terms).
         acc, use_off = _accumulator(xc.dtype, w * int(_k._window_terms(w)[5]))
         offsets = np.zeros(xc.shape[0], acc)
         if use_off:
             offsets[:] = xc[:, h // 2, wd // 2]
+        maps = slice(sl.start // group, sl.stop // group)
         _kernel("spatial_box", xc.size)(
-            xc, xc, o3[sl], w, 0, rowmap, colmap, left, ddof, _bands(ho, w, xc.shape[0]),
-            offsets, use_off, acc, _int_k(xc.dtype, w * w),
+            xc, xc, o3[maps], w, 0, rowmap, colmap, left, ddof,
+            _bands(ho, w, xc.shape[0] // group), offsets, use_off, acc, _int_k(xc.dtype, w * w),
+            group,
         )  # fmt: skip
     return o
+
+
+def _check_average(average: int, n_frames: int) -> int:
+    if isinstance(average, bool) or not isinstance(average, int | np.integer) or average < 1:
+        raise ValueError(f"average={average!r} must be a positive integer")
+    if n_frames % average:
+        raise ValueError(f"{n_frames} frames are not a whole number of groups of {average}")
+    return int(average)
 
 
 def _bands(rows: int, w: int, n_frames: int) -> int:
@@ -544,7 +572,7 @@ def spatiotemporal_contrast(
         plane_kernel(x2, b * st, win, p1.reshape(-1), p2.reshape(-1), acc(off), chunk)
         box_kernel(
             p1, p2, o[b : b + 1], w, win, rowmap, colmap, 0 if mode == "valid" else w // 2,
-            ddof, _bands(ho, w, 1), offsets, use_off, acc, _int_k(xc.dtype, w * w * win),
+            ddof, _bands(ho, w, 1), offsets, use_off, acc, _int_k(xc.dtype, w * w * win), 1,
         )  # fmt: skip
     return o
 

@@ -49,7 +49,9 @@ class ContrastMode:
         The camera-noise correction of :func:`lsci.calibration.noise.fundamental_k2` is defined
         for it (in non-overlapping windows when temporal).
     function : callable
-        ``function(frames, *, window, frames_window, step, ddof, edges)`` returning float32 K.
+        ``function(frames, *, window, frames_window, step, ddof, edges, average)`` returning
+        float32 K; a mode without a temporal window returns the mean K of every ``average``
+        frames.
     """
 
     name: str
@@ -68,21 +70,34 @@ class ContrastMode:
         step: int,
         ddof: int,
         edges: str,
+        average: int = 1,
     ) -> npt.NDArray[np.float32]:
-        """K of a (T, H, W) stack of raw frames with this mode's windows."""
+        """K of a (T, H, W) stack of raw frames with this mode's windows.
+
+        A mode without a temporal window gives one map per ``average`` frames, their mean K
+        (T a multiple of ``average``); the others ignore ``average``.
+        """
         k: npt.NDArray[np.float32] = self.function(
-            frames, window=window, frames_window=frames_window, step=step, ddof=ddof, edges=edges
+            frames,
+            window=window,
+            frames_window=frames_window,
+            step=step,
+            ddof=ddof,
+            edges=edges,
+            average=1 if self.temporal else average,
         )
         return k
 
 
-def _spatial(frames: npt.ArrayLike, *, window: int, ddof: int, edges: Any, **_: Any) -> np.ndarray:
-    return spatial_contrast(frames, window, ddof=ddof, edges=edges)
+def _spatial(
+    frames: npt.ArrayLike, *, window: int, ddof: int, edges: Any, average: int, **_: Any
+) -> np.ndarray:
+    return spatial_contrast(frames, window, ddof=ddof, edges=edges, average=average)
 
 
 def _temporal(
     frames: npt.ArrayLike, *, frames_window: int, step: int, ddof: int, **_: Any
-) -> np.ndarray:
+) -> np.ndarray:  # no ``average``: every map already pools frames_window frames
     return temporal_contrast(frames, frames_window, step=step, ddof=ddof)
 
 
@@ -94,6 +109,7 @@ def _spatiotemporal(
     step: int,
     ddof: int,
     edges: Any,
+    **_: Any,
 ) -> np.ndarray:
     return spatiotemporal_contrast(frames, window, frames_window, step=step, ddof=ddof, edges=edges)
 

@@ -134,8 +134,6 @@ def process_chunk(
         if not mode.temporal and settings.average > 1:
             n_maps = chunk.stop_map - chunk.first_map
             k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
-    elif not mode.temporal:
-        k = _frame_by_frame(frames, chunk, settings, calibrations)
     else:
         if calibrations.dark is not None:
             frames = subtract_dark(frames, calibrations.dark)
@@ -151,39 +149,8 @@ def _contrast(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDA
         step=settings.frames_between_maps,
         ddof=settings.ddof,
         edges=settings.edges,
+        average=settings.average,
     )
-
-
-def _frame_by_frame(
-    frames: npt.NDArray[Any],
-    chunk: Chunk,
-    settings: ProcessingSettings,
-    calibrations: Calibrations,
-) -> npt.NDArray[np.float32]:
-    """K maps of a mode without a temporal window, each the mean of ``average`` frames' K.
-
-    Frame by frame, so that the intermediate K map stays one frame (memory the allocator
-    reuses, often in cache) instead of a whole chunk of float32 maps.
-    """
-    n_maps = chunk.stop_map - chunk.first_map
-    out: npt.NDArray[np.float32] | None = None
-    for index in range(n_maps * settings.average):
-        frame = frames[index : index + 1]
-        if calibrations.dark is not None:
-            frame = subtract_dark(frame, calibrations.dark)
-        k = _contrast(frame, settings)
-        if out is None:
-            out = np.empty((n_maps, *k.shape[1:]), np.float32)
-        target = out[index // settings.average]
-        if index % settings.average == 0:
-            target[...] = k[0]
-        else:
-            target += k[0]
-    assert out is not None
-    if settings.average > 1:
-        # The mean as NumPy computes it: the sum in order, divided by the count.
-        np.divide(out, np.float32(settings.average), out=out)
-    return out
 
 
 def _noise_corrected_contrast(

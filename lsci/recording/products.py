@@ -42,6 +42,7 @@ from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import check_name, decode, describe_os_error, write_error
 from lsci.recording.atomic import sync_file
+from lsci.recording.chunk_io import write_planes
 from lsci.recording.derived import canonical_parameters, write_provenance
 from lsci.recording.errors import RecordingError, RecordingFormatError, RecordingWriteError
 from lsci.recording.metadata import format_utc
@@ -151,6 +152,7 @@ class PartWriter:
         self.path = Path(folder) / f"{PART_PREFIX}{first_map:09d}{PART_SUFFIX}"
         self._written = dict.fromkeys(set_layout.shapes, 0)
         self._handle: h5py.File | None = None
+        self._chunk_buffer: npt.NDArray[np.uint8] | None = None  # reused for every map
         self._reserve = self._make_reserve()
         try:
             # "x": created exclusively, so a part is never written twice or through a link.
@@ -230,7 +232,7 @@ class PartWriter:
                 f"{dataset.shape} from map {self.first_map}"
             )
         try:
-            dataset[start : start + len(array)] = array
+            self._chunk_buffer = write_planes(dataset, start, array, self._chunk_buffer)
         except OSError as exc:
             self.discard()
             raise write_error(self.path, exc, f"writing product {name!r}") from None

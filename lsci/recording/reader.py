@@ -25,6 +25,7 @@ from lsci.recording._h5 import (
 )
 from lsci.recording.annotations import read_annotations
 from lsci.recording.calibration import Calibration, read_calibration
+from lsci.recording.chunk_io import read_planes
 from lsci.recording.derived import DerivedInfo, read_info
 from lsci.recording.errors import (
     CorruptRecordingError,
@@ -396,6 +397,10 @@ class Recording:
         return (self._count - 1) / duration if duration > 0 else None
 
     def _read_frames(self, selection: tuple[Any, ...], frames: range, first: int) -> np.ndarray:
+        if len(selection) == 1 and isinstance(selection[0], slice) and frames.step == 1:
+            whole = read_planes(self._frames, frames.start, frames.stop)
+            if whole is not None:
+                return whole
         try:
             return np.asarray(self._frames[selection])
         except MemoryError:

@@ -45,47 +45,52 @@ _MASK32 = np.int64(0xFFFFFFFF)
 
 @njit(parallel=True, **_OPTS)
 def spatial_box(  # type: ignore[no-untyped-def]
-    x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc, int_k
+    x, sq, out, w, nsamp, rowmap, colmap, left, ddof, nbands, offsets, use_off, acc, int_k, group
 ):
-    """K over w×w windows of frames x (T, H, W) into out (T, Ho, Wo).
+    """K over w×w windows of frames x (T, H, W) into out (T // group, Ho, Wo).
 
+    Each output map is the mean K of ``group`` consecutive frames (1: K of each frame).
     ``acc`` is the accumulator type (float32 or int32 for uint8, float64 otherwise, exact for
     integer input); with ``use_off`` (float input) values are taken minus ``offsets[t]`` (acc
     dtype; zeros otherwise). ``rowmap``/``colmap`` give the source row/column of each padded
     row/column (lengths Ho + w − 1, Wo + w − 1); padded
     columns ``left .. left + W − 1`` are the frame's columns in order.
 
-    Each job is a band of output rows of one frame. Per output row: the column sums of the
-    window's rows are updated (add the row entering, subtract the row leaving), the padded row
-    of column sums is summed horizontally with levels (level k holds sums of 4^k neighbours,
-    one pass of four loads per level; the w-sum is a signed sum of a few level terms, see
-    _window_terms), and K is formed from the two sums. Every inner loop runs over contiguous
-    columns and vectorises; the cost per pixel grows only with log4(w).
+    Each job is a band of output rows of one map. Per output row and frame: the column sums of
+    the window's rows are updated (add the row entering, subtract the row leaving), the padded
+    row of column sums is summed horizontally with levels (level k holds sums of 4^k
+    neighbours, one pass of four loads per level; the w-sum is a signed sum of a few level
+    terms, see _window_terms), and K is formed from the two sums. Every inner loop runs over
+    contiguous columns and vectorises; the cost per pixel grows only with log4(w). The frames
+    of a group advance row by row together, so a map's row is summed while it is in cache.
     """
-    T = x.shape[0]
+    T = out.shape[0]
     Ho = out.shape[1]
     band = (Ho + nbands - 1) // nbands
     for job in prange(T * nbands):
         t = job // nbands
         i0 = (job % nbands) * band
         i1 = min(Ho, i0 + band)
+        f0 = t * group
         if i0 < i1:
             _spatial_band(
-                x[t], sq[t], out[t], i0, i1, w, nsamp, rowmap, colmap, left, ddof, offsets[t],
-                use_off, acc, int_k,
+                x[f0 : f0 + group], sq[f0 : f0 + group], out[t], i0, i1, w, nsamp, rowmap,
+                colmap, left, ddof, offsets[f0 : f0 + group], use_off, acc, int_k,
             )  # fmt: skip
 
 
 @njit(fastmath=_FAST, **_OPTS)
 def _spatial_band(  # type: ignore[no-untyped-def]
-    x, sq, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, off, use_off, acc, int_k
+    xs, sqs, out, i0, i1, w, nsamp, rowmap, colmap, left, ddof, offs, use_off, acc, int_k
 ):
-    """Output rows i0 .. i1 − 1 of one frame x (H, W) into out (Ho, Wo); see spatial_box.
+    """Output rows i0 .. i1 − 1 of the mean K of frames xs (G, H, W) into out (Ho, Wo).
 
-    With nsamp = 0, x holds intensities. Otherwise x and sq hold per-pixel sums of (I − off)
-    and (I − off)² over nsamp frames (spatio-temporal windows): n = w²·nsamp.
+    With nsamp = 0, xs holds intensities. Otherwise xs and sqs hold per-pixel sums of (I − off)
+    and (I − off)² over nsamp frames (spatio-temporal windows): n = w²·nsamp. The mean is the
+    sum of the frames' K in order, divided by G, as NumPy's mean of float32 maps.
     """
-    W = x.shape[1]
+    G = xs.shape[0]
+    W = xs.shape[2]
     Wo = out.shape[1]
     planes = nsamp > 0
     n = w * w * max(nsamp, 1)
@@ -102,118 +107,146 @@ def _spatial_band(  # type: ignore[no-untyped-def]
     for q in range(nterm):
         sg[q] = ts[q]
     nl = Wo + reach  # entries from ne on stay 0: terms reading them cancel
-    lv1 = np.zeros((nlev + 1, nl), acc)
-    lv2 = np.zeros((nlev + 1, nl), acc)
+    levels1 = np.zeros((G, nlev + 1, nl), acc)
+    levels2 = np.zeros((G, nlev + 1, nl), acc)
     h1 = np.zeros(Wo, acc)
     h2 = np.zeros(Wo, acc)
-    e1 = lv1[0]
-    e2 = lv2[0]
-    c1 = e1[left:mid_end]
-    c2 = e2[left:mid_end]
-    for k in range(w):
-        row = x[rowmap[i0 + k]]
-        if planes:
-            row2 = sq[rowmap[i0 + k]]
-            for j in range(nm):
-                c1[j] += row[j]
-                c2[j] += row2[j]
-        else:
-            for j in range(nm):
-                v = acc(row[j]) - off
-                c1[j] += v
-                c2[j] += v * v
+    krow = np.empty(Wo, out.dtype)
+    for g in range(G):
+        x = xs[g]
+        sq = sqs[g]
+        off = offs[g]
+        c1 = levels1[g, 0, left:mid_end]
+        c2 = levels2[g, 0, left:mid_end]
+        for k in range(w):
+            row = x[rowmap[i0 + k]]
+            if planes:
+                row2 = sq[rowmap[i0 + k]]
+                for j in range(nm):
+                    c1[j] += row[j]
+                    c2[j] += row2[j]
+            else:
+                for j in range(nm):
+                    v = acc(row[j]) - off
+                    c1[j] += v
+                    c2[j] += v * v
     for i in range(i0, i1):
-        if i > i0 and planes:
-            ra = x[rowmap[i + w - 1]]
-            rs = x[rowmap[i - 1]]
-            ra2 = sq[rowmap[i + w - 1]]
-            rs2 = sq[rowmap[i - 1]]
-            for j in range(nm):
-                c1[j] += ra[j] - rs[j]
-                c2[j] += ra2[j] - rs2[j]
-        elif i > i0:
-            ra = x[rowmap[i + w - 1]]
-            rs = x[rowmap[i - 1]]
-            for j in range(nm):
-                va = acc(ra[j]) - off
-                vs = acc(rs[j]) - off
-                c1[j] += va - vs
-                c2[j] += va * va - vs * vs
-        for k in range(left):
-            e1[k] = e1[left + colmap[k]]
-            e2[k] = e2[left + colmap[k]]
-        for k in range(mid_end, ne):
-            e1[k] = e1[left + colmap[k]]
-            e2[k] = e2[left + colmap[k]]
-        span = 1
-        for b in range(1, nlev + 1):
-            p1 = lv1[b - 1]
-            p2 = lv2[b - 1]
-            p1b = p1[span:]
-            p2b = p2[span:]
-            p1c = p1[2 * span :]
-            p2c = p2[2 * span :]
-            p1d = p1[3 * span :]
-            p2d = p2[3 * span :]
-            r1 = lv1[b]
-            r2 = lv2[b]
-            for j in range(nl - 4 * span + 1):
-                r1[j] = acc(acc(p1[j] + p1b[j]) + acc(p1c[j] + p1d[j]))
-                r2[j] = acc(acc(p2[j] + p2b[j]) + acc(p2c[j] + p2d[j]))
-            span *= 4
         orow = out[i]
-        a1 = lv1[nlev]
-        a2 = lv2[nlev]
-        if use_off or nterm > 4:
-            # General path: add the terms up in h, then K with the offset.
-            for j in range(Wo):
-                h1[j] = a1[j]
-                h2[j] = a2[j]
-            for q in range(1, nterm):
-                b1 = lv1[tl[q]][to[q] :]
-                b2 = lv2[tl[q]][to[q] :]
-                g = sg[q]
+        for g in range(G):
+            x = xs[g]
+            sq = sqs[g]
+            off = offs[g]
+            lv1 = levels1[g]
+            lv2 = levels2[g]
+            e1 = lv1[0]
+            e2 = lv2[0]
+            c1 = e1[left:mid_end]
+            c2 = e2[left:mid_end]
+            if i > i0 and planes:
+                ra = x[rowmap[i + w - 1]]
+                rs = x[rowmap[i - 1]]
+                ra2 = sq[rowmap[i + w - 1]]
+                rs2 = sq[rowmap[i - 1]]
+                for j in range(nm):
+                    c1[j] += ra[j] - rs[j]
+                    c2[j] += ra2[j] - rs2[j]
+            elif i > i0:
+                ra = x[rowmap[i + w - 1]]
+                rs = x[rowmap[i - 1]]
+                for j in range(nm):
+                    va = acc(ra[j]) - off
+                    vs = acc(rs[j]) - off
+                    c1[j] += va - vs
+                    c2[j] += va * va - vs * vs
+            for k in range(left):
+                e1[k] = e1[left + colmap[k]]
+                e2[k] = e2[left + colmap[k]]
+            for k in range(mid_end, ne):
+                e1[k] = e1[left + colmap[k]]
+                e2[k] = e2[left + colmap[k]]
+            span = 1
+            for b in range(1, nlev + 1):
+                p1 = lv1[b - 1]
+                p2 = lv2[b - 1]
+                p1b = p1[span:]
+                p2b = p2[span:]
+                p1c = p1[2 * span :]
+                p2c = p2[2 * span :]
+                p1d = p1[3 * span :]
+                p2d = p2[3 * span :]
+                r1 = lv1[b]
+                r2 = lv2[b]
+                for j in range(nl - 4 * span + 1):
+                    r1[j] = acc(acc(p1[j] + p1b[j]) + acc(p1c[j] + p1d[j]))
+                    r2[j] = acc(acc(p2[j] + p2b[j]) + acc(p2c[j] + p2d[j]))
+                span *= 4
+            dest = orow if g == 0 else krow
+            a1 = lv1[nlev]
+            a2 = lv2[nlev]
+            if use_off or nterm > 4:
+                # General path: add the terms up in h, then K with the offset.
                 for j in range(Wo):
-                    h1[j] += g * b1[j]
-                    h2[j] += g * b2[j]
-            for j in range(Wo):
-                orow[j] = _k32(h1[j], h2[j], nf, off, scale)
-        elif nterm == 1:
-            for j in range(Wo):
-                orow[j] = _kk(acc(a1[j]), acc(a2[j]), nf, n32, scale, int_k)
-        elif nterm == 2:
-            b1 = lv1[tl[1]][to[1] :]
-            b2 = lv2[tl[1]][to[1] :]
-            g1 = sg[1]
-            for j in range(Wo):
-                s1 = acc(a1[j] + g1 * b1[j])
-                s2 = acc(a2[j] + g1 * b2[j])
-                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
-        elif nterm == 3:
-            b1 = lv1[tl[1]][to[1] :]
-            b2 = lv2[tl[1]][to[1] :]
-            d1 = lv1[tl[2]][to[2] :]
-            d2 = lv2[tl[2]][to[2] :]
-            g1 = sg[1]
-            g2 = sg[2]
-            for j in range(Wo):
-                s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
-                s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
-                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
-        else:
-            b1 = lv1[tl[1]][to[1] :]
-            b2 = lv2[tl[1]][to[1] :]
-            d1 = lv1[tl[2]][to[2] :]
-            d2 = lv2[tl[2]][to[2] :]
-            f1 = lv1[tl[3]][to[3] :]
-            f2 = lv2[tl[3]][to[3] :]
-            g1 = sg[1]
-            g2 = sg[2]
-            g3 = sg[3]
-            for j in range(Wo):
-                s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
-                s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
-                orow[j] = _kk(s1, s2, nf, n32, scale, int_k)
+                    h1[j] = a1[j]
+                    h2[j] = a2[j]
+                for q in range(1, nterm):
+                    b1 = lv1[tl[q]][to[q] :]
+                    b2 = lv2[tl[q]][to[q] :]
+                    gq = sg[q]
+                    for j in range(Wo):
+                        h1[j] += gq * b1[j]
+                        h2[j] += gq * b2[j]
+                for j in range(Wo):
+                    dest[j] = _k32(h1[j], h2[j], nf, off, scale)
+            elif nterm == 1:
+                for j in range(Wo):
+                    dest[j] = _kk(acc(a1[j]), acc(a2[j]), nf, n32, scale, int_k)
+            elif nterm == 2:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                g1 = sg[1]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + g1 * b1[j])
+                    s2 = acc(a2[j] + g1 * b2[j])
+                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+            elif nterm == 3:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                d1 = lv1[tl[2]][to[2] :]
+                d2 = lv2[tl[2]][to[2] :]
+                g1 = sg[1]
+                g2 = sg[2]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
+                    s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
+                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+            else:
+                b1 = lv1[tl[1]][to[1] :]
+                b2 = lv2[tl[1]][to[1] :]
+                d1 = lv1[tl[2]][to[2] :]
+                d2 = lv2[tl[2]][to[2] :]
+                f1 = lv1[tl[3]][to[3] :]
+                f2 = lv2[tl[3]][to[3] :]
+                g1 = sg[1]
+                g2 = sg[2]
+                g3 = sg[3]
+                for j in range(Wo):
+                    s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
+                    s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
+                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+            if g > 0:
+                for j in range(Wo):
+                    orow[j] += krow[j]
+        if G > 1:
+            _divide(orow, G)
+
+
+@njit(**_OPTS)
+def _divide(row, count):  # type: ignore[no-untyped-def]
+    """``row /= count`` as an exact IEEE division (compiled without fast-math, unlike its
+    caller, whose flags would allow a multiplication by the rounded reciprocal)."""
+    d = row.dtype.type(count)
+    for j in range(row.shape[0]):
+        row[j] = row[j] / d
 
 
 @njit(**_OPTS)
