@@ -43,7 +43,9 @@ _SERIES_SWITCH = 1.0
 # reach rounding level (x within 1.2e-15 relative, measured; degree 4 gives ≈ 8e-15) in a 12 kB
 # table that stays in the L1 cache.
 INVERSE_SEGMENTS = 256
-INVERSE_DEGREE = 5  # g_of_ratio spells out the six coefficients
+INVERSE_DEGREE = 5  # _g_polynomial spells out the six coefficients
+# Pixels per block of invert_visibility: its scratch rows (28 bytes a pixel) stay in L1.
+_INVERT_BLOCK = 512
 
 
 @njit(cache=True)
@@ -102,20 +104,18 @@ def visibility_k2(x: np.ndarray, beta: float, out: np.ndarray) -> None:
 
 
 @njit(inline="always", fastmath=_FMA, **_OPTS)
-def g_of_ratio(s: float, table: np.ndarray) -> float:
-    """``G(s) = x·s/(1 − s)`` for ``0 <= s < 1`` from the table of :func:`build_inverse_table`.
+def _g_polynomial(t: float, c: np.ndarray) -> float:
+    """``G(s)`` from the coefficients ``c`` of the table row of s's segment (see
+    :func:`build_inverse_table`), at the local variable ``t ∈ [−1, 1]``.
 
-    ``s·INVERSE_SEGMENTS`` is exact (a power of two), so the segment and the local variable
-    carry no error of their own. The degree-5 polynomial is evaluated in Estrin's scheme, whose
-    three dependent steps (against Horner's five) let neighbouring pixels overlap.
+    ``s·INVERSE_SEGMENTS`` is exact (a power of two), so the segment and ``t`` carry no error of
+    their own. The degree-5 polynomial is evaluated in Estrin's scheme, whose three dependent
+    steps (against Horner's five) let neighbouring pixels overlap.
     """
-    pos = s * INVERSE_SEGMENTS
-    j = min(int(pos), INVERSE_SEGMENTS - 1)
-    t = 2.0 * (pos - j) - 1.0
     t2 = t * t
-    low = table[j, 0] + table[j, 1] * t
-    mid = table[j, 2] + table[j, 3] * t
-    high = table[j, 4] + table[j, 5] * t
+    low = c[0] + c[1] * t
+    mid = c[2] + c[3] * t
+    high = c[4] + c[5] * t
     g: float = low + t2 * (mid + t2 * high)
     return g
 
@@ -135,21 +135,52 @@ def invert_visibility(
     too) gives x = 0 (no measurable motion), ``K <= 0`` gives x = inf, NaN gives NaN; ``s``
     underflowing to 0 gives x = inf through the division itself. The special values are
     selected after the polynomial (evaluated at a harmless s = 1/2 for them) rather than
-    branched to, so the loop vectorises. ``s`` is ``K²·(1/β)``, within an ulp of ``K²/β`` and one
-    division per pixel cheaper; the test for no motion compares ``K²`` with β exactly, and
-    ``s`` rounded up to 1 just below that gives x = 0.
+    branched to. ``s`` is ``K²·(1/β)``, within an ulp of ``K²/β`` and one division per pixel
+    cheaper; the test for no motion compares ``K²`` with β exactly, and ``s`` rounded up to 1
+    just below that gives x = 0.
+
+    Pixels go in blocks of ``_INVERT_BLOCK`` through three loops: ``s`` and the table position,
+    the table lookup (the only loop that cannot vectorise: each pixel reads its own segment),
+    and the division and special values, so that the first and last vectorise.
     """
+    n = k.shape[0]
+    per_chunk = _INVERT_BLOCK * 32
+    for c in prange((n + per_chunk - 1) // per_chunk):
+        s = np.empty(_INVERT_BLOCK)
+        t = np.empty(_INVERT_BLOCK)
+        g = np.empty(_INVERT_BLOCK)
+        seg = np.empty(_INVERT_BLOCK, np.int32)
+        for b0 in range(c * per_chunk, min(n, (c + 1) * per_chunk), _INVERT_BLOCK):
+            m = min(_INVERT_BLOCK, n - b0)
+            _invert_block(k[b0 : b0 + m], beta, exposure_s, inverse, table, out[b0 : b0 + m],
+                          s, t, seg, g)  # fmt: skip
+
+
+@njit(inline="always", fastmath=_FMA, **_OPTS)
+def _invert_block(k, beta, exposure_s, inverse, table, out, s, t, seg, g):  # type: ignore[no-untyped-def]
+    """One block of :func:`invert_visibility`, with scratch rows ``s``, ``t``, ``seg``, ``g``."""
+    m = k.shape[0]
     inv_beta = 1.0 / beta
     still = 0.0 if inverse else np.inf  # x = 0
     fast = np.inf if inverse else 0.0  # x = inf
-    for i in prange(k.shape[0]):
+    for i in range(m):
         kk = np.float64(k[i])
         k2 = kk * kk
-        moving = k2 < beta
-        sc = min(k2 * inv_beta, 1.0) if moving else 0.5
-        x_num = g_of_ratio(sc, table) * (1.0 - sc)  # x = x_num / sc
+        sc = min(k2 * inv_beta, 1.0) if k2 < beta else 0.5
+        sc = sc if kk == kk else 0.5
+        pos = sc * INVERSE_SEGMENTS  # exact: a power of two
+        j = min(np.int32(pos), np.int32(INVERSE_SEGMENTS - 1))
+        s[i] = sc
+        seg[i] = j
+        t[i] = 2.0 * (pos - j) - 1.0
+    for i in range(m):
+        g[i] = _g_polynomial(t[i], table[seg[i]])
+    for i in range(m):
+        kk = np.float64(k[i])
+        sc = s[i]
+        x_num = g[i] * (1.0 - sc)  # x = x_num / sc
         value = x_num / (sc * exposure_s) if inverse else (exposure_s * sc) / x_num
-        value = value if moving else still
+        value = value if kk * kk < beta else still
         value = value if kk > 0.0 else fast
         out[i] = value if kk == kk else np.nan
 
@@ -189,7 +220,7 @@ def _solve_ratio(s: float) -> float:
 
 @njit(**_OPTS)
 def build_inverse_table() -> np.ndarray:
-    """The ``(INVERSE_SEGMENTS, INVERSE_DEGREE + 1)`` table of :func:`g_of_ratio`.
+    """The ``(INVERSE_SEGMENTS, INVERSE_DEGREE + 1)`` table of :func:`_g_polynomial`.
 
     In each segment, G is sampled at the ``n = INVERSE_DEGREE + 1`` Chebyshev nodes
     ``t_m = cos(π(m + 1/2)/n)`` (never at s = 0 or 1), its interpolating Chebyshev series is
