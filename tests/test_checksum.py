@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lsci.recording.checksum import CHECKSUM_BYTES, fletcher32, verify_chunks, with_checksum
+from lsci.recording.chunk_io import read_planes, write_planes
 
 RNG = np.random.default_rng(7)
 
@@ -79,3 +80,40 @@ def test_refuses_a_buffer_too_small_or_an_array_not_contiguous():
         with_checksum(plane, out=np.empty(10, np.uint8))
     with pytest.raises(ValueError, match="C-contiguous"):
         fletcher32(np.zeros((4, 4))[:, ::2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint8])
+def test_write_planes_then_read_planes_round_trip(tmp_path, dtype):
+    planes = (RNG.random((5, 7, 9)) * 200).astype(dtype)  # odd byte counts for uint8
+    before = planes.copy()
+    with h5py.File(tmp_path / "p.h5", "w") as handle:
+        dataset = handle.create_dataset(
+            "p", shape=(6, 7, 9), dtype=dtype, chunks=(1, 7, 9), fletcher32=True
+        )
+        buffer = write_planes(dataset, 1, planes)
+        write_planes(dataset, 0, planes[:1].copy(), buffer)
+    np.testing.assert_array_equal(planes, before)  # the borrowed bytes were put back
+    with h5py.File(tmp_path / "p.h5", "r") as handle:
+        np.testing.assert_array_equal(handle["p"][1:], planes)  # verified by HDF5
+        np.testing.assert_array_equal(read_planes(handle["p"], 0, 6), handle["p"][:])
+
+
+def test_read_planes_leaves_other_layouts_and_damage_to_h5py(tmp_path):
+    frames = RNG.integers(0, 256, (4, 16, 16), dtype=np.uint8)
+    with h5py.File(tmp_path / "l.h5", "w") as handle:
+        handle.create_dataset("compressed", data=frames, chunks=(1, 16, 16), compression="gzip")
+        handle.create_dataset("two_per_chunk", data=frames, chunks=(2, 16, 16), fletcher32=True)
+        handle.create_dataset("plain", data=frames, chunks=(1, 16, 16))
+        checked = handle.create_dataset("checked", data=frames, chunks=(1, 16, 16), fletcher32=True)
+        offset = checked.id.get_chunk_info(2).byte_offset
+    with h5py.File(tmp_path / "l.h5", "r") as handle:
+        assert read_planes(handle["compressed"], 0, 4) is None
+        assert read_planes(handle["two_per_chunk"], 0, 4) is None
+        np.testing.assert_array_equal(read_planes(handle["plain"], 1, 3), frames[1:3])
+        np.testing.assert_array_equal(read_planes(handle["checked"], 0, 4), frames)
+    with open(tmp_path / "l.h5", "r+b") as raw:
+        raw.seek(offset + 3)
+        raw.write(bytes([frames[2, 0, 3] ^ 0xFF]))
+    with h5py.File(tmp_path / "l.h5", "r") as handle:
+        assert read_planes(handle["checked"], 0, 4) is None  # h5py then names the damage
+        np.testing.assert_array_equal(read_planes(handle["checked"], 0, 2), frames[:2])

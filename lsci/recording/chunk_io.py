@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from lsci.recording.checksum import CHECKSUM_BYTES, verify_chunks, with_checksum
+from lsci.recording.checksum import CHECKSUM_BYTES, fletcher32, verify_chunks, with_checksum
 
 __all__ = ["direct_chunk_checksum", "read_planes", "write_planes"]
 
@@ -91,7 +91,8 @@ def write_planes(
     start : int
         Index of the first plane.
     planes : ndarray
-        Of ``dataset.shape[1:]`` each; converted to the dataset's dtype.
+        Of ``dataset.shape[1:]`` each; converted to the dataset's dtype. Its memory is borrowed
+        during the call (see below): no other thread may read it meanwhile.
     buffer : ndarray of uint8, optional
         Room for one checksummed chunk, reused from the last call.
 
@@ -105,13 +106,34 @@ def write_planes(
         dataset[start : start + len(planes)] = planes
         return buffer
     origin = (0,) * (dataset.ndim - 1)
-    for offset, plane in enumerate(planes):
-        values = np.ascontiguousarray(plane, dtype=dataset.dtype)
-        if checksum:
-            if buffer is None or buffer.size < values.nbytes + CHECKSUM_BYTES:
-                buffer = np.empty(values.nbytes + CHECKSUM_BYTES, np.uint8)
-            stored = with_checksum(values, out=buffer)
-        else:
-            stored = values.reshape(-1).view(np.uint8)
-        dataset.id.write_direct_chunk((start + offset, *origin), stored)
+    n = len(planes)
+    if not checksum:
+        for offset in range(n):
+            values = np.ascontiguousarray(planes[offset], dtype=dataset.dtype)
+            dataset.id.write_direct_chunk(
+                (start + offset, *origin), values.reshape(-1).view(np.uint8)
+            )
+        return buffer
+    borrowed = 0
+    if planes.dtype == dataset.dtype and planes.flags.c_contiguous and planes.flags.writeable:
+        # Each plane but the last is followed in memory by the next one: its checksum is put
+        # there for the write and those 4 bytes are then put back, so no plane is copied.
+        borrowed = n - 1
+        flat = planes.reshape(-1).view(np.uint8)
+        plane_bytes = flat.size // n if n else 0
+        for offset in range(borrowed):
+            chunk = flat[offset * plane_bytes : (offset + 1) * plane_bytes + CHECKSUM_BYTES]
+            following = chunk[plane_bytes:].copy()
+            try:
+                chunk[plane_bytes:] = np.array([fletcher32(chunk[:plane_bytes])], "<u4").view(
+                    np.uint8
+                )
+                dataset.id.write_direct_chunk((start + offset, *origin), chunk)
+            finally:
+                chunk[plane_bytes:] = following
+    for offset in range(borrowed, n):
+        values = np.ascontiguousarray(planes[offset], dtype=dataset.dtype)
+        if buffer is None or buffer.size < values.nbytes + CHECKSUM_BYTES:
+            buffer = np.empty(values.nbytes + CHECKSUM_BYTES, np.uint8)
+        dataset.id.write_direct_chunk((start + offset, *origin), with_checksum(values, out=buffer))
     return buffer
