@@ -167,9 +167,7 @@ def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> 
             # Warm up: every worker imports lsci and loads the compiled kernels.
             client.run(lambda: __import__("lsci.processing.distributed"))
             start = time.perf_counter()
-            process_recording_distributed(
-                path, settings, scheduler=client, memory_bytes=32 << 20, overwrite=True
-            )
+            process_recording_distributed(path, settings, scheduler=client, overwrite=True)
             return time.perf_counter() - start
     finally:
         if before is None:

@@ -31,6 +31,7 @@ from lsci.core.modes import MODES
 from lsci.errors import LsciError
 from lsci.processing import ProcessingResult, ProcessingSettings, process_recording
 from lsci.processing.recordings import (
+    CHUNK_BYTES,
     CONTRAST_PRODUCT,
     PERFUSION_PRODUCT,
     STORAGE_DTYPES,
@@ -254,7 +255,7 @@ _FILE_ERRORS = (LsciError, CalibrationError, ValueError, OSError)
 @click.option(
     "--memory-mb",
     type=click.IntRange(16),
-    default=96,
+    default=CHUNK_BYTES >> 20,
     show_default=True,
     help="Memory for one chunk of frames and maps.",
 )

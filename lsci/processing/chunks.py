@@ -22,6 +22,7 @@ from lsci.processing.settings import ProcessingSettings
 __all__ = [
     "Chunk",
     "ChunkResult",
+    "balance",
     "maps_per_chunk_for",
     "perfusion_from_contrast",
     "plan_chunks",
@@ -84,16 +85,53 @@ def plan_chunks(n_frames: int, settings: ProcessingSettings, *, maps_per_chunk: 
     return chunks
 
 
+def balance(chunks: list[Chunk], settings: ProcessingSettings, workers: int) -> list[Chunk]:
+    """The maps of ``chunks`` in as few chunks as their largest allows, their number a
+    multiple of ``workers``, sizes differing by at most one map.
+
+    Every worker then has work until the end: with an uneven last round, one worker would
+    finish the recording alone while the others wait.
+
+    Examples
+    --------
+    >>> s = ProcessingSettings(average=8)
+    >>> [c.stop_map - c.first_map for c in balance(plan_chunks(200, s, maps_per_chunk=3), s, 2)]
+    [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]
+    """
+    if not chunks:
+        return []
+    n_maps = chunks[-1].stop_map
+    largest = max(chunk.stop_map - chunk.first_map for chunk in chunks)
+    fewest = -(-n_maps // largest)
+    count = min(n_maps, -(-fewest // workers) * workers)
+    balanced = []
+    first = 0
+    for index in range(count):
+        stop = first + n_maps // count + (index < n_maps % count)
+        balanced.append(Chunk(index, first, stop, *settings.frames_for(first, stop)))
+        first = stop
+    return balanced
+
+
 def maps_per_chunk_for(
-    frame_shape: tuple[int, ...], settings: ProcessingSettings, *, memory_bytes: int
+    frame_shape: tuple[int, ...],
+    settings: ProcessingSettings,
+    *,
+    memory_bytes: int,
+    bytes_per_pixel: int = 4,
 ) -> int:
-    """Output maps per chunk so that its raw frames and float32 results fit ``memory_bytes``."""
+    """Output maps per chunk so that its raw frames and float32 results fit ``memory_bytes``.
+
+    ``bytes_per_pixel`` is what a raw frame takes in memory per pixel while it is processed:
+    its itemsize, plus 4 when a calibration makes a float32 copy (the default, 4, is the
+    float32 input of the array API).
+    """
     height, width = frame_shape[-2:]
-    # Per map: its share of raw frames (as float32 at worst, for the kernels' offsets), a K map
-    # and a perfusion map.
-    frames_per_map = max(settings.frames_between_maps, 1)
-    bytes_per_map = 4 * height * width * (frames_per_map + 2)
-    overlap = 4 * height * width * settings.frames_per_map
+    frame_bytes = bytes_per_pixel * height * width
+    # Per map: the raw frames between two maps' starts, a K map and a perfusion map; once per
+    # chunk, the frames by which a temporal window reaches past the next map's start.
+    bytes_per_map = frame_bytes * settings.frames_between_maps + 2 * 4 * height * width
+    overlap = frame_bytes * max(0, settings.frames_per_map - settings.frames_between_maps)
     return max(1, (memory_bytes - overlap) // bytes_per_map)
 
 

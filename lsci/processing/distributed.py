@@ -15,6 +15,7 @@ client (a local disk, or a cluster file system shared by all machines).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lsci.processing.calibrations import Calibrations
-from lsci.processing.chunks import Chunk, process_chunk
+from lsci.processing.chunks import Chunk, balance, process_chunk
 from lsci.processing.recordings import (
     CHUNK_BYTES,
     OutputCheck,
@@ -148,8 +149,10 @@ def process_recording_distributed(
     client, owned = connect(scheduler)
     futures: list[Future[tuple[Chunk, OutputCheck]]] = []
     try:
+        threads = max(1, sum(client.nthreads().values()))
+        plan = dataclasses.replace(plan, chunks=balance(plan.chunks, plan.settings, threads))
         if in_flight is None:
-            in_flight = 2 * max(1, sum(client.nthreads().values()))
+            in_flight = 2 * threads
         start = time.perf_counter()
         frames_read = 0
         maps_done = 0

@@ -35,6 +35,7 @@ from lsci.processing.calibrations import Calibrations, resolve
 from lsci.processing.chunks import (
     Chunk,
     ChunkResult,
+    balance,
     maps_per_chunk_for,
     plan_chunks,
     process_chunk,
@@ -61,9 +62,10 @@ PERFUSION_PRODUCT = "perfusion"
 #: error ≤ 2⁻¹¹ ≈ 4.9e-4) up to 65504: enough for K, too little range for 1/τc or 1/K² maps
 #: of fast flow, which then overflow to inf (counted and warned about).
 STORAGE_DTYPES = ("float32", "float16")
-#: Memory budget of one chunk by default: small enough that its arrays are reused by the
-#: allocator instead of being mapped fresh (page faults cost as much as the computation).
-CHUNK_BYTES = 96 << 20
+#: Memory budget of one chunk by default: small enough that its arrays stay below glibc's
+#: largest mmap threshold (32 MiB), so the allocator reuses them instead of mapping them fresh
+#: (page faults cost as much as the computation); large enough for a few maps per chunk.
+CHUNK_BYTES = 64 << 20
 
 
 class OutputWarning(UserWarning):
@@ -390,7 +392,13 @@ def plan_recording(
             f"{path}: {n_frames} frames are too few for one map "
             f"({settings.frames_per_map} frames per map)"
         )
-    per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=memory_bytes)
+    converted = calibrations.dark is not None or calibrations.camera is not None
+    per_chunk = maps_per_chunk_for(
+        frame_shape,
+        settings,
+        memory_bytes=memory_bytes,
+        bytes_per_pixel=bytes_per_frame // (frame_shape[0] * frame_shape[1]) + 4 * converted,
+    )
     return RecordingPlan(
         path,
         settings,
@@ -506,6 +514,7 @@ def process_recording(
     frames_read = 0
     check = OutputCheck()
     workers = max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    work = balance(plan.chunks, plan.settings, workers)
     with plan.writer(overwrite=overwrite) as out:
         if out.complete:
             return plan.result(out, 0, 0.0, reused=True)
@@ -520,9 +529,7 @@ def process_recording(
             open_recording(plan.path) as recording,
             ThreadPoolExecutor(workers, thread_name_prefix="lsci-compute") as computing,
             ThreadPoolExecutor(1, thread_name_prefix="lsci-write") as writing,
-            contextlib.closing(
-                _prefetched(plan.chunks, lambda a, b: recording.frames[a:b])
-            ) as chunks,
+            contextlib.closing(_prefetched(work, lambda a, b: recording.frames[a:b])) as chunks,
         ):
             computed: deque[Future[ChunkResult]] = deque()
             stored: Future[OutputCheck] | None = None
