@@ -398,3 +398,38 @@ def test_perfusion_scale_validation() -> None:
         PerfusionScale.from_dict({"model": "quadratic", "scale": 1.0})
     with pytest.raises(ValueError, match="scale"):
         PerfusionScale.from_dict({"unit": "PU"})
+
+
+def test_float32_results_match_the_exact_table_inversion() -> None:
+    # float32 output goes through the rational approximation of G, float64 through the table:
+    # the two agree to float32 rounding over the whole range of K, at both ends too.
+    k = np.concatenate(
+        [
+            np.geomspace(1e-4, 0.999999, 200_001),
+            1.0 - np.geomspace(1e-7, 1e-2, 1001),  # K²/β → 1: x → 0
+        ]
+    ).astype(np.float32)
+    for beta in (1.0, 0.37):
+        for function in (inverse_correlation_time, correlation_time):
+            exact = function(k, 5e-3, beta=beta, out=np.empty(k.shape))
+            fast = function(k, 5e-3, beta=beta)
+            assert fast.dtype == np.float32
+            finite = np.isfinite(exact) & (exact > 0)
+            np.testing.assert_array_equal(fast[~finite], exact[~finite].astype(np.float32))
+            rel = np.abs(fast[finite] / exact[finite] - 1.0)
+            assert rel.max() <= 6.0e-8 + 4e-10  # float32 rounding plus the approximation
+
+
+def test_rational_approximation_of_g_is_within_its_stated_bound() -> None:
+    from lsci.core._kernels import perfusion as kernels
+
+    s = np.linspace(1e-7, 1.0 - 1e-9, 20_001)
+    exact = np.array([kernels._solve_ratio(v) * v / (1.0 - v) for v in s])
+    t = 2.0 * s - 1.0
+    polyval = np.polynomial.polynomial.polyval
+    stored = polyval(t, kernels.INVERSE_RATIONAL_P) / polyval(t, kernels.INVERSE_RATIONAL_Q)
+    assert np.abs(stored / exact - 1.0).max() <= 4e-10
+    # The stored coefficients are what the documented fit gives.
+    p, q = kernels.fit_inverse_rational()
+    refitted = polyval(t, p) / polyval(t, q)
+    np.testing.assert_allclose(refitted, stored, rtol=1e-11)

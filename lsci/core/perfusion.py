@@ -151,6 +151,11 @@ def _invert(
     t = _check_exposure(exposure_s)
     arr = as_real("k", k)
     result = prepare_out(out, arr.shape)
+    if result.dtype == np.float32:
+        # Rounded to float32 anyway: the rational approximation's 4e-10 cannot show.
+        return _run_flat(
+            lambda i, o: _kp.invert_visibility_rational(i, b, t, inverse, o), arr, result
+        )
     table = _inverse_table()
     return _run_flat(lambda i, o: _kp.invert_visibility(i, b, t, inverse, table, o), arr, result)
 
@@ -196,7 +201,10 @@ def correlation_time(
     ``x ≈ 3(1 − s)/2``). It is tabulated once, as polynomials of degree 5 on 256 equal segments
     of s interpolating an exact float64 root at Chebyshev nodes, and ``x = G(s)·(1 − s)/s`` is
     then one polynomial evaluation per pixel, with no logarithm, exponential or iteration. For
-    exact input x comes out to a few ulp (measured at most 1.2e-15 relative), at any x.
+    exact input x comes out to a few ulp (measured at most 1.2e-15 relative), at any x. float32
+    results use a rational approximation of G of degree 8/8 instead (relative error ≤ 4e-10,
+    far below float32's rounding), which needs no table lookup and so vectorises: about twice
+    as fast.
 
     Precision is limited by the input as ``K²/β → 1`` (x → 0), where ``1 − K²/β ≈ 2x/3``: a
     relative error ε in K² becomes ``≈ 1.5·ε/x`` in x. For float64 K this is about 3e-13 at
