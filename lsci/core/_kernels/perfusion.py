@@ -210,33 +210,41 @@ def invert_visibility_rational(
     The same special values and the same ``s``; ``G = P(t)/Q(t)`` (Estrin's scheme) in place of
     the table, so ``x = P·(1 − s)/(Q·s)``: one division per pixel.
     """
-    p = INVERSE_RATIONAL_P
-    q = INVERSE_RATIONAL_Q
-    inv_beta = 1.0 / beta
-    still = 0.0 if inverse else np.inf  # x = 0
-    fast = np.inf if inverse else 0.0  # x = inf
     n = k.shape[0]
     per_chunk = _INVERT_BLOCK * 32
     for c in prange((n + per_chunk - 1) // per_chunk):
-        for i in range(c * per_chunk, min(n, (c + 1) * per_chunk)):
-            kk = np.float64(k[i])
-            k2 = kk * kk
-            sc = min(k2 * inv_beta, 1.0) if k2 < beta else 0.5
-            sc = sc if kk == kk else 0.5
-            t = 2.0 * sc - 1.0
-            t2 = t * t
-            t4 = t2 * t2
-            num = (p[0] + p[1] * t + (p[2] + p[3] * t) * t2) + t4 * (
-                (p[4] + p[5] * t + (p[6] + p[7] * t) * t2) + p[8] * t4
-            )
-            den = (q[0] + q[1] * t + (q[2] + q[3] * t) * t2) + t4 * (
-                (q[4] + q[5] * t + (q[6] + q[7] * t) * t2) + q[8] * t4
-            )
-            x_num = num * (1.0 - sc)  # x = x_num / (den · sc)
-            value = x_num / (den * sc * exposure_s) if inverse else (exposure_s * sc * den) / x_num
-            value = value if k2 < beta else still
-            value = value if kk > 0.0 else fast
-            out[i] = value if kk == kk else np.nan
+        start = c * per_chunk
+        stop = min(n, start + per_chunk)
+        _invert_rational_span(k[start:stop], beta, exposure_s, inverse, out[start:stop])
+
+
+@njit(fastmath=_FMA, **_OPTS)
+def _invert_rational_span(k, beta, exposure_s, inverse, out):  # type: ignore[no-untyped-def]
+    """One span of :func:`invert_visibility_rational`: a plain loop, which LLVM vectorises."""
+    p0, p1, p2, p3, p4, p5, p6, p7, p8 = INVERSE_RATIONAL_P
+    q0, q1, q2, q3, q4, q5, q6, q7, q8 = INVERSE_RATIONAL_Q
+    inv_beta = 1.0 / beta
+    still = 0.0 if inverse else np.inf  # x = 0
+    fast = np.inf if inverse else 0.0  # x = inf
+    for i in range(k.shape[0]):
+        kk = np.float64(k[i])
+        k2 = kk * kk
+        sc = min(k2 * inv_beta, 1.0) if k2 < beta else 0.5
+        sc = sc if kk == kk else 0.5
+        t = 2.0 * sc - 1.0
+        t2 = t * t
+        t4 = t2 * t2
+        num = (p0 + p1 * t + (p2 + p3 * t) * t2) + t4 * (
+            (p4 + p5 * t + (p6 + p7 * t) * t2) + p8 * t4
+        )
+        den = (q0 + q1 * t + (q2 + q3 * t) * t2) + t4 * (
+            (q4 + q5 * t + (q6 + q7 * t) * t2) + q8 * t4
+        )
+        x_num = num * (1.0 - sc)  # x = x_num / (den · sc)
+        value = x_num / (den * sc * exposure_s) if inverse else (exposure_s * sc * den) / x_num
+        value = value if k2 < beta else still
+        value = value if kk > 0.0 else fast
+        out[i] = value if kk == kk else np.nan
 
 
 def fit_inverse_rational(
