@@ -36,6 +36,9 @@ _OPTS: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
 _FAST = {"arcp", "contract", "afn", "nsz"}
 
 _MASK32 = np.int64(0xFFFFFFFF)
+# Bytes of one sub-band of output rows when spatial K is averaged over frames (see
+# _spatial_band): small enough for the L1/L2 cache with the frames' column sums.
+_SUB_BAND_BYTES = 48 << 10
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,114 +133,120 @@ def _spatial_band(  # type: ignore[no-untyped-def]
                     v = acc(row[j]) - off
                     c1[j] += v
                     c2[j] += v * v
-    for i in range(i0, i1):
-        orow = out[i]
+    # Rows go in sub-bands of `rows` rows, frame after frame: a frame's column sums stay in
+    # cache through a sub-band, and so do the sub-band's rows of the mean.
+    rows = max(1, min(i1 - i0, _SUB_BAND_BYTES // (4 * Wo))) if G > 1 else i1 - i0
+    for first in range(i0, i1, rows):
+        last = min(i1, first + rows)
         for g in range(G):
-            x = xs[g]
-            sq = sqs[g]
-            off = offs[g]
-            lv1 = levels1[g]
-            lv2 = levels2[g]
-            e1 = lv1[0]
-            e2 = lv2[0]
-            c1 = e1[left:mid_end]
-            c2 = e2[left:mid_end]
-            if i > i0 and planes:
-                ra = x[rowmap[i + w - 1]]
-                rs = x[rowmap[i - 1]]
-                ra2 = sq[rowmap[i + w - 1]]
-                rs2 = sq[rowmap[i - 1]]
-                for j in range(nm):
-                    c1[j] += ra[j] - rs[j]
-                    c2[j] += ra2[j] - rs2[j]
-            elif i > i0:
-                ra = x[rowmap[i + w - 1]]
-                rs = x[rowmap[i - 1]]
-                for j in range(nm):
-                    va = acc(ra[j]) - off
-                    vs = acc(rs[j]) - off
-                    c1[j] += va - vs
-                    c2[j] += va * va - vs * vs
-            for k in range(left):
-                e1[k] = e1[left + colmap[k]]
-                e2[k] = e2[left + colmap[k]]
-            for k in range(mid_end, ne):
-                e1[k] = e1[left + colmap[k]]
-                e2[k] = e2[left + colmap[k]]
-            span = 1
-            for b in range(1, nlev + 1):
-                p1 = lv1[b - 1]
-                p2 = lv2[b - 1]
-                p1b = p1[span:]
-                p2b = p2[span:]
-                p1c = p1[2 * span :]
-                p2c = p2[2 * span :]
-                p1d = p1[3 * span :]
-                p2d = p2[3 * span :]
-                r1 = lv1[b]
-                r2 = lv2[b]
-                for j in range(nl - 4 * span + 1):
-                    r1[j] = acc(acc(p1[j] + p1b[j]) + acc(p1c[j] + p1d[j]))
-                    r2[j] = acc(acc(p2[j] + p2b[j]) + acc(p2c[j] + p2d[j]))
-                span *= 4
-            dest = orow if g == 0 else krow
-            a1 = lv1[nlev]
-            a2 = lv2[nlev]
-            if use_off or nterm > 4:
-                # General path: add the terms up in h, then K with the offset.
-                for j in range(Wo):
-                    h1[j] = a1[j]
-                    h2[j] = a2[j]
-                for q in range(1, nterm):
-                    b1 = lv1[tl[q]][to[q] :]
-                    b2 = lv2[tl[q]][to[q] :]
-                    gq = sg[q]
+            for i in range(first, last):
+                orow = out[i]
+                x = xs[g]
+                sq = sqs[g]
+                off = offs[g]
+                lv1 = levels1[g]
+                lv2 = levels2[g]
+                e1 = lv1[0]
+                e2 = lv2[0]
+                c1 = e1[left:mid_end]
+                c2 = e2[left:mid_end]
+                if i > i0 and planes:
+                    ra = x[rowmap[i + w - 1]]
+                    rs = x[rowmap[i - 1]]
+                    ra2 = sq[rowmap[i + w - 1]]
+                    rs2 = sq[rowmap[i - 1]]
+                    for j in range(nm):
+                        c1[j] += ra[j] - rs[j]
+                        c2[j] += ra2[j] - rs2[j]
+                elif i > i0:
+                    ra = x[rowmap[i + w - 1]]
+                    rs = x[rowmap[i - 1]]
+                    for j in range(nm):
+                        va = acc(ra[j]) - off
+                        vs = acc(rs[j]) - off
+                        c1[j] += va - vs
+                        c2[j] += va * va - vs * vs
+                for k in range(left):
+                    e1[k] = e1[left + colmap[k]]
+                    e2[k] = e2[left + colmap[k]]
+                for k in range(mid_end, ne):
+                    e1[k] = e1[left + colmap[k]]
+                    e2[k] = e2[left + colmap[k]]
+                span = 1
+                for b in range(1, nlev + 1):
+                    p1 = lv1[b - 1]
+                    p2 = lv2[b - 1]
+                    p1b = p1[span:]
+                    p2b = p2[span:]
+                    p1c = p1[2 * span :]
+                    p2c = p2[2 * span :]
+                    p1d = p1[3 * span :]
+                    p2d = p2[3 * span :]
+                    r1 = lv1[b]
+                    r2 = lv2[b]
+                    for j in range(nl - 4 * span + 1):
+                        r1[j] = acc(acc(p1[j] + p1b[j]) + acc(p1c[j] + p1d[j]))
+                        r2[j] = acc(acc(p2[j] + p2b[j]) + acc(p2c[j] + p2d[j]))
+                    span *= 4
+                dest = orow if g == 0 else krow
+                a1 = lv1[nlev]
+                a2 = lv2[nlev]
+                if use_off or nterm > 4:
+                    # General path: add the terms up in h, then K with the offset.
                     for j in range(Wo):
-                        h1[j] += gq * b1[j]
-                        h2[j] += gq * b2[j]
-                for j in range(Wo):
-                    dest[j] = _k32(h1[j], h2[j], nf, off, scale)
-            elif nterm == 1:
-                for j in range(Wo):
-                    dest[j] = _kk(acc(a1[j]), acc(a2[j]), nf, n32, scale, int_k)
-            elif nterm == 2:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                g1 = sg[1]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + g1 * b1[j])
-                    s2 = acc(a2[j] + g1 * b2[j])
-                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
-            elif nterm == 3:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                d1 = lv1[tl[2]][to[2] :]
-                d2 = lv2[tl[2]][to[2] :]
-                g1 = sg[1]
-                g2 = sg[2]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
-                    s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
-                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
-            else:
-                b1 = lv1[tl[1]][to[1] :]
-                b2 = lv2[tl[1]][to[1] :]
-                d1 = lv1[tl[2]][to[2] :]
-                d2 = lv2[tl[2]][to[2] :]
-                f1 = lv1[tl[3]][to[3] :]
-                f2 = lv2[tl[3]][to[3] :]
-                g1 = sg[1]
-                g2 = sg[2]
-                g3 = sg[3]
-                for j in range(Wo):
-                    s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
-                    s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
-                    dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
-            if g > 0:
-                for j in range(Wo):
-                    orow[j] += krow[j]
+                        h1[j] = a1[j]
+                        h2[j] = a2[j]
+                    for q in range(1, nterm):
+                        b1 = lv1[tl[q]][to[q] :]
+                        b2 = lv2[tl[q]][to[q] :]
+                        gq = sg[q]
+                        for j in range(Wo):
+                            h1[j] += gq * b1[j]
+                            h2[j] += gq * b2[j]
+                    for j in range(Wo):
+                        dest[j] = _k32(h1[j], h2[j], nf, off, scale)
+                elif nterm == 1:
+                    for j in range(Wo):
+                        dest[j] = _kk(acc(a1[j]), acc(a2[j]), nf, n32, scale, int_k)
+                elif nterm == 2:
+                    b1 = lv1[tl[1]][to[1] :]
+                    b2 = lv2[tl[1]][to[1] :]
+                    g1 = sg[1]
+                    for j in range(Wo):
+                        s1 = acc(a1[j] + g1 * b1[j])
+                        s2 = acc(a2[j] + g1 * b2[j])
+                        dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+                elif nterm == 3:
+                    b1 = lv1[tl[1]][to[1] :]
+                    b2 = lv2[tl[1]][to[1] :]
+                    d1 = lv1[tl[2]][to[2] :]
+                    d2 = lv2[tl[2]][to[2] :]
+                    g1 = sg[1]
+                    g2 = sg[2]
+                    for j in range(Wo):
+                        s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j])
+                        s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j])
+                        dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+                else:
+                    b1 = lv1[tl[1]][to[1] :]
+                    b2 = lv2[tl[1]][to[1] :]
+                    d1 = lv1[tl[2]][to[2] :]
+                    d2 = lv2[tl[2]][to[2] :]
+                    f1 = lv1[tl[3]][to[3] :]
+                    f2 = lv2[tl[3]][to[3] :]
+                    g1 = sg[1]
+                    g2 = sg[2]
+                    g3 = sg[3]
+                    for j in range(Wo):
+                        s1 = acc(a1[j] + g1 * b1[j] + g2 * d1[j] + g3 * f1[j])
+                        s2 = acc(a2[j] + g1 * b2[j] + g2 * d2[j] + g3 * f2[j])
+                        dest[j] = _kk(s1, s2, nf, n32, scale, int_k)
+                if g > 0:
+                    for j in range(Wo):
+                        orow[j] += krow[j]
         if G > 1:
-            _divide(orow, G)
+            for i in range(first, last):
+                _divide(out[i], G)
 
 
 @njit(**_OPTS)
