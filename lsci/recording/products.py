@@ -153,6 +153,7 @@ class PartWriter:
         self._written = dict.fromkeys(set_layout.shapes, 0)
         self._handle: h5py.File | None = None
         self._chunk_buffer: npt.NDArray[np.uint8] | None = None  # reused for every map
+        self._flushed = 0  # bytes of the file whose writeback has been started
         self._reserve = self._make_reserve()
         try:
             # "x": created exclusively, so a part is never written twice or through a link.
@@ -233,10 +234,28 @@ class PartWriter:
             )
         try:
             self._chunk_buffer = write_planes(dataset, start, array, self._chunk_buffer)
+            self._start_writeback()
         except OSError as exc:
             self.discard()
             raise write_error(self.path, exc, f"writing product {name!r}") from None
         self._written[name] += len(array)
+
+    def _start_writeback(self) -> None:
+        """Start writing the bytes added since the last call to disk, without waiting.
+
+        The part is made durable when it is closed (fsync); started early, the disk writes while
+        the next maps are computed and that fsync has little left to wait for. (The pages are
+        also dropped from the page cache once written: products are read back rarely, and then
+        from disk rather than evicting the raw frames.)
+        """
+        assert self._handle is not None
+        descriptor = self._handle.id.get_vfd_handle()
+        size = os.fstat(descriptor).st_size
+        if size > self._flushed:
+            os.posix_fadvise(
+                descriptor, self._flushed, size - self._flushed, os.POSIX_FADV_DONTNEED
+            )
+            self._flushed = size
 
     def close(self) -> None:
         """Close the file and make it durable; every map must have been written."""
