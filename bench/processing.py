@@ -196,12 +196,17 @@ def _cluster_seconds(path: Path, workers: int, settings: ProcessingSettings) -> 
         ):  # fmt: skip
             # Warm up: a whole untimed run, so that every worker has imported lsci and loaded
             # each compiled kernel it uses (seconds per process, more than the run itself).
-            process_recording_distributed(path, settings, scheduler=client, overwrite=True)
+            plan = plan_recording(path, settings, products=("perfusion",))
+            process_recording_distributed(
+                path, settings, scheduler=client, plan=plan, overwrite=True
+            )
             seconds = []
             for _ in range(2):
                 os.sync()
                 start = time.perf_counter()
-                process_recording_distributed(path, settings, scheduler=client, overwrite=True)
+                process_recording_distributed(
+                    path, settings, scheduler=client, plan=plan, overwrite=True
+                )
                 seconds.append(time.perf_counter() - start)
             return min(seconds)
     finally:
