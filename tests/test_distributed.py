@@ -78,3 +78,15 @@ def test_scheduler_address_is_accepted(tmp_path: Path, client: distributed.Clien
         path, ProcessingSettings(window=3), scheduler=client.scheduler.address
     )
     assert result.maps == 6
+
+
+@pytest.mark.slow
+def test_runs_back_to_back_on_one_client(tmp_path: Path, client: distributed.Client) -> None:
+    # Each run scatters its calibrations; equal ones used to share a key that the run before
+    # was releasing, and the next run's tasks failed with "lost dependencies".
+    path = tmp_path / "rec.h5"
+    write_recording(path, n_frames=16)
+    settings = ProcessingSettings(window=3, average=2)
+    for _ in range(4):
+        result = process_recording_distributed(path, settings, scheduler=client, overwrite=True)
+        assert result.maps == 8 and not result.reused

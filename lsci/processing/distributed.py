@@ -163,7 +163,9 @@ def process_recording_distributed(
             assert out.temporary is not None
             folder = str(out.temporary)
             # The calibrations go to every worker once, not with every task.
-            calibrations = client.scatter(plan.calibrations, broadcast=True)
+            # A key of its own (hash=False): equal calibrations scattered by an earlier run on
+            # this client share a key that run is releasing, and tasks would lose it.
+            calibrations = client.scatter(plan.calibrations, broadcast=True, hash=False)
 
             def submit(chunk: Chunk) -> Future[tuple[Chunk, OutputCheck]]:
                 future = client.submit(
