@@ -14,7 +14,7 @@ byte), then folded once more; the checksum is ``sum2 << 16 | sum1``, stored litt
 the data. Releases before 1.6.3 stored it with the bytes of each half swapped, which HDF5 still
 accepts when reading, and so does :func:`verify_chunks`.
 
-Words are summed per 360-word block, independently (in parallel): a block adds ``Σw`` to
+Words are summed per 360-word block, each on its own (in vector lanes): a block adds ``Σw`` to
 ``sum1`` and ``n·sum1 + Σ(n − i)·w_i`` to ``sum2`` (``i`` from 0), the same totals as the word
 loop, reduced modulo 2³² as the library's 32-bit sums are; the folds are then applied block by
 block in order, exactly where the library applies them.
@@ -38,22 +38,23 @@ _OPTS: dict[str, Any] = {"cache": True, "nogil": True}
 
 @njit(**_OPTS)
 def _block_sums(words: np.ndarray, sums: np.ndarray) -> None:
-    """``sums[b] = (Σw, Σ(n − i)·w_i)`` of each block of the native uint16 ``words``.
+    """``sums[b] = (Σw, Σ(n − i)·w_i)`` modulo 2³² of each block of the native uint16 ``words``.
 
-    Each term fits 32 bits (360 · 0xffff), so the block loop runs on 32-bit lanes.
+    Modulo 2³² is all the library's 32-bit sums keep, so the loop runs on unsigned 32-bit lanes;
+    ``Σ(n − i)·w_i`` is formed as ``n·Σw − Σi·w_i``.
     """
     for b in range(sums.shape[0]):
         start = b * _BLOCK_WORDS
         n = min(_BLOCK_WORDS, words.shape[0] - start)
-        s1 = np.int32(0)
-        s2 = np.int64(0)
+        s1 = np.uint32(0)
+        weighted = np.uint32(0)
         for i in range(n):
-            x = np.int32(words[start + i])
-            word = ((x & 0xFF) << 8) | (x >> 8)  # the bytes as a big-endian word
-            s1 += word
-            s2 += np.int64(np.int32(n - i) * word)
+            x = np.uint32(words[start + i])
+            word = ((x & np.uint32(0xFF)) << np.uint32(8)) | (x >> np.uint32(8))  # big-endian
+            s1 = np.uint32(s1 + word)
+            weighted = np.uint32(weighted + np.uint32(np.uint32(i) * word))
         sums[b, 0] = s1
-        sums[b, 1] = s2
+        sums[b, 1] = np.uint32(np.uint32(n) * s1 - weighted)
 
 
 @njit(**_OPTS)
