@@ -120,7 +120,7 @@ def process_recording_distributed(
     products, dtype, memory_bytes, overwrite, calibrated, plan
         As for :func:`lsci.processing.recordings.process_recording`.
     in_flight : int, optional
-        Tasks submitted but not yet finished; default twice the cluster's worker threads.
+        Tasks submitted but not yet finished; default four per worker thread of the cluster.
     progress : callable, optional
         Called as ``progress(maps_done, maps_total)`` as parts are written.
 
@@ -152,7 +152,9 @@ def process_recording_distributed(
         threads = max(1, sum(client.nthreads().values()))
         plan = dataclasses.replace(plan, chunks=balance(plan.chunks, plan.settings, threads))
         if in_flight is None:
-            in_flight = 2 * threads
+            # Enough queued that a worker finishing a task never waits for the client's
+            # round trip (fetching a result, submitting the next task).
+            in_flight = 4 * threads
         start = time.perf_counter()
         frames_read = 0
         maps_done = 0
