@@ -49,7 +49,7 @@ class ContrastMode:
         The camera-noise correction of :func:`lsci.calibration.noise.fundamental_k2` is defined
         for it (in non-overlapping windows when temporal).
     function : callable
-        ``function(frames, *, window, frames_window, step, ddof, edges, average)`` returning
+        ``function(frames, *, window, frames_window, step, ddof, edges, average, out)`` returning
         float32 K; a mode without a temporal window returns the mean K of every ``average``
         frames.
     """
@@ -71,11 +71,13 @@ class ContrastMode:
         ddof: int,
         edges: str,
         average: int = 1,
+        out: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
         """K of a (T, H, W) stack of raw frames with this mode's windows.
 
         A mode without a temporal window gives one map per ``average`` frames, their mean K
-        (T a multiple of ``average``); the others ignore ``average``.
+        (T a multiple of ``average``); the others ignore ``average``. ``out``: C-contiguous
+        float32 maps of the output shape to write into.
         """
         k: npt.NDArray[np.float32] = self.function(
             frames,
@@ -85,20 +87,34 @@ class ContrastMode:
             ddof=ddof,
             edges=edges,
             average=1 if self.temporal else average,
+            out=out,
         )
         return k
 
 
 def _spatial(
-    frames: npt.ArrayLike, *, window: int, ddof: int, edges: Any, average: int, **_: Any
+    frames: npt.ArrayLike,
+    *,
+    window: int,
+    ddof: int,
+    edges: Any,
+    average: int,
+    out: np.ndarray | None,
+    **_: Any,
 ) -> np.ndarray:
-    return spatial_contrast(frames, window, ddof=ddof, edges=edges, average=average)
+    return spatial_contrast(frames, window, ddof=ddof, edges=edges, average=average, out=out)
 
 
 def _temporal(
-    frames: npt.ArrayLike, *, frames_window: int, step: int, ddof: int, **_: Any
+    frames: npt.ArrayLike,
+    *,
+    frames_window: int,
+    step: int,
+    ddof: int,
+    out: np.ndarray | None,
+    **_: Any,
 ) -> np.ndarray:  # no ``average``: every map already pools frames_window frames
-    return temporal_contrast(frames, frames_window, step=step, ddof=ddof)
+    return temporal_contrast(frames, frames_window, step=step, ddof=ddof, out=out)
 
 
 def _spatiotemporal(
@@ -109,9 +125,12 @@ def _spatiotemporal(
     step: int,
     ddof: int,
     edges: Any,
+    out: np.ndarray | None,
     **_: Any,
 ) -> np.ndarray:
-    return spatiotemporal_contrast(frames, window, frames_window, step=step, ddof=ddof, edges=edges)
+    return spatiotemporal_contrast(
+        frames, window, frames_window, step=step, ddof=ddof, edges=edges, out=out
+    )
 
 
 _ENTRIES = (

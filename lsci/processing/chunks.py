@@ -140,6 +140,8 @@ def process_chunk(
     chunk: Chunk,
     settings: ProcessingSettings,
     calibrations: Calibrations | None = None,
+    *,
+    out: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None] | None = None,
 ) -> ChunkResult:
     """Compute the contrast and perfusion maps of ``chunk`` from its raw ``frames``.
 
@@ -154,6 +156,9 @@ def process_chunk(
         (:func:`lsci.processing.calibrations.resolve`).
     calibrations : Calibrations, optional
         Dark frame and camera noise to correct for, as resolved.
+    out : (ndarray, ndarray or None), optional
+        C-contiguous float32 arrays of at least the chunk's maps to write contrast and
+        perfusion into (memory reused from chunk to chunk); the result holds views of them.
 
     Returns
     -------
@@ -167,19 +172,25 @@ def process_chunk(
         )
     calibrations = Calibrations() if calibrations is None else calibrations
     mode = settings.contrast_mode
+    n_maps = chunk.stop_map - chunk.first_map
+    k_out, perfusion_out = (None, None) if out is None else (out[0][:n_maps], out[1])
     if calibrations.camera is not None:
         k = _noise_corrected_contrast(frames, settings, calibrations)
         if not mode.temporal and settings.average > 1:
-            n_maps = chunk.stop_map - chunk.first_map
             k = k.reshape(n_maps, settings.average, *k.shape[1:]).mean(axis=1, dtype=np.float32)
     else:
         if calibrations.dark is not None:
             frames = subtract_dark(frames, calibrations.dark)
-        k = _contrast(frames, settings)
-    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings))
+        k = _contrast(frames, settings, k_out)
+    perfusion_out = None if perfusion_out is None else perfusion_out[:n_maps]
+    return ChunkResult(chunk, k, perfusion_from_contrast(k, settings, out=perfusion_out))
 
 
-def _contrast(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDArray[np.float32]:
+def _contrast(
+    frames: npt.NDArray[Any],
+    settings: ProcessingSettings,
+    out: npt.NDArray[np.float32] | None,
+) -> npt.NDArray[np.float32]:
     return settings.contrast_mode.compute(
         frames,
         window=settings.window,
@@ -188,6 +199,7 @@ def _contrast(frames: npt.NDArray[Any], settings: ProcessingSettings) -> npt.NDA
         ddof=settings.ddof,
         edges=settings.edges,
         average=settings.average,
+        out=out,
     )
 
 
@@ -211,12 +223,18 @@ def _noise_corrected_contrast(
 
 
 def perfusion_from_contrast(
-    k: npt.NDArray[np.float32], settings: ProcessingSettings
+    k: npt.NDArray[np.float32],
+    settings: ProcessingSettings,
+    *,
+    out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32] | None:
-    """Apply the settings' perfusion model to contrast maps (None when it derives no map)."""
+    """Apply the settings' perfusion model to contrast maps (None when it derives no map),
+    into ``out`` when given."""
     model = settings.perfusion_model
     if not model.derived:
         return None
     beta = 1.0 if settings.beta is None else settings.beta
-    perfusion: npt.NDArray[np.float32] = model.apply(k, exposure_s=settings.exposure_s, beta=beta)
+    perfusion: npt.NDArray[np.float32] = model.apply(
+        k, exposure_s=settings.exposure_s, beta=beta, out=out
+    )
     return perfusion

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import queue
 import threading
 import time
 import warnings
@@ -24,7 +25,7 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -41,7 +42,7 @@ from lsci.processing.chunks import (
     process_chunk,
 )
 from lsci.processing.settings import ProcessingSettings
-from lsci.recording import RecordingStateError, open_recording
+from lsci.recording import FrameStack, RecordingStateError, open_recording
 from lsci.recording.atomic import in_use
 from lsci.recording.products import ProductSetWriter
 
@@ -55,6 +56,8 @@ __all__ = [
     "plan_recording",
     "process_recording",
 ]
+
+Loaded = TypeVar("Loaded")
 
 CONTRAST_PRODUCT = "contrast"
 PERFUSION_PRODUCT = "perfusion"
@@ -173,8 +176,8 @@ class ProcessingResult:
 
 
 def _prefetched(
-    chunks: list[Chunk], read: Callable[[int, int], npt.NDArray[Any]]
-) -> Generator[tuple[Chunk, npt.NDArray[Any]], None, None]:
+    chunks: list[Chunk], read: Callable[[int, int], Loaded]
+) -> Generator[tuple[Chunk, Loaded], None, None]:
     """Yield each chunk with its frames, reading the next chunk in a thread meanwhile.
 
     Closing the generator (or an error) waits for the reading thread, so the file can be
@@ -412,11 +415,34 @@ def plan_recording(
     )
 
 
+@dataclass(frozen=True)
+class _ChunkMemory:
+    """Buffers for one chunk: its raw frames (bytes, see ``FrameStack.read``) and its maps."""
+
+    frames: npt.NDArray[np.uint8]
+    contrast: npt.NDArray[np.float32]
+    perfusion: npt.NDArray[np.float32] | None
+
+    @classmethod
+    def for_chunks(
+        cls, plan: RecordingPlan, chunks: list[Chunk], frames: FrameStack
+    ) -> _ChunkMemory:
+        most = max(chunk.frame_stop - chunk.frame_start for chunk in chunks)
+        maps = (max(chunk.stop_map - chunk.first_map for chunk in chunks), *plan.map_shape)
+        derived = plan.settings.perfusion_model.derived
+        return cls(
+            np.empty(frames.buffer_bytes(most), np.uint8),
+            np.empty(maps, np.float32),
+            np.empty(maps, np.float32) if derived else None,
+        )
+
+
 def _one_thread(
     frames: npt.NDArray[Any],
     chunk: Chunk,
     settings: ProcessingSettings,
     calibrations: Calibrations,
+    out: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None],
 ) -> ChunkResult:
     """:func:`process_chunk` with numba's kernels on this thread alone.
 
@@ -425,7 +451,7 @@ def _one_thread(
     chunks only share the cores.
     """
     numba.set_num_threads(1)  # per thread: the other threads keep their own setting
-    return process_chunk(frames, chunk, settings, calibrations)
+    return process_chunk(frames, chunk, settings, calibrations, out=out)
 
 
 def warn_about(check: OutputCheck, path: Path) -> None:
@@ -515,40 +541,61 @@ def process_recording(
     check = OutputCheck()
     workers = max(1, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     work = balance(plan.chunks, plan.settings, workers)
-    with plan.writer(overwrite=overwrite) as out:
+    with plan.writer(overwrite=overwrite) as out, contextlib.ExitStack() as stack:
         if out.complete:
             return plan.result(out, 0, 0.0, reused=True)
 
-        def store(result: ChunkResult) -> OutputCheck:
+        # Memory for a chunk's frames and maps, reused from chunk to chunk: fresh memory costs
+        # a page fault per 4 kB, as much as the computation. Enough for every chunk that can be
+        # held at once (computing, written, read ahead, handed over), so none waits for it.
+        pool: queue.SimpleQueue[_ChunkMemory] = queue.SimpleQueue()
+
+        def read(first: int, stop: int) -> tuple[npt.NDArray[Any], _ChunkMemory]:
+            memory = pool.get()
+            return recording.frames.read(first, stop, buffer=memory.frames), memory
+
+        def store(result: ChunkResult, memory: _ChunkMemory) -> OutputCheck:
             maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
             for name, values in maps.items():
                 out.write(name, result.chunk.first_map, values)
+            pool.put(memory)
             return chunk_check
 
+        recording = stack.enter_context(open_recording(plan.path))
+        for _ in range(workers + 3):
+            pool.put(_ChunkMemory.for_chunks(plan, work, recording.frames))
         with (
-            open_recording(plan.path) as recording,
             ThreadPoolExecutor(workers, thread_name_prefix="lsci-compute") as computing,
             ThreadPoolExecutor(1, thread_name_prefix="lsci-write") as writing,
-            contextlib.closing(_prefetched(work, lambda a, b: recording.frames[a:b])) as chunks,
+            contextlib.closing(_prefetched(work, read)) as chunks,
         ):
-            computed: deque[Future[ChunkResult]] = deque()
+            computed: deque[tuple[Future[ChunkResult], _ChunkMemory]] = deque()
             stored: Future[OutputCheck] | None = None
 
             def store_next() -> None:
                 nonlocal stored, frames_read
-                result = computed.popleft().result()
+                future, memory = computed.popleft()
+                result = future.result()
                 if stored is not None:
                     check.add(stored.result())
-                stored = writing.submit(store, result)
+                stored = writing.submit(store, result, memory)
                 frames_read += result.chunk.frame_stop - result.chunk.frame_start
                 if progress is not None:
                     progress(result.chunk.stop_map, plan.n_maps)
 
             try:
-                for chunk, frames in chunks:
+                for chunk, (frames, memory) in chunks:
                     computed.append(
-                        computing.submit(
-                            _one_thread, frames, chunk, plan.settings, plan.calibrations
+                        (
+                            computing.submit(
+                                _one_thread,
+                                frames,
+                                chunk,
+                                plan.settings,
+                                plan.calibrations,
+                                (memory.contrast, memory.perfusion),
+                            ),
+                            memory,
                         )
                     )
                     del frames
@@ -560,7 +607,10 @@ def process_recording(
                     check.add(stored.result())
             finally:
                 # Nothing may still compute or write once the set is published or discarded.
-                unfinished: list[Future[Any]] = [*computed, *([stored] if stored else [])]
+                unfinished: list[Future[Any]] = [
+                    *(future for future, _ in computed),
+                    *([stored] if stored else []),
+                ]
                 for future in unfinished:
                     future.cancel()
                 for future in unfinished:

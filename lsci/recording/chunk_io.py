@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from lsci.recording.checksum import CHECKSUM_BYTES, fletcher32, verify_chunks, with_checksum
 
-__all__ = ["direct_chunk_checksum", "read_planes", "write_planes"]
+__all__ = ["direct_chunk_checksum", "planes_buffer_bytes", "read_planes", "write_planes"]
 
 
 def direct_chunk_checksum(dataset: h5py.Dataset) -> bool | None:
@@ -41,11 +41,15 @@ def direct_chunk_checksum(dataset: h5py.Dataset) -> bool | None:
     return None
 
 
-def read_planes(dataset: h5py.Dataset, start: int, stop: int) -> npt.NDArray[Any] | None:
+def read_planes(
+    dataset: h5py.Dataset, start: int, stop: int, out: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[Any] | None:
     """Planes ``[start, stop)`` read chunk by chunk and verified, or None to read through h5py.
 
     None when the dataset is not laid out for it (:func:`direct_chunk_checksum`), a chunk is
     missing or of another size, or a checksum does not match (h5py then names the damage).
+    ``out``, a 1-D uint8 buffer of at least :func:`planes_buffer_bytes`, is filled instead of
+    new memory (the planes returned are a view of it).
     """
     checksum = direct_chunk_checksum(dataset)
     if checksum is None or stop <= start:
@@ -56,7 +60,10 @@ def read_planes(dataset: h5py.Dataset, start: int, stop: int) -> npt.NDArray[Any
     n = stop - start
     # Chunk i is read to [i·plane_bytes, …): its checksum lands where chunk i + 1 starts, and is
     # kept aside before that chunk overwrites it, so the planes need no copy.
-    flat = np.empty(n * plane_bytes + extra, np.uint8)
+    size = n * plane_bytes + extra
+    if out is not None and (out.dtype != np.uint8 or out.ndim != 1 or out.size < size):
+        raise ValueError(f"out must be a 1-D uint8 buffer of at least {size} bytes")
+    flat = np.empty(size, np.uint8) if out is None else out[:size]
     stored = np.empty(n, "<u4")
     origin = (0,) * len(plane_shape)
     for i in range(n):
@@ -74,6 +81,12 @@ def read_planes(dataset: h5py.Dataset, start: int, stop: int) -> npt.NDArray[Any
         return None
     frames: npt.NDArray[Any] = planes.view(dataset.dtype).reshape(n, *plane_shape)
     return frames
+
+
+def planes_buffer_bytes(dataset: h5py.Dataset, n: int) -> int:
+    """Bytes of an ``out`` buffer for :func:`read_planes` of ``n`` planes of ``dataset``."""
+    plane_bytes = int(np.prod(dataset.shape[1:], dtype=np.int64)) * int(dataset.dtype.itemsize)
+    return n * plane_bytes + CHECKSUM_BYTES
 
 
 def write_planes(

@@ -25,7 +25,7 @@ from lsci.recording._h5 import (
 )
 from lsci.recording.annotations import read_annotations
 from lsci.recording.calibration import Calibration, read_calibration
-from lsci.recording.chunk_io import read_planes
+from lsci.recording.chunk_io import planes_buffer_bytes, read_planes
 from lsci.recording.derived import DerivedInfo, read_info
 from lsci.recording.errors import (
     CorruptRecordingError,
@@ -153,6 +153,23 @@ class FrameStack:
         if not frames:
             return np.empty((0, *self._recording.frame_shape), self.dtype)[(slice(None), *rest)]
         return self._recording._read_frames(selection, frames, first)
+
+    def read(self, start: int, stop: int, *, buffer: np.ndarray | None = None) -> np.ndarray:
+        """Frames ``[start, stop)``, as ``stack[start:stop]``, read into ``buffer`` when it can be.
+
+        ``buffer`` is a 1-D uint8 array of at least :meth:`buffer_bytes` ``(stop − start)``
+        bytes, reused from one read to the next (fresh memory costs a page fault per 4 kB);
+        the frames returned are then a view of it.
+        """
+        count = len(self._recording)
+        if not 0 <= start < stop <= count:
+            raise IndexError(f"frames [{start}, {stop}) are not in [0, {count})")
+        frames = self._recording._read_direct(start, stop, buffer)
+        return frames if frames is not None else self[start:stop]
+
+    def buffer_bytes(self, n_frames: int) -> int:
+        """Size of a :meth:`read` buffer for ``n_frames`` frames."""
+        return self._recording._buffer_bytes(n_frames)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self[:]
@@ -395,6 +412,12 @@ class Recording:
         """Frames per second actually stored, from the host timestamps (``None``: < 2 frames)."""
         duration = self.duration_s
         return (self._count - 1) / duration if duration > 0 else None
+
+    def _read_direct(self, start: int, stop: int, buffer: np.ndarray | None) -> np.ndarray | None:
+        return read_planes(self._frames, start, stop, out=buffer)
+
+    def _buffer_bytes(self, n_frames: int) -> int:
+        return planes_buffer_bytes(self._frames, n_frames)
 
     def _read_frames(self, selection: tuple[Any, ...], frames: range, first: int) -> np.ndarray:
         if len(selection) == 1 and isinstance(selection[0], slice) and frames.step == 1:
