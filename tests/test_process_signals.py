@@ -85,19 +85,23 @@ def test_a_killed_run_leaves_the_recording_unchanged_and_a_rerun_completes(
                 _wait_for_a_part_file(path, process)
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
-    # Stopped before it could finish, at the moment chosen.
-    assert process.returncode != 0, stderr
+    finished = process.returncode == 0
+    if moment != "starting":
+        # Planned or writing maps: the signal stops the run. (While Python starts, an interrupt
+        # can be lost: one raised in an import-lock callback is ignored, and the run completes.)
+        assert not finished, stderr
     started = process.returncode != -sig
     assert _sha256(path) == before
     with h5py.File(path, "r") as handle:  # plain h5py, no SWMR: never opened for writing
         assert handle["raw/frames"].shape[0] == N_LONG
-    assert find_product_sets(path) == []
-    if sig != signal.SIGKILL and started:
-        # Handled: one line, the conventional status, and nothing left behind.
-        assert process.returncode == 128 + sig, stderr
-        assert "Traceback" not in stderr
-        assert f"stopped by {sig.name}" in stderr
-        assert not list(product_folder(path).glob(".*"))
+    if not finished:
+        assert find_product_sets(path) == []
+        if sig != signal.SIGKILL and started:
+            # Handled: one line, the conventional status, and nothing left behind.
+            assert process.returncode == 128 + sig, stderr
+            assert "Traceback" not in stderr
+            assert f"stopped by {sig.name}" in stderr
+            assert not list(product_folder(path).glob(".*"))
     rerun = CliRunner().invoke(main, args)
     assert rerun.exit_code == 0, rerun.output
     assert len(find_product_sets(path)) == 1
