@@ -46,10 +46,12 @@ format: $(VENV)/.all
 	$(BIN)/ruff check --fix .
 
 # The napari tests run in a process of their own: Qt objects they leave behind are then never
-# garbage-collected in the middle of another test. Coverage adds up over both runs.
+# garbage-collected in the middle of another test. The other run leaves out the napari and Qt
+# pytest plugins, whose fixtures would otherwise import Qt and wrap each of its 1100 tests.
+# Coverage adds up over both runs.
 test: lint system-deps
 	$(BIN)/python -m pytest tests/napari --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --ignore=tests/napari --cov --cov-append \
+	$(BIN)/python -m pytest --ignore=tests/napari -p no:napari -p no:pytest-qt --cov --cov-append \
 		--cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 # pylsci pins numpy~=1.23 but runs on numpy 2: installed without its dependencies so it cannot

@@ -178,10 +178,11 @@ def test_cli_writes_the_numbers_of_the_api(recording: Path, tmp_path: Path) -> N
     assert second["areas"] == report["areas"]
 
 
-def test_two_recordings_are_compared_with_their_own_calibrations(tmp_path: Path) -> None:
-    path = write_calibrated_needling(tmp_path / "session.h5")
+def test_two_recordings_are_compared_with_their_own_calibrations(
+    recording: Path, tmp_path: Path
+) -> None:
     halves = []
-    with open_recording(path) as rec:
+    with open_recording(recording) as rec:
         dark = load_calibration(rec, DarkFrame)
         beta = load_calibration(rec, BetaCalibration)
         for name, part in (("before", slice(0, 16)), ("after", slice(16, 32))):

@@ -13,12 +13,13 @@ from lsci.drivers.simulated import SpeckleScene
 from lsci.recording import open_recording
 from lsci.sim.needling import NeedlingScene
 
-# The demo's timeline, compressed: the same steps on a smaller sensor in a third of the time.
+# The demo's timeline, compressed: the same steps on a smaller sensor in under a third of the
+# time (a before window, one second of needling, an after window).
 SHORT = DemoSettings(
     scene=dataclasses.replace(
-        DemoSettings().scene, shape=(128, 128), needling_start_s=3.0, needling_end_s=4.5
+        DemoSettings().scene, shape=(128, 128), needling_start_s=2.5, needling_end_s=3.5
     ),
-    duration_s=7.5,
+    duration_s=6.0,
     window_s=2.5,
     calibration_s=1.0,
 )
