@@ -131,9 +131,17 @@ def _magicgui_labels(widget: Any) -> list[Any]:
 
 
 def show_status(label: Any, text: str) -> None:
-    """Show ``text`` in a magicgui Label, wrapped, with the whole text as its tooltip."""
-    label.value = text
-    label.tooltip = text
+    """Show ``text`` in a magicgui Label, wrapped, with the whole text as its tooltip.
+
+    A status that arrives after its widget was closed (an acquisition's last statistics) is
+    dropped: Qt has deleted the label.
+    """
+    try:
+        label.value = text
+        label.tooltip = text
+    except RuntimeError as exc:
+        if "has been deleted" not in str(exc):
+            raise
 
 
 class NewestOnly:

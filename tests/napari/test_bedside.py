@@ -43,7 +43,7 @@ SCREEN = (1366, 768)
 #: When the simulated skin's perfusion is restored, seconds after the camera starts. The
 #: needling start is clicked about 7 s in (live maps, colour limits, delineation, 1.5 s of
 #: "before"): the rest is margin for a slow machine, checked by the test.
-RECOVERY_S = 24.0
+RECOVERY_S = 45.0
 #: The simulated camera's sensor in the plugin (napari_lsci._acquisition.SIMULATED_SHAPE).
 SENSOR = (256, 256)
 
