@@ -89,4 +89,5 @@ def test_runs_back_to_back_on_one_client(tmp_path: Path, client: distributed.Cli
     settings = ProcessingSettings(window=3, average=2)
     for _ in range(4):
         result = process_recording_distributed(path, settings, scheduler=client, overwrite=True)
-        assert result.maps == 8 and not result.reused
+        assert result.maps == 8
+        assert not result.reused
