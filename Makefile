@@ -46,13 +46,18 @@ format: $(VENV)/.all
 	$(BIN)/ruff check --fix .
 
 # The napari tests run in a process of their own: Qt objects they leave behind are then never
-# garbage-collected in the middle of another test. The other run leaves out the napari and Qt
-# pytest plugins, whose fixtures would otherwise import Qt and wrap each of its 1100 tests.
-# Coverage adds up over both runs.
+# garbage-collected in the middle of another test. The other runs leave out the napari and Qt
+# pytest plugins, whose fixtures would otherwise import Qt and wrap each of their tests. Tests
+# marked serial (real time, signals, other processes, a database server) run alone, after the
+# rest, which runs on two processes: on a fresh clone numba compiles most kernels there, and
+# the serial tests find them compiled. Coverage adds up over the three runs.
+NO_QT := -p no:napari -p no:pytest-qt
 test: lint system-deps
 	$(BIN)/python -m pytest tests/napari --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --ignore=tests/napari -p no:napari -p no:pytest-qt --cov --cov-append \
-		--cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/napari -m "not serial" -n 2 $(NO_QT) \
+		--cov --cov-append --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/napari -m serial $(NO_QT) \
+		--cov --cov-append --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 # pylsci pins numpy~=1.23 but runs on numpy 2: installed without its dependencies so it cannot
 # downgrade numpy. It is only a baseline to compare against.

@@ -19,6 +19,8 @@ from lsci.cli.acquire import acquire
 from lsci.recording import open_recording
 from lsci.sim.needling import HEALTHY, NeedlingScene
 
+pytestmark = pytest.mark.serial
+
 
 def command() -> list[str]:
     """``lsci acquire`` through the ``lsci`` group once it is registered there."""

@@ -31,6 +31,8 @@ from lsci.drivers.base import (
 )
 from lsci.drivers.registry import CAMERA_KINDS, CameraKind, OpenOptions, camera_kind, kinds_taking
 
+pytestmark = pytest.mark.serial
+
 
 def viky_options() -> OpenOptions:
     """Device 0 of the simulated GenTL producer shipped with the genicam wheel."""

@@ -13,6 +13,8 @@ from lsci.drivers.simulated import SpeckleScene
 from lsci.recording import open_recording
 from lsci.sim.needling import NeedlingScene
 
+pytestmark = pytest.mark.serial
+
 # The demo's timeline, compressed: the same steps on a smaller sensor in under a third of the
 # time (a before window, one second of needling, an after window).
 SHORT = DemoSettings(

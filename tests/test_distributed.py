@@ -15,6 +15,8 @@ from tests.test_process import write_recording
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 from lsci.processing.distributed import process_recording_distributed  # noqa: E402
 
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:

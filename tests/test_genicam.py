@@ -36,7 +36,7 @@ from lsci.cli.cameras import cameras  # noqa: E402  (after the skips above)
 from lsci.drivers import genicam as driver  # noqa: E402
 from lsci.drivers.genicam import GenICamCamera  # noqa: E402
 
-pytestmark = pytest.mark.camera
+pytestmark = [pytest.mark.camera, pytest.mark.serial]
 
 VIKY = Path(genicam.__file__).resolve().parent / "viky.cti"
 SMALL = Roi(0, 0, 100, 100)

@@ -40,6 +40,8 @@ from lsci.recording.derived import save_derived
 from tests.helpers.tmpfs import mounted_tmpfs
 from tests.test_acquire_cli import command, stop_mid_run
 
+pytestmark = pytest.mark.serial
+
 SHAPE = (32, 32)
 
 

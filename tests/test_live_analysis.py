@@ -21,6 +21,8 @@ from lsci.recording import RecordingWriter, open_recording
 from lsci.sim.needling import HEALTHY, ISCHEMIC, NeedlingScene
 from lsci.viz.display import display_limits
 
+pytestmark = pytest.mark.serial
+
 EXPOSURE_S = 0.005
 PIXEL_MM = 0.05
 perfusion_limits = functools.partial(display_limits, "perfusion")

@@ -24,6 +24,8 @@ from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
 from lsci.processing import ProcessingSettings, process_frames
 from lsci.recording import RecordingWriter, open_recording
 
+pytestmark = pytest.mark.serial
+
 SHAPE = (192, 192)
 
 

@@ -36,6 +36,8 @@ from lsci.drivers.simulated import (
 )
 from lsci.recording import Event, RecordingWriteError, RecordingWriter, open_recording
 
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:

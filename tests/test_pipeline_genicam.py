@@ -18,7 +18,7 @@ from lsci.drivers.base import Roi  # noqa: E402
 from lsci.drivers.genicam import GenICamCamera  # noqa: E402
 from lsci.recording import RecordingWriter, open_recording  # noqa: E402
 
-pytestmark = pytest.mark.camera
+pytestmark = [pytest.mark.camera, pytest.mark.serial]
 
 VIKY = Path(genicam.__file__).resolve().parent / "viky.cti"
 

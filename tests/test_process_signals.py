@@ -23,6 +23,8 @@ from lsci.recording import AcquisitionMetadata, RecordingWriter, add_event
 from lsci.recording.products import find_product_sets, product_folder
 from tests.helpers.tmpfs import mounted_tmpfs
 
+pytestmark = pytest.mark.serial
+
 SHAPE = (128, 160)
 #: Frames of the recording the runs are stopped on: writing its maps takes a good part of a
 #: second, so a signal sent when the first part file appears lands while they are written.

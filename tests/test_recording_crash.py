@@ -18,6 +18,8 @@ import pytest
 from lsci.recording import RecordingError, add_event, open_recording, repair_copy
 from tests.helpers.write_recording import expected_frame
 
+pytestmark = pytest.mark.serial
+
 HELPER = Path(__file__).parent / "helpers" / "write_recording.py"
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,6 +21,8 @@ from lsci.recording import (
 )
 from lsci.recording.annotations import annotations_path
 
+pytestmark = pytest.mark.serial
+
 SHAPE = (8, 10)
 
 

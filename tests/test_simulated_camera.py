@@ -18,6 +18,8 @@ from lsci.drivers.simulated import (
     decode_frame_id,
 )
 
+pytestmark = pytest.mark.serial
+
 
 def small_scene(needling_time_s: float | None = None) -> SpeckleScene:
     return SpeckleScene.skin((64, 64), needling_time_s=needling_time_s, recovery_factor=4.0)

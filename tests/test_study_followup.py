@@ -31,6 +31,8 @@ from lsci.study import Study
 from tests.study.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.study.simulate import BASELINE_TAU_C_S, Visit, write_rois, write_visit
 
+pytestmark = pytest.mark.serial
+
 HELPER = Path(__file__).parent / "study" / "add_many.py"
 # Set to docs/images to refresh the README's trend figure (made here by ``lsci study trend``).
 SCREENSHOT_DIR_VARIABLE = "LSCI_SCREENSHOT_DIR"

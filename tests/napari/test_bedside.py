@@ -298,7 +298,12 @@ def test_regions_drawn_on_a_reviewed_recording_get_their_traces(
                 int(healthy[1].max()) + 1,
             ),
         )
-        qtbot.waitUntil(lambda: len(bedside.traces.axes.get_lines()) >= 2, timeout=60_000)
+
+        def traced() -> set[str]:
+            return {str(line.get_label()) for line in bedside.traces.axes.get_lines()}
+
+        # Both regions' traces: the axes hold other lines too (the events' marks).
+        qtbot.waitUntil(lambda: {"lesion", "healthy skin"} <= traced(), timeout=60_000)
     finally:
         opened["Acquire"].disconnect_camera()
     lines = {line.get_label(): line for line in bedside.traces.axes.get_lines()}
