@@ -106,6 +106,24 @@ def test_lazy_slicing_matches_numpy(tmp_path: Path) -> None:
             rec.frames[[1, 2]]  # type: ignore[index]
 
 
+def test_read_into_a_reused_buffer_matches_slicing(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    frames = _frames(30, np.uint16)
+    _write(path, frames)
+    with open_recording(path) as rec:
+        buffer = np.empty(rec.frames.buffer_bytes(10), np.uint8)
+        for start, stop in ((0, 10), (20, 30), (5, 6)):
+            got = rec.frames.read(start, stop, buffer=buffer)
+            np.testing.assert_array_equal(got, frames[start:stop])
+            assert np.shares_memory(got, buffer)  # no fresh memory per read
+        np.testing.assert_array_equal(rec.frames.read(0, 30), frames)
+        with pytest.raises(ValueError, match="at least"):
+            rec.frames.read(0, 20, buffer=buffer)  # too small for 20 frames
+        for start, stop in ((-1, 3), (4, 4), (25, 31)):
+            with pytest.raises(IndexError, match="not in"):
+                rec.frames.read(start, stop)
+
+
 def test_file_follows_the_documented_layout(tmp_path: Path) -> None:
     """What docs/format.md promises, read with plain h5py as another program would."""
     path = tmp_path / "run.h5"
