@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -282,3 +283,25 @@ def test_a_stack_in_memory_and_its_recording_give_the_same_maps(tmp_path: Path) 
             ProcessingSettings(mode="spatiotemporal", window=3, frames_window=4),
             Calibrations(camera=camera),
         )
+
+
+@pytest.mark.parametrize(
+    ("n_frames", "per_chunk", "workers"), [(200, 3, 2), (40, 5, 3), (8, 4, 16)]
+)
+def test_balanced_chunks_cover_every_map_in_a_multiple_of_the_workers(
+    n_frames: int, per_chunk: int, workers: int
+) -> None:
+    from lsci.processing.chunks import balance, plan_chunks
+
+    settings = ProcessingSettings(average=2)
+    planned = plan_chunks(n_frames, settings, maps_per_chunk=per_chunk)
+    chunks = balance(planned, settings, workers)
+    sizes = [c.stop_map - c.first_map for c in chunks]
+    assert chunks[0].first_map == 0
+    assert chunks[-1].stop_map == planned[-1].stop_map
+    assert all(a.stop_map == b.first_map for a, b in itertools.pairwise(chunks))
+    assert max(sizes) <= per_chunk
+    assert max(sizes) - min(sizes) <= 1
+    assert len(chunks) % workers == 0 or len(chunks) == planned[-1].stop_map
+    for c in chunks:
+        assert (c.frame_start, c.frame_stop) == settings.frames_for(c.first_map, c.stop_map)
