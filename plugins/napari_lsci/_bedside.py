@@ -411,16 +411,20 @@ class BedsideWidget(QWidget):
         if path is None or not rois:
             return None
         reference = REFERENCE_NAME if REFERENCE_NAME in rois else None
-        self.trace_worker = create_worker(
-            recording_traces,
-            path,
-            rois,
-            reference,
-            _connect={"returned": self._show_recording_traces, "errored": notify_error},
-        )
-        return self.trace_worker
+        worker = create_worker(recording_traces, path, rois, reference)
+        # Only the newest worker's traces are shown: an older one (fewer regions) can finish
+        # after it.
+        worker.returned.connect(lambda traces: self._show_recording_traces(traces, worker))
+        worker.errored.connect(notify_error)
+        self.trace_worker = worker
+        worker.start()
+        return worker
 
-    def _show_recording_traces(self, traces: tuple[dict[str, Trace], list[Event]] | None) -> None:
+    def _show_recording_traces(
+        self, traces: tuple[dict[str, Trace], list[Event]] | None, worker: Any
+    ) -> None:
+        if worker is not self.trace_worker:
+            return
         if traces is None:
             self._set_status("process the recording (Process tab) to see its ROI traces")
             return

@@ -304,6 +304,13 @@ def test_regions_drawn_on_a_reviewed_recording_get_their_traces(
 
         # Both regions' traces: the axes hold other lines too (the events' marks).
         qtbot.waitUntil(lambda: {"lesion", "healthy skin"} <= traced(), timeout=60_000)
+        # A worker that finishes after a newer one started (here: with no traces) is ignored.
+        older = bedside.trace_worker
+        newer = bedside.trace_recording()
+        older.returned.emit(({}, []))
+        QApplication.processEvents()
+        assert {"lesion", "healthy skin"} <= traced()
+        qtbot.waitUntil(lambda: not newer.is_running, timeout=60_000)
     finally:
         opened["Acquire"].disconnect_camera()
     lines = {line.get_label(): line for line in bedside.traces.axes.get_lines()}
