@@ -1,13 +1,17 @@
 """The ``lsci`` command.
 
-Each subcommand lives in its own module of this package and is registered here. lsci's own
-errors (:class:`lsci.errors.LsciError`) are shown as one clear message without a traceback,
-and warnings as one line each.
+Each subcommand lives in its own module of this package and is listed in :data:`COMMANDS`.
+A subcommand's module is imported only when that subcommand is used (or ``lsci --help`` lists
+the short help of all of them), so that ``lsci info`` does not wait for what ``lsci compare``
+needs. lsci's own errors (:class:`lsci.errors.LsciError`) are shown as one clear message
+without a traceback, and warnings as one line each.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import click
@@ -16,9 +20,44 @@ from lsci._version import __version__
 from lsci.errors import LsciError
 from lsci.recording.errors import RecordingWarning
 
+#: Subcommands of ``lsci``: name on the command line → ``"module:attribute"`` of its click
+#: command. A new subcommand is added here.
+COMMANDS: Mapping[str, str] = {
+    "acquire": "lsci.cli.acquire:acquire",
+    "cameras": "lsci.cli.cameras:cameras",
+    "compare": "lsci.cli.compare:compare",
+    "demo": "lsci.cli.demo:demo",
+    "export": "lsci.cli.export:export_command",
+    "import": "lsci.cli.import_cmd:import_command",
+    "info": "lsci.cli.info:info",
+    "process": "lsci.cli.process:process",
+    "repair": "lsci.cli.repair:repair",
+    "scale": "lsci.cli.scale:scale",
+    "study": "lsci.cli.study:study",
+    "view": "lsci.cli.view:view",
+}
+
+
+def load_command(target: str) -> click.Command:
+    """The click command at ``target`` (``"module:attribute"``), importing its module."""
+    module_name, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
 
 class LsciGroup(click.Group):
-    """A command group that turns lsci's errors into a message and exit status 1."""
+    """A command group that loads its subcommands from :data:`COMMANDS` when they are used and
+    turns lsci's errors into a message and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            return load_command(COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         with warnings.catch_warnings():
@@ -47,37 +86,3 @@ def _show_warning(
 @click.version_option(__version__, prog_name="lsci")
 def main() -> None:
     """Laser speckle contrast imaging: capture, process, store and compare perfusion maps."""
-
-
-def _register() -> None:
-    from lsci.cli.acquire import acquire
-    from lsci.cli.cameras import cameras
-    from lsci.cli.compare import compare
-    from lsci.cli.demo import demo
-    from lsci.cli.export import export_command
-    from lsci.cli.import_cmd import import_command
-    from lsci.cli.info import info
-    from lsci.cli.process import process
-    from lsci.cli.repair import repair
-    from lsci.cli.scale import scale
-    from lsci.cli.study import study
-    from lsci.cli.view import view
-
-    for command in (
-        acquire,
-        cameras,
-        compare,
-        demo,
-        export_command,
-        import_command,
-        info,
-        process,
-        repair,
-        scale,
-        study,
-        view,
-    ):
-        main.add_command(command)
-
-
-_register()

@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 import numpy as np
@@ -50,7 +50,6 @@ from lsci.acquisition import (
     PipelineSummary,
     recording_metadata,
 )
-from lsci.analysis.live import LiveAnalysis, LiveUpdate
 from lsci.analysis.scale import scale_from_metadata
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
@@ -61,6 +60,9 @@ from lsci.recording import RecordingWriter
 from lsci.recording.events import check_label
 from lsci.recording.layout import EVENT_LABEL_BYTES
 from lsci.viz.display import display_limits
+
+if TYPE_CHECKING:
+    from lsci.analysis.live import LiveAnalysis, LiveUpdate
 
 __all__ = ["acquire"]
 
@@ -507,6 +509,9 @@ def acquire(
         pipeline = AcquisitionPipeline(camera, writer, live=settings)
         analysis = None
         if reference is not None:
+            # Delineation needs scikit-image, which only --reference uses.
+            from lsci.analysis.live import LiveAnalysis
+
             analysis = LiveAnalysis(
                 settings,
                 fit_limits=functools.partial(display_limits, "perfusion"),

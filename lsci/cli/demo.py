@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from lsci.demo import DemoFolderNotEmptyError, run_demo
-
 
 def _report(text: str) -> None:
     # Status lines ("\r..." without a newline) rewrite themselves on a terminal; in a log only
@@ -44,6 +42,9 @@ def demo(out_dir: Path, overwrite: bool, view: bool) -> None:
     recording with its calibrations; compares perfusion before and after needling; and writes
     figures, a ROI table and a summary that states the recovered factor next to the truth.
     """
+    # The demo runs the whole pipeline; its modules are loaded when it runs, not for --help.
+    from lsci.demo import DemoFolderNotEmptyError, run_demo
+
     try:
         result = run_demo(out_dir, report=_report, overwrite=overwrite)
     except DemoFolderNotEmptyError as error:
