@@ -305,3 +305,19 @@ def test_balanced_chunks_cover_every_map_in_a_multiple_of_the_workers(
     assert len(chunks) % workers == 0 or len(chunks) == planned[-1].stop_map
     for c in chunks:
         assert (c.frame_start, c.frame_stop) == settings.frames_for(c.first_map, c.stop_map)
+
+
+@pytest.mark.parametrize(("frames_window", "step"), [(25, 25), (25, 5), (25, 1), (10, 3)])
+def test_chunks_read_no_more_overlapping_frames_than_new_ones(frames_window: int, step: int) -> None:
+    from lsci.processing.chunks import maps_per_chunk_for
+
+    settings = ProcessingSettings(mode="temporal", frames_window=frames_window, step=step)
+    budget = 16 << 20
+    per_chunk = maps_per_chunk_for((1024, 1280), settings, memory_bytes=budget, bytes_per_pixel=1)
+    chunks = plan_chunks(2000, settings, maps_per_chunk=per_chunk)
+    read = sum(c.frame_stop - c.frame_start for c in chunks)
+    # Each frame is read at most twice (once more as the overlap of the next chunk).
+    assert read <= 2 * 2000
+    if frames_window == step:  # nothing overlaps: the budget alone decides
+        frame_and_maps = 1024 * 1280 * (frames_window + 2 * 4)
+        assert per_chunk == max(1, budget // frame_and_maps)

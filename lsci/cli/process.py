@@ -30,6 +30,7 @@ from lsci.core.models import MODELS, default_model, get_model
 from lsci.core.modes import MODES
 from lsci.errors import LsciError
 from lsci.processing import ProcessingResult, ProcessingSettings, process_recording
+from lsci.processing.distributed import TASK_BYTES, connect, process_recording_distributed
 from lsci.processing.recordings import (
     CHUNK_BYTES,
     CONTRAST_PRODUCT,
@@ -255,9 +256,8 @@ _FILE_ERRORS = (LsciError, CalibrationError, ValueError, OSError)
 @click.option(
     "--memory-mb",
     type=click.IntRange(16),
-    default=CHUNK_BYTES >> 20,
-    show_default=True,
-    help="Memory for one chunk of frames and maps.",
+    help=f"Memory for one chunk of frames and maps [default: {CHUNK_BYTES >> 20}, or "
+    f"{TASK_BYTES >> 20} per task with --scheduler].",
 )
 @click.option(
     "--overwrite", is_flag=True, help="Recompute and replace results made with the same settings."
@@ -280,7 +280,9 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
     scheduler = options.pop("scheduler")
     overwrite = options.pop("overwrite")
     calibrated = not options.pop("uncalibrated")
-    memory_bytes = options.pop("memory_mb") << 20
+    memory_mb = options.pop("memory_mb")
+    default_bytes = CHUNK_BYTES if scheduler is None else TASK_BYTES
+    memory_bytes = default_bytes if memory_mb is None else memory_mb << 20
     products = options.pop("products")
     dtype = options.pop("dtype")
     check_options(dict(options, products=products))
@@ -336,8 +338,6 @@ def run(
     with progress_bar(plan.path.name, stops.check) as advance, warnings.catch_warnings():
         warnings.simplefilter("always")
         if client is not None:
-            from lsci.processing.distributed import process_recording_distributed
-
             return process_recording_distributed(
                 plan.path,
                 plan.settings,
@@ -357,8 +357,6 @@ def cluster(scheduler: str | None) -> Iterator[Any]:
     if scheduler is None:
         yield None
         return
-    from lsci.processing.distributed import connect
-
     try:
         client, _ = connect(scheduler)
     except (ImportError, ValueError) as exc:

@@ -131,8 +131,11 @@ def maps_per_chunk_for(
     # Per map: the raw frames between two maps' starts, a K map and a perfusion map; once per
     # chunk, the frames by which a temporal window reaches past the next map's start.
     bytes_per_map = frame_bytes * settings.frames_between_maps + 2 * 4 * height * width
-    overlap = frame_bytes * max(0, settings.frames_per_map - settings.frames_between_maps)
-    return max(1, (memory_bytes - overlap) // bytes_per_map)
+    overlapping = max(0, settings.frames_per_map - settings.frames_between_maps)
+    fitting = (memory_bytes - frame_bytes * overlapping) // bytes_per_map
+    # Overlapping temporal windows read their overlap once per chunk: enough maps that a chunk
+    # reads at least as many new frames as overlapping ones, whatever the budget.
+    return max(1, fitting, -(-overlapping // settings.frames_between_maps))
 
 
 def process_chunk(

@@ -27,7 +27,6 @@ import numpy as np
 from lsci.processing.calibrations import Calibrations
 from lsci.processing.chunks import Chunk, balance, process_chunk
 from lsci.processing.recordings import (
-    CHUNK_BYTES,
     OutputCheck,
     ProcessingResult,
     RecordingPlan,
@@ -42,7 +41,11 @@ from lsci.recording.products import SetLayout, write_part
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["compute_part", "connect", "process_recording_distributed"]
+__all__ = ["TASK_BYTES", "compute_part", "connect", "process_recording_distributed"]
+
+#: Memory budget of one task by default: larger than a chunk on one machine, as each task also
+#: opens the recording and writes, syncs and closes a part file of its own.
+TASK_BYTES = 64 << 20
 
 
 def compute_part(
@@ -99,7 +102,7 @@ def process_recording_distributed(
     scheduler: str | Client,
     products: Sequence[str] | None = None,
     dtype: str = "float32",
-    memory_bytes: int = CHUNK_BYTES,
+    memory_bytes: int = TASK_BYTES,
     in_flight: int | None = None,
     overwrite: bool = False,
     calibrated: bool = True,
@@ -117,8 +120,10 @@ def process_recording_distributed(
         What to compute.
     scheduler : str or distributed.Client
         The scheduler's address (e.g. ``"tcp://10.0.0.1:8786"``) or a connected client.
-    products, dtype, memory_bytes, overwrite, calibrated, plan
+    products, dtype, overwrite, calibrated, plan
         As for :func:`lsci.processing.recordings.process_recording`.
+    memory_bytes : int
+        Rough budget for one task's frames and maps.
     in_flight : int, optional
         Tasks submitted but not yet finished; default four per worker thread of the cluster.
     progress : callable, optional

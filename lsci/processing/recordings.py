@@ -65,10 +65,11 @@ PERFUSION_PRODUCT = "perfusion"
 #: error ≤ 2⁻¹¹ ≈ 4.9e-4) up to 65504: enough for K, too little range for 1/τc or 1/K² maps
 #: of fast flow, which then overflow to inf (counted and warned about).
 STORAGE_DTYPES = ("float32", "float16")
-#: Memory budget of one chunk by default: small enough that its arrays stay below glibc's
-#: largest mmap threshold (32 MiB), so the allocator reuses them instead of mapping them fresh
-#: (page faults cost as much as the computation); large enough for a few maps per chunk.
-CHUNK_BYTES = 64 << 20
+#: Memory budget of one chunk by default. A run holds a few chunks' memory at once and touches
+#: it fresh (a page fault per 4 kB, as costly as the computation on a virtual machine that
+#: hands freed memory back to its host); 16 MiB is one 1280×1024 map of 8 frames, or several
+#: of smaller frames, per chunk.
+CHUNK_BYTES = 16 << 20
 
 
 class OutputWarning(UserWarning):
@@ -547,7 +548,9 @@ def process_recording(
 
         # Memory for a chunk's frames and maps, reused from chunk to chunk: fresh memory costs
         # a page fault per 4 kB, as much as the computation. Enough for every chunk that can be
-        # held at once (computing, written, read ahead, handed over), so none waits for it.
+        # held at once (computing, read ahead, handed over, and two waiting to be written), so
+        # that neither the computation nor the reading waits for memory while the disk keeps
+        # up; when it does not, reading waits until a write returns its memory.
         pool: queue.SimpleQueue[_ChunkMemory] = queue.SimpleQueue()
 
         def read(first: int, stop: int) -> tuple[npt.NDArray[Any], _ChunkMemory]:
@@ -555,14 +558,18 @@ def process_recording(
             return recording.frames.read(first, stop, buffer=memory.frames), memory
 
         def store(result: ChunkResult, memory: _ChunkMemory) -> OutputCheck:
-            maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
-            for name, values in maps.items():
-                out.write(name, result.chunk.first_map, values)
-            pool.put(memory)
+            try:
+                maps, chunk_check = stored_maps(result, plan.products, plan.dtype)
+                for name, values in maps.items():
+                    out.write(name, result.chunk.first_map, values)
+            finally:
+                # Even after a failed write: a reader waiting for memory must not wait forever
+                # (the failure is raised when its result is collected).
+                pool.put(memory)
             return chunk_check
 
         recording = stack.enter_context(open_recording(plan.path))
-        for _ in range(workers + 3):
+        for _ in range(workers + 4):
             pool.put(_ChunkMemory.for_chunks(plan, work, recording.frames))
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="lsci-compute") as computing,
@@ -570,15 +577,20 @@ def process_recording(
             contextlib.closing(_prefetched(work, read)) as chunks,
         ):
             computed: deque[tuple[Future[ChunkResult], _ChunkMemory]] = deque()
-            stored: Future[OutputCheck] | None = None
+            # Writes go one after the other in their own thread; nothing waits for them but
+            # the memory they return and the end of the run.
+            stored: deque[Future[OutputCheck]] = deque()
+
+            def collect_stored(*, wait: bool) -> None:
+                while stored and (wait or stored[0].done()):
+                    check.add(stored.popleft().result())
 
             def store_next() -> None:
-                nonlocal stored, frames_read
+                nonlocal frames_read
                 future, memory = computed.popleft()
                 result = future.result()
-                if stored is not None:
-                    check.add(stored.result())
-                stored = writing.submit(store, result, memory)
+                stored.append(writing.submit(store, result, memory))
+                collect_stored(wait=False)
                 frames_read += result.chunk.frame_stop - result.chunk.frame_start
                 if progress is not None:
                     progress(result.chunk.stop_map, plan.n_maps)
@@ -603,13 +615,12 @@ def process_recording(
                         store_next()
                 while computed:
                     store_next()
-                if stored is not None:
-                    check.add(stored.result())
+                collect_stored(wait=True)
             finally:
                 # Nothing may still compute or write once the set is published or discarded.
                 unfinished: list[Future[Any]] = [
                     *(future for future, _ in computed),
-                    *([stored] if stored else []),
+                    *stored,
                 ]
                 for future in unfinished:
                     future.cancel()
