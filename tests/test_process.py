@@ -308,7 +308,7 @@ def test_balanced_chunks_cover_every_map_in_a_multiple_of_the_workers(
 
 
 @pytest.mark.parametrize(("frames_window", "step"), [(25, 25), (25, 5), (25, 1), (10, 3)])
-def test_chunks_read_no_more_overlapping_frames_than_new_ones(frames_window: int, step: int) -> None:
+def test_chunks_read_no_more_old_frames_than_new_ones(frames_window: int, step: int) -> None:
     from lsci.processing.chunks import maps_per_chunk_for
 
     settings = ProcessingSettings(mode="temporal", frames_window=frames_window, step=step)
