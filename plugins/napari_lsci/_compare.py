@@ -142,7 +142,7 @@ def compute_comparison(inputs: CompareInputs, *, register: bool = True) -> Compa
 def with_rois(
     comparison: Comparison,
     rois: Mapping[str, npt.NDArray[np.bool_]],
-    reference: npt.NDArray[np.bool_] | None = None,
+    reference: str | npt.NDArray[np.bool_] | None = None,
 ) -> tuple[Comparison, dict[str, npt.NDArray[np.bool_]]]:
     """The comparison with its ROI table recomputed for these regions (maps unchanged).
 
@@ -153,8 +153,9 @@ def with_rois(
     rois : mapping of str to bool mask
         Regions drawn on the before map; empty masks (drawn outside the map) are left out.
         Without any, the table has the whole field of view.
-    reference : bool mask, optional
-        Healthy-skin reference region (a row named ``"reference"``); ignored when empty.
+    reference : str or bool mask, optional
+        Healthy-skin reference: the name of one of ``rois``, or a region (a row named
+        ``"reference"``); ignored when empty.
 
     Returns
     -------
@@ -162,7 +163,11 @@ def with_rois(
         As :func:`lsci.analysis.compare_recordings.comparison_with_rois`.
     """
     regions = {name: mask for name, mask in rois.items() if mask.any()}
-    use_reference = reference if reference is not None and reference.any() else None
+    use_reference: str | npt.NDArray[np.bool_] | None
+    if isinstance(reference, str):
+        use_reference = reference if reference in regions else None
+    else:
+        use_reference = reference if reference is not None and reference.any() else None
     return comparison_with_rois(comparison, regions, use_reference)
 
 
@@ -208,7 +213,10 @@ def area_text(comparison: Comparison) -> str:
     """The hypoperfused area before and after in one line (the figure's caption), or what is
     needed to delineate it."""
     if comparison.areas is None:
-        return "Draw healthy skin in the reference layer to delineate the hypoperfused area."
+        return (
+            "Draw a region of healthy skin (the second region, or one named 'healthy skin') "
+            "to delineate the hypoperfused area."
+        )
     return area_summary(comparison.areas)
 
 

@@ -51,6 +51,7 @@ from napari_lsci._display import (
     robust_limits,
     symmetric_limits,
 )
+from napari_lsci._rois import REFERENCE_NAME, ensure_roi_layer, roi_layer
 from napari_lsci._ui import chosen_file, image_layers, notify_error
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ __all__ = ["CompareWidget"]
 
 LAYERS = "two layers"
 EVENTS = "events of one recording"
-ROI_LAYER = "ROIs"
-REFERENCE_LAYER = "reference ROI (healthy skin)"
 AREA_LAYER = "hypoperfused area"
 #: Gap between the before, after and change panels, in pixels of the maps.
 _GAP_PX = 8
@@ -73,9 +72,10 @@ class CompareWidget(Container):
     Choose the two maps (two image layers, or two time windows of one recording around its
     events, e.g. the 10 s before "needling start" and after "needling end"), then
     :meth:`compute`: the before map, the registered after map (each on its mean-intensity
-    underlay) and the percent-change map appear side by side. Draw regions in the ``ROIs``
-    Shapes layer and healthy skin in the reference layer, on the before panel: the table
-    follows every edit. Export the table (:meth:`export_csv`) and a figure
+    underlay) and the percent-change map appear side by side. Draw named regions on the before
+    panel, in the viewer's named-ROI layer (:mod:`napari_lsci._rois`, shared with the bedside
+    workspace): the first is named ``lesion``, the second ``healthy skin``, the reference. The
+    table follows every edit. Export the table (:meth:`export_csv`) and a figure
     (:meth:`export_figure`).
 
     Parameters
@@ -139,6 +139,8 @@ class CompareWidget(Container):
         self.masks: dict[str, np.ndarray] = {}
         self.inputs: CompareInputs | None = None
         self.worker: Any = None
+        self._roi_layer: Any = None  # the named-ROI layer whose edits update the table
+        self._panel_scale: tuple[float, ...] = (1.0, 1.0)  # world units per map pixel
         self.extend(
             [
                 self.source,
@@ -340,6 +342,11 @@ class CompareWidget(Container):
             np.concatenate([comparison.before.ravel(), comparison.after.ravel()])
         )[1]
         unit = f" [{inputs.unit}]" if inputs.unit else ""
+        # The panels take the pixel size of a named-ROI layer already there (the bedside's), so
+        # its regions, in map pixels, lie on the before panel.
+        existing = roi_layer(viewer)
+        scale = (1.0, 1.0) if existing is None else tuple(float(v) for v in existing.scale[-2:])
+        self._panel_scale = scale
         panels = (
             ("before", comparison.before, inputs.before_intensity, 0),
             ("after", comparison.after, inputs.after_intensity, step),
@@ -352,7 +359,8 @@ class CompareWidget(Container):
                     intensity,
                     colormap=RAW_COLORMAP,
                     contrast_limits=robust_limits(intensity),
-                    translate=(0, offset),
+                    scale=scale,
+                    translate=(0, offset * scale[1]),
                 )
             _put_image(
                 viewer,
@@ -360,7 +368,8 @@ class CompareWidget(Container):
                 image,
                 colormap=PERFUSION_COLORMAP,
                 contrast_limits=(0.0, upper),
-                translate=(0, offset),
+                scale=scale,
+                translate=(0, offset * scale[1]),
                 opacity=0.7 if intensity is not None else 1.0,
                 blending="translucent" if intensity is not None else "translucent_no_depth",
                 metadata={"unit": inputs.unit},
@@ -371,23 +380,21 @@ class CompareWidget(Container):
             comparison.percent_change,
             colormap=CHANGE_COLORMAP,
             contrast_limits=symmetric_limits(comparison.percent_change),
-            translate=(0, 2 * step),
+            scale=scale,
+            translate=(0, 2 * step * scale[1]),
             metadata={"unit": "%"},
         )
         change.colorbar.visible = True
-        self._titles(step, registered=comparison.registration is not None)
-        for name, color in ((ROI_LAYER, "yellow"), (REFERENCE_LAYER, "cyan")):
-            if name not in viewer.layers:
-                shapes = viewer.add_shapes(
-                    name=name, edge_color=color, face_color="transparent", edge_width=1.5
-                )
-                shapes.events.data.connect(self.update_table)
-            else:
-                viewer.layers.move(viewer.layers.index(name), len(viewer.layers) - 1)
-        viewer.layers.selection.active = viewer.layers[ROI_LAYER]
+        self._titles(step, scale, registered=comparison.registration is not None)
+        rois = ensure_roi_layer(viewer, like=viewer.layers[f"compare: before perfusion{unit}"])
+        if rois is not self._roi_layer:
+            rois.events.data.connect(self.update_table)
+            self._roi_layer = rois
+        viewer.layers.move(viewer.layers.index(rois), len(viewer.layers) - 1)
+        viewer.layers.selection.active = rois
         viewer.reset_view()
 
-    def _titles(self, step: int, *, registered: bool) -> None:
+    def _titles(self, step: int, scale: tuple[float, ...], *, registered: bool) -> None:
         coords = np.array([[-4.0, step * i + 4.0] for i in range(3)])
         text = {
             "string": ["before", "after (registered)" if registered else "after", "change %"],
@@ -396,36 +403,41 @@ class CompareWidget(Container):
             "anchor": "lower_left",
         }
         if "compare: titles" in self.viewer.layers:
-            self.viewer.layers["compare: titles"].text = text
+            titles = self.viewer.layers["compare: titles"]
+            titles.data = coords
+            titles.scale = scale
+            titles.text = text
             return
         self.viewer.add_points(
             coords,
             name="compare: titles",
             size=0.1,
+            scale=scale,
             text=text,
             face_color="transparent",
             border_width=0,
         )
 
     # ------------------------------------------------------------------ ROI table
-    def roi_masks(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """The drawn regions as masks on the before map, and the union of the reference shapes.
+    def roi_masks(self) -> tuple[dict[str, np.ndarray], str | None]:
+        """The named regions as masks on the before map, and the reference's name.
 
         Polygons and rectangles are rasterised by :func:`lsci.analysis.roi.polygon_mask` (the
-        rule ``lsci compare --roi`` uses), other shapes by napari.
+        rule ``lsci compare --roi`` uses), other shapes by napari. The region named
+        ``healthy skin`` is the reference, as in the bedside workspace.
         """
         assert self.comparison is not None
-        shape = self.comparison.before.shape
-        rois: dict[str, np.ndarray] = {}
-        reference = None
-        if ROI_LAYER in self.viewer.layers:
-            for index, mask in enumerate(_shape_masks(self.viewer.layers[ROI_LAYER], shape)):
-                rois[f"ROI {index + 1}"] = mask
-        if REFERENCE_LAYER in self.viewer.layers:
-            masks = _shape_masks(self.viewer.layers[REFERENCE_LAYER], shape)
-            if masks:
-                reference = np.any(masks, axis=0)
-        return rois, reference
+        layer = roi_layer(self.viewer)
+        if layer is None:
+            return {}, None
+        names = layer.features["name"] if "name" in layer.features else [""] * len(layer.data)
+        masks = _shape_masks(layer, self.comparison.before.shape)
+        rois = {
+            str(name): mask
+            for name, mask in zip(names, masks, strict=True)
+            if isinstance(name, str) and name
+        }
+        return rois, REFERENCE_NAME if REFERENCE_NAME in rois else None
 
     def update_table(self, _event: Any = None) -> None:
         """Recompute the ROI statistics for the current shapes and show them."""
@@ -455,21 +467,22 @@ class CompareWidget(Container):
         if AREA_LAYER in self.viewer.layers:
             layer = self.viewer.layers[AREA_LAYER]
             layer.data = []
+            layer.scale = self._panel_scale
         else:
             layer = self.viewer.add_shapes(
                 name=AREA_LAYER,
+                scale=self._panel_scale,
                 edge_color=HYPOPERFUSED_COLOUR,
                 face_color="transparent",
                 edge_width=1.5,
             )
         if outlines:
             layer.add_polygons(outlines, edge_color=HYPOPERFUSED_COLOUR, edge_width=1.5)
-        # Keep the drawing layers on top, the ROI layer active.
-        for name in (REFERENCE_LAYER, ROI_LAYER):
-            if name in self.viewer.layers:
-                self.viewer.layers.move(self.viewer.layers.index(name), len(self.viewer.layers) - 1)
-        if ROI_LAYER in self.viewer.layers:
-            self.viewer.layers.selection.active = self.viewer.layers[ROI_LAYER]
+        # Keep the regions on top, their layer active.
+        rois = roi_layer(self.viewer)
+        if rois is not None:
+            self.viewer.layers.move(self.viewer.layers.index(rois), len(self.viewer.layers) - 1)
+            self.viewer.layers.selection.active = rois
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str | Path) -> Path:

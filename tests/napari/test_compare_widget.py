@@ -15,7 +15,8 @@ pytest.importorskip("qtpy", reason="no Qt binding installed (pip install 'lsci[n
 from matplotlib.image import imread
 
 from napari_lsci._compare import stack_mean
-from napari_lsci._compare_widget import EVENTS, REFERENCE_LAYER, ROI_LAYER, CompareWidget
+from napari_lsci._compare_widget import EVENTS, CompareWidget
+from napari_lsci._rois import REFERENCE_NAME, ROI_LAYER, ensure_roi_layer
 from napari_lsci._sample_data import RECOVERY_FACTOR, before_after_pair, write_needling_recording
 
 pytestmark = pytest.mark.napari
@@ -39,8 +40,9 @@ def _compare(qtbot, widget: CompareWidget) -> None:
 
 
 def _draw_rois(viewer) -> None:
+    """The lesion, then healthy skin (the reference): the names new regions get in turn."""
     viewer.layers[ROI_LAYER].add_polygons([DISC])
-    viewer.layers[REFERENCE_LAYER].add_polygons([HEALTHY])
+    viewer.layers[ROI_LAYER].add_polygons([HEALTHY])
 
 
 def test_compare_sample_pair_recovers_the_known_factor(
@@ -73,21 +75,22 @@ def test_compare_sample_pair_recovers_the_known_factor(
 
     _draw_rois(viewer)
     rows = {row.name: row for row in widget.comparison.rois}
-    assert set(rows) == {"ROI 1", "reference"}
-    assert rows["ROI 1"].ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
-    assert rows["reference"].ratio == pytest.approx(1.0, rel=0.10)
-    assert rows["ROI 1"].percent_change == pytest.approx(100 * (RECOVERY_FACTOR - 1), rel=0.15)
+    assert set(rows) == {"lesion", REFERENCE_NAME}
+    assert widget.comparison.reference == REFERENCE_NAME
+    assert rows["lesion"].ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+    assert rows[REFERENCE_NAME].ratio == pytest.approx(1.0, rel=0.10)
+    assert rows["lesion"].percent_change == pytest.approx(100 * (RECOVERY_FACTOR - 1), rel=0.15)
     table = widget.table.value
-    assert [row[0] for row in table["data"]] == ["ROI 1", "reference"]
-    # Editing a shape updates the table: the ROI is moved onto healthy skin.
-    viewer.layers[ROI_LAYER].data = [HEALTHY + np.array([0.0, 30.0])]
-    assert widget.comparison.roi("ROI 1").ratio == pytest.approx(1.0, rel=0.10)
-    viewer.layers[ROI_LAYER].data = [DISC]
+    assert [row[0] for row in table["data"]] == ["lesion", REFERENCE_NAME]
+    # Editing a shape updates the table: the lesion's region is moved onto healthy skin.
+    viewer.layers[ROI_LAYER].data = [HEALTHY + np.array([0.0, 30.0]), HEALTHY]
+    assert widget.comparison.roi("lesion").ratio == pytest.approx(1.0, rel=0.10)
+    viewer.layers[ROI_LAYER].data = [DISC, HEALTHY]
 
     csv_path = widget.export_csv(tmp_path / "table.csv")
     with csv_path.open(encoding="utf-8") as handle:
         table_rows = {row["name"]: row for row in csv.DictReader(handle)}
-    assert float(table_rows["ROI 1"]["ratio"]) == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+    assert float(table_rows["lesion"]["ratio"]) == pytest.approx(RECOVERY_FACTOR, rel=0.10)
     figure = imread(widget.export_figure(tmp_path / "figure.png"))
     assert figure.shape[1] > figure.shape[0] > 200
     assert figure[..., :3].std() > 0.05
@@ -115,10 +118,17 @@ def test_compare_windows_around_needling_events_of_a_recording(
     assert widget.end_label.value == "needling end"
     assert widget.seconds.value == 10.0
     widget.register.value = False
+    # Regions drawn before (as in the bedside workspace) are in map pixels, scaled as the maps
+    # there (here 25 µm a pixel): the panels take that scale, so the regions lie on the before
+    # map.
+    rois = ensure_roi_layer(viewer)
+    rois.scale = (25.0, 25.0)
     _compare(qtbot, widget)
     assert "10 s before 'needling start'" in widget.status.value
+    panels = [layer for layer in viewer.layers if layer.name.startswith("compare: ")]
+    assert {tuple(layer.scale) for layer in panels} == {tuple(rois.scale)}
     _draw_rois(viewer)
-    assert widget.comparison.roi("ROI 1").ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
+    assert widget.comparison.roi("lesion").ratio == pytest.approx(RECOVERY_FACTOR, rel=0.10)
 
 
 def test_compare_reports_missing_choices(make_napari_viewer) -> None:

@@ -17,13 +17,8 @@ from click.testing import CliRunner
 
 from lsci.analysis.compare_recordings import compare_events
 from lsci.cli import main
-from napari_lsci._compare_widget import (
-    AREA_LAYER,
-    EVENTS,
-    REFERENCE_LAYER,
-    ROI_LAYER,
-    CompareWidget,
-)
+from napari_lsci._compare_widget import AREA_LAYER, EVENTS, CompareWidget
+from napari_lsci._rois import REFERENCE_NAME, ROI_LAYER
 from tests.calibrated_recording import (
     HEALTHY,
     PATCH,
@@ -49,10 +44,10 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
         "needling start",
         "needling end",
         window_s=WINDOW_S,
-        rois={"patch": PATCH},
-        reference=HEALTHY,
+        rois={"lesion": PATCH, REFERENCE_NAME: HEALTHY},
+        reference=REFERENCE_NAME,
     )
-    assert api.comparison.roi("patch").ratio == pytest.approx(RECOVERY_FACTOR, rel=0.05)
+    assert api.comparison.roi("lesion").ratio == pytest.approx(RECOVERY_FACTOR, rel=0.05)
 
     cli = CliRunner().invoke(
         main,
@@ -66,11 +61,11 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
             "--window-s",
             str(WINDOW_S),
             "--roi",
-            "patch=38,38,58,58",
+            "lesion=38,38,58,58",
             "--roi",
-            "healthy=74,4,92,24",
+            f"{REFERENCE_NAME}=74,4,92,24",
             "--reference",
-            "healthy",
+            REFERENCE_NAME,
             "--out",
             str(tmp_path / "out"),
         ],
@@ -88,8 +83,10 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
     assert widget.comparison is not None, widget.status.value
+    # Drawn in the named-ROI layer: the first region is named "lesion", the second
+    # "healthy skin", the reference.
     viewer.layers[ROI_LAYER].add_polygons([PATCH])
-    viewer.layers[REFERENCE_LAYER].add_polygons([HEALTHY])
+    viewer.layers[ROI_LAYER].add_polygons([HEALTHY])
     napari = widget.comparison
 
     # The same maps, the same shift, the same table, to the last bit.
@@ -100,9 +97,11 @@ def test_cli_api_and_napari_agree_on_a_calibrated_recording(
     assert report["registration"]["shift_px"] == list(api.comparison.registration.shift_px)
     assert report["registration"]["rotation_deg"] == api.comparison.registration.rotation_deg
     assert report["registration"]["scale"] == api.comparison.registration.scale
+    assert [row.name for row in napari.rois] == ["lesion", REFERENCE_NAME]
     for napari_row, api_row, cli_row in zip(
         napari.rois, api.comparison.rois, report["rois"], strict=True
     ):
+        assert napari_row.name == api_row.name == cli_row["name"]
         for name in NUMBERS:
             assert getattr(napari_row, name) == getattr(api_row, name) == cli_row[name], name
     assert widget.inputs is not None
