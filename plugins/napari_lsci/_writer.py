@@ -1,4 +1,5 @@
-"""napari writer: export a map layer as TIFF (values) or PNG (as displayed, with its colormap)."""
+"""napari writer: export a map layer as TIFF (values) or PNG (a figure: the map as displayed,
+with a colour bar labelled with its unit)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 import numpy as np
 import tifffile
 from matplotlib import colormaps
-from matplotlib.image import imsave
 
 from lsci.recording.atomic import atomic_write
+from lsci.viz.figures import map_figure
 
 __all__ = ["write_map"]
 
@@ -22,9 +23,10 @@ def write_map(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     ``.tif``/``.tiff`` keeps the values (float maps as float32, raw frames their integer
     type; a stack becomes a multi-page TIFF), with the layer name and unit as JSON in the
     image description.
-    ``.png`` writes a 2-D map as it is displayed: the layer's colormap between its contrast
-    limits. The file appears under its name only once complete (napari has already asked
-    about replacing an existing one).
+    ``.png`` writes a 2-D map as lsci's figures show one (:func:`lsci.viz.figures.map_figure`):
+    the layer's colormap between its contrast limits, titled with the layer's name, with a
+    colour bar labelled with its unit. The file appears under its name only once complete
+    (napari has already asked about replacing an existing one).
 
     Parameters
     ----------
@@ -64,16 +66,16 @@ def write_map(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
                 "(or export the stack as .tif)"
             )
         lower, upper = meta.get("contrast_limits") or (np.nanmin(array), np.nanmax(array))
-        colormap = _colormap_name(meta.get("colormap"))
-        with atomic_write(target, overwrite=True) as temporary:
-            imsave(
-                temporary,
-                array.astype(np.float64),
-                cmap=colormaps[colormap],
-                vmin=lower,
-                vmax=upper,
-                format="png",
-            )
+        name = str(meta.get("name", ""))
+        unit = str((meta.get("metadata") or {}).get("unit", ""))
+        map_figure(
+            array.astype(np.float64),
+            target,
+            title=name,
+            label=unit or name,
+            cmap=_colormap_name(meta.get("colormap")),
+            limits=(float(lower), float(upper)),
+        )
         return [str(target)]
     raise ValueError(f"path={path!r} has suffix {suffix!r}: allowed .tif, .tiff and .png")
 

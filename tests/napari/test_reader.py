@@ -17,6 +17,7 @@ from matplotlib.image import imread
 from npe2 import PluginManifest
 
 from lsci.recording import open_recording
+from lsci.viz.figures import map_figure
 from napari_lsci._arrays import RecordingArray
 from napari_lsci._reader import get_reader, read_recording
 from napari_lsci._sample_data import before_after_pair, ischemic_skin
@@ -111,7 +112,9 @@ def test_viewer_opens_a_recording_through_the_plugin(make_napari_viewer, recordi
     np.testing.assert_array_equal(tifffile.imread(written), perfusion)
 
 
-def test_writer_exports_values_as_tiff_and_the_display_as_png(tmp_path: Path) -> None:
+def test_writer_exports_values_as_tiff_and_a_figure_with_colour_bar_as_png(
+    tmp_path: Path,
+) -> None:
     data = np.linspace(0.0, 2.0, 12 * 16, dtype=np.float64).reshape(12, 16)
     meta = {
         "name": "perfusion",
@@ -126,10 +129,15 @@ def test_writer_exports_values_as_tiff_and_the_display_as_png(tmp_path: Path) ->
         assert json.loads(handle.pages[0].description)["unit"] == "1/τc (1/s)"
     np.testing.assert_allclose(stored, data.astype(np.float32))
     [png] = write_map(str(tmp_path / "map.png"), data, meta)
+    # The figure lsci writes for a map: title, colour map and limits, and a colour bar with
+    # the unit.
+    reference = map_figure(
+        data, tmp_path / "reference.png", title="perfusion", label="1/τc (1/s)",
+        cmap="inferno", limits=(0.0, 2.0),
+    )  # fmt: skip
     image = imread(png)
-    assert image.shape[:2] == data.shape
-    # inferno: dark at the low limit, bright at the high one.
-    assert image[0, 0, :3].sum() < image[-1, -1, :3].sum()
+    np.testing.assert_array_equal(image, imread(reference))
+    assert image.shape[0] > 10 * data.shape[0]
     with pytest.raises(ValueError, match="2-D map"):
         write_map(str(tmp_path / "stack.png"), np.zeros((2, 3, 4)), meta)
     with pytest.raises(ValueError, match="suffix"):
