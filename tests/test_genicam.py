@@ -302,21 +302,22 @@ CTRL_C_CHILD = textwrap.dedent(
 
 
 def test_ctrl_c_reaches_the_main_thread_and_the_camera_stops_cleanly() -> None:
-    child = subprocess.Popen(
+    # The with block closes the pipes whatever happens (left open, they fail a later test).
+    with subprocess.Popen(
         [sys.executable, "-c", CTRL_C_CHILD.format(producer=str(VIKY))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "streaming"
-        time.sleep(0.3)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-        child.wait()
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "streaming"
+            time.sleep(0.3)
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=30)
+        finally:
+            child.kill()
+            child.wait()
     assert child.returncode == 0, err
     word, read, drained, later, state = out.split()
     assert word == "interrupted"
