@@ -45,17 +45,21 @@ format: $(VENV)/.all
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The napari tests run in a process of their own: Qt objects they leave behind are then never
-# garbage-collected in the middle of another test. The other runs leave out the napari and Qt
-# pytest plugins, whose fixtures would otherwise import Qt and wrap each of their tests. Tests
-# marked serial (real time, signals, other processes, a database server) run alone, after the
-# rest, which runs on two processes: on a fresh clone numba compiles most kernels there, and
-# the serial tests find them compiled. Coverage adds up over the three runs.
+# The tests that need no display and no real time run first, on two processes: on a fresh
+# clone numba compiles its kernels there, on both cores (more than half of that run's time),
+# and the napari and serial tests, which run alone, find them compiled instead of compiling
+# on one core, some of them during real-time acquisition. The napari tests run in a process of
+# their own: Qt objects they leave behind are then never garbage-collected in the middle of
+# another test. The other runs leave out the napari and Qt pytest plugins, whose fixtures
+# would otherwise import Qt and wrap each of their tests. Tests marked serial (real time,
+# signals, other processes, a database server) run alone, last. Coverage adds up over the
+# three runs.
 NO_QT := -p no:napari -p no:pytest-qt
 test: lint system-deps
-	$(BIN)/python -m pytest tests/napari --cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --ignore=tests/napari -m "not serial" -n 2 $(NO_QT) \
-		--cov --cov-append --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
+		--cov --cov-report= --cov-fail-under=0 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/napari --cov --cov-append --cov-report= --cov-fail-under=0 \
+		$(PYTEST_ARGS)
 	$(BIN)/python -m pytest --ignore=tests/napari -m serial $(NO_QT) \
 		--cov --cov-append --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
