@@ -241,20 +241,22 @@ class PartWriter:
         self._written[name] += len(array)
 
     def _start_writeback(self) -> None:
-        """Start writing the bytes added since the last call to disk, without waiting.
+        """Start writing the bytes added since the last call to disk, without waiting, and drop
+        the pages already written from the page cache.
 
         The part is made durable when it is closed (fsync); started early, the disk writes while
-        the next maps are computed and that fsync has little left to wait for. (The pages are
-        also dropped from the page cache once written: products are read back rarely, and then
-        from disk rather than evicting the raw frames.)
+        the next maps are computed and that fsync has little left to wait for. The new pages
+        are still being written and stay; those of earlier calls are on disk by now and are
+        dropped (over the whole file: the kernel skips what is not cached), so the next maps
+        reuse their memory instead of taking memory never touched (on a virtual machine that
+        returns free memory to its host, touching it again costs as much as the copy).
+        Products are read back rarely, and then from disk rather than evicting the raw frames.
         """
         assert self._handle is not None
         descriptor = self._handle.id.get_vfd_handle()
         size = os.fstat(descriptor).st_size
         if size > self._flushed:
-            os.posix_fadvise(
-                descriptor, self._flushed, size - self._flushed, os.POSIX_FADV_DONTNEED
-            )
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
             self._flushed = size
 
     def close(self) -> None:
