@@ -321,3 +321,48 @@ def test_chunks_read_no_more_old_frames_than_new_ones(frames_window: int, step: 
     if frames_window == step:  # nothing overlaps: the budget alone decides
         frame_and_maps = 1024 * 1280 * (frames_window + 2 * 4)
         assert per_chunk == max(1, budget // frame_and_maps)
+
+
+def test_a_failing_chunk_stops_the_run_while_writes_are_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk that fails while slow writes hold most of the chunk memory: the run ends with
+    that error and publishes nothing."""
+    import threading
+    import time
+
+    import lsci.processing.recordings as recordings
+    from lsci.recording.products import PartWriter
+
+    path = tmp_path / "run.h5"
+    write_recording(path, n_frames=400)
+    write = PartWriter.write
+
+    def slow_write(self: PartWriter, name: str, first: int, data: np.ndarray) -> None:
+        time.sleep(0.05)  # a disk much slower than the computation: writes queue up
+        write(self, name, first, data)
+
+    compute = recordings._one_thread
+
+    def failing(frames: np.ndarray, chunk: recordings.Chunk, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        if chunk.index == 20:
+            raise MemoryError("chunk 20")
+        return compute(frames, chunk, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PartWriter, "write", slow_write)
+    monkeypatch.setattr(recordings, "_one_thread", failing)
+    # One frame's memory per chunk: 200 chunks, far more than the pool holds.
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            process_recording(path, ProcessingSettings(average=2), memory_bytes=1)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the run did not end after a chunk failed"
+    assert [str(exc) for exc in outcome] == ["chunk 20"]
+    assert find_product_sets(path) == []
