@@ -51,7 +51,7 @@ from napari_lsci._display import (
     robust_limits,
     symmetric_limits,
 )
-from napari_lsci._rois import REFERENCE_NAME, ensure_roi_layer, roi_layer
+from napari_lsci._rois import REFERENCE_NAME, ensure_roi_layer, roi_layer, shape_names
 from napari_lsci._ui import chosen_file, image_layers, notify_error
 
 if TYPE_CHECKING:
@@ -430,13 +430,8 @@ class CompareWidget(Container):
         layer = roi_layer(self.viewer)
         if layer is None:
             return {}, None
-        names = layer.features["name"] if "name" in layer.features else [""] * len(layer.data)
         masks = _shape_masks(layer, self.comparison.before.shape)
-        rois = {
-            str(name): mask
-            for name, mask in zip(names, masks, strict=True)
-            if isinstance(name, str) and name
-        }
+        rois = {name: mask for name, mask in zip(shape_names(layer), masks, strict=True) if name}
         return rois, REFERENCE_NAME if REFERENCE_NAME in rois else None
 
     def update_table(self, _event: Any = None) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "name_new_shapes",
     "named_rois",
     "roi_layer",
+    "shape_names",
 ]
 
 ROI_LAYER = "ROIs (named)"
@@ -101,9 +102,15 @@ def named_rois(layer: Any) -> dict[str, np.ndarray]:
     """
     if layer is None or not len(layer.data):
         return {}
-    names = layer.features["name"] if "name" in layer.features else [""] * len(layer.data)
     rois: dict[str, np.ndarray] = {}
-    for name, kind, vertices in zip(names, layer.shape_type, layer.data, strict=True):
-        if kind in ("polygon", "rectangle") and isinstance(name, str) and name:
+    for name, kind, vertices in zip(shape_names(layer), layer.shape_type, layer.data, strict=True):
+        if kind in ("polygon", "rectangle") and name:
             rois[name] = np.asarray(vertices, dtype=np.float64)[:, -2:]
     return rois
+
+
+def shape_names(layer: Any) -> list[str]:
+    """The name of each shape of the layer, in order ("" for a shape without one)."""
+    if "name" not in layer.features:
+        return [""] * len(layer.data)
+    return [name if isinstance(name, str) else "" for name in layer.features["name"]]
