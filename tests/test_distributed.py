@@ -93,3 +93,40 @@ def test_runs_back_to_back_on_one_client(tmp_path: Path, client: distributed.Cli
         result = process_recording_distributed(path, settings, scheduler=client, overwrite=True)
         assert result.maps == 8
         assert not result.reused
+
+
+@pytest.mark.slow
+def test_the_cli_sizes_cluster_tasks_by_the_task_budget(
+    tmp_path: Path, client: distributed.Client
+) -> None:
+    """Without ``--memory-mb``, ``lsci process --scheduler`` gives each task TASK_BYTES (each
+    task opens the recording and writes a part), not the single-machine chunk budget."""
+    from click.testing import CliRunner
+
+    from lsci.cli import main
+    from lsci.processing.chunks import balance
+    from lsci.processing.distributed import TASK_BYTES
+    from lsci.processing.recordings import CHUNK_BYTES, plan_recording
+    from lsci.recording import AcquisitionMetadata, RecordingWriter
+
+    path = tmp_path / "large.h5"
+    shape = (256, 256)
+    meta = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, bit_depth=8)
+    frame = np.random.default_rng(0).integers(1, 255, shape, dtype=np.uint8)
+    with RecordingWriter(path, meta, frame_shape=shape, dtype=np.uint8) as writer:
+        for i in range(512):
+            writer.append(frame, frame_id=i)
+    settings = ProcessingSettings(average=8, exposure_s=0.005)
+    threads = sum(client.nthreads().values())
+
+    def tasks(budget: int) -> int:
+        plan = plan_recording(path, settings, memory_bytes=budget)
+        return len(balance(plan.chunks, plan.settings, threads))
+
+    assert tasks(TASK_BYTES) != tasks(CHUNK_BYTES)  # the recording tells the budgets apart
+    result = CliRunner().invoke(
+        main, ["process", str(path), "--scheduler", client.scheduler.address]
+    )
+    assert result.exit_code == 0, result.output
+    (product_set,) = [p for p in path.with_suffix(".lsci").iterdir() if p.is_dir()]
+    assert len(list(product_set.glob("part-*.h5"))) == tasks(TASK_BYTES)

@@ -323,6 +323,43 @@ def test_chunks_read_no_more_old_frames_than_new_ones(frames_window: int, step: 
         assert per_chunk == max(1, budget // frame_and_maps)
 
 
+def test_chunks_are_computed_while_a_write_is_held_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The computation does not wait for the disk: while the first write is held up, later
+    chunks are read and computed, as far as the chunk memory allows."""
+    import threading
+
+    import lsci.processing.recordings as recordings
+    from lsci.recording.products import PartWriter
+
+    path = tmp_path / "run.h5"
+    write_recording(path, n_frames=40)
+    fourth_chunk_computed = threading.Event()
+    compute = recordings._one_thread
+
+    def watched(frames: np.ndarray, chunk: recordings.Chunk, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        result = compute(frames, chunk, *args, **kw)  # type: ignore[arg-type]
+        if chunk.index == 3:
+            fourth_chunk_computed.set()
+        return result
+
+    write = PartWriter.write
+    waited: list[bool] = []
+
+    def held_up(self: PartWriter, name: str, first: int, data: np.ndarray) -> None:
+        if not waited:  # the first write returns once the fourth chunk is computed
+            waited.append(fourth_chunk_computed.wait(timeout=20))
+        write(self, name, first, data)
+
+    monkeypatch.setattr(recordings, "_one_thread", watched)
+    monkeypatch.setattr(PartWriter, "write", held_up)
+    # One map per chunk: 20 chunks.
+    result = process_recording(path, ProcessingSettings(average=2), memory_bytes=1)
+    assert waited == [True], "no later chunk was computed while the first write was held up"
+    assert result.maps == 20
+
+
 def test_a_failing_chunk_stops_the_run_while_writes_are_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

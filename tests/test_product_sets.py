@@ -24,6 +24,7 @@ from lsci.recording.products import (
     product_folder,
     write_part,
 )
+from tests.helpers.page_cache import cached_bytes, pages_can_be_dropped
 
 SHAPE = (16, 24)
 META = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, pixel_format="Mono8", bit_depth=8)
@@ -218,3 +219,21 @@ def test_a_set_missing_a_part_is_not_published(recording: Path) -> None:
         half_written()
     assert find_product_sets(recording) == []
     assert list(product_folder(recording).iterdir()) == []
+
+
+def test_written_maps_leave_the_page_cache(recording: Path) -> None:
+    """Each write drops the pages of the maps written before it, so a long run reuses that
+    memory instead of filling the page cache with products (read back rarely, and then from
+    disk) and evicting the raw frames."""
+    if not pages_can_be_dropped(recording.parent):
+        pytest.skip(f"{recording.parent} keeps written pages in memory (tmpfs)")
+    maps = np.random.default_rng(0).random((40, 256, 256), dtype=np.float32)
+    with ProductSetWriter(
+        recording, {"contrast": maps.shape}, algorithm="spatial_contrast", parameters={}
+    ) as out:
+        for index, one_map in enumerate(maps):
+            out.write("contrast", index, one_map[None])
+    (part,) = sorted(out.path.glob("part-*.h5"))
+    assert part.stat().st_size >= maps.nbytes
+    # The last map's pages were still being written when the earlier ones were dropped.
+    assert cached_bytes(part) <= 4 * maps[0].nbytes
