@@ -235,5 +235,6 @@ def test_written_maps_leave_the_page_cache(recording: Path) -> None:
             out.write("contrast", index, one_map[None])
     (part,) = sorted(out.path.glob("part-*.h5"))
     assert part.stat().st_size >= maps.nbytes
-    # The last map's pages were still being written when the earlier ones were dropped.
-    assert cached_bytes(part) <= 4 * maps[0].nbytes
+    # Pages still being written when the last maps came are kept (a few maps on an idle disk,
+    # more on a busy one); without the drop, all 40 maps stay cached.
+    assert cached_bytes(part) <= maps.nbytes // 2
