@@ -323,6 +323,30 @@ def test_chunks_read_no_more_old_frames_than_new_ones(frames_window: int, step: 
         assert per_chunk == max(1, budget // frame_and_maps)
 
 
+@pytest.mark.parametrize(
+    ("frame_shape", "average", "budget", "expected"),
+    [
+        ((1024, 1280), 1, 16 << 20, 4),  # one map alone exceeds the budget
+        ((1024, 1280), 8, 16 << 20, 1),
+        ((2048, 2048), 1, 16 << 20, 1),
+        ((64, 64), 1, 16 << 20, 1024),
+        ((1024, 1280), 1, 1, 1),  # a tiny budget is kept
+    ],
+)
+def test_a_chunk_reads_enough_pixels_to_be_worth_its_cost(
+    frame_shape: tuple[int, int], average: int, budget: int, expected: int
+) -> None:
+    """Per-frame maps of camera-sized frames get several frames per chunk even when one map
+    alone exceeds the budget, so the cost of each chunk stays small against its pixels."""
+    from lsci.processing.chunks import MIN_CHUNK_PIXELS, maps_per_chunk_for
+
+    settings = ProcessingSettings(average=average)
+    per_chunk = maps_per_chunk_for(frame_shape, settings, memory_bytes=budget, bytes_per_pixel=1)
+    assert per_chunk == expected
+    pixels = per_chunk * average * frame_shape[0] * frame_shape[1]
+    assert pixels >= min(MIN_CHUNK_PIXELS, budget // 4)
+
+
 def test_chunks_are_computed_while_a_write_is_held_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,14 +122,23 @@ def stored_maps(
     for name in products:
         values = computed[name]
         assert values is not None
-        finite = np.isfinite(values)
         stored = values if values.dtype == dtype else values.astype(dtype)
         check.values[name] = values.size
-        check.not_finite[name] = values.size - int(np.count_nonzero(finite))
+        check.not_finite[name] = _not_finite(values.reshape(-1))
         if stored is not values:
-            check.overflowed[name] = int(np.count_nonzero(np.isinf(stored) & finite))
+            check.overflowed[name] = int(np.count_nonzero(np.isinf(stored) & np.isfinite(values)))
         maps[name] = stored
     return maps, check
+
+
+@numba.njit(cache=True, nogil=True)
+def _not_finite(values: npt.NDArray[np.floating[Any]]) -> int:
+    """NaN and ±inf among 1-D ``values``, counted in one pass that allocates nothing and
+    leaves the GIL to the threads reading and writing meanwhile."""
+    count = 0
+    for i in range(values.shape[0]):
+        count += not np.isfinite(values[i])
+    return count
 
 
 @dataclass(frozen=True)
