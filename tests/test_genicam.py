@@ -277,10 +277,17 @@ def test_disappearing_while_open_is_reported_on_the_next_call(camera: GenICamCam
 
 CTRL_C_CHILD = textwrap.dedent(
     """
+    import faulthandler
+    import signal
+    import sys
     import time
     from lsci.drivers.base import Roi
     from lsci.drivers.genicam import GenICamCamera
 
+    # What the child inherited, and every thread's stack if it is still running in 20 s.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print("SIGINT", signal.getsignal(signal.SIGINT), "blocked", sorted(blocked), file=sys.stderr)
+    faulthandler.dump_traceback_later(20, exit=True)
     cam = GenICamCamera(0, producer={producer!r}, num_buffers=8)
     cam.open()
     cam.set("roi", Roi(0, 0, 100, 100))
