@@ -427,3 +427,28 @@ def test_a_failing_chunk_stops_the_run_while_writes_are_queued(
     assert not runner.is_alive(), "the run did not end after a chunk failed"
     assert [str(exc) for exc in outcome] == ["chunk 20"]
     assert find_product_sets(path) == []
+
+
+def test_stored_maps_count_every_value_that_is_not_finite() -> None:
+    from lsci.processing.chunks import Chunk, ChunkResult
+    from lsci.processing.recordings import stored_maps
+
+    rng = np.random.default_rng(4)
+    contrast = rng.random((3, 40, 50), dtype=np.float32)
+    perfusion = rng.random((3, 40, 50), dtype=np.float32) * 1e5
+    flat = perfusion.reshape(-1)
+    flat[rng.choice(flat.size, 300, replace=False)] = np.nan
+    flat[rng.choice(flat.size, 200, replace=False)] = np.inf
+    flat[rng.choice(flat.size, 100, replace=False)] = -np.inf
+    result = ChunkResult(Chunk(0, 0, 3, 0, 3), contrast, perfusion)
+    expected = int(np.count_nonzero(~np.isfinite(perfusion)))
+    assert 0 < expected <= 600
+    for dtype in ("float32", "float16"):
+        maps, check = stored_maps(result, ("contrast", "perfusion"), np.dtype(dtype))
+        assert check.values == {"contrast": contrast.size, "perfusion": perfusion.size}
+        assert check.not_finite == {"contrast": 0, "perfusion": expected}
+        assert maps["perfusion"].dtype == np.dtype(dtype)
+    # float16 rounds finite values from 65520 up (65504 + half its last step) to inf, and says
+    # how many.
+    overflowed = int(np.count_nonzero(np.isfinite(perfusion) & (perfusion >= 65520)))
+    assert check.overflowed["perfusion"] == overflowed > 0
