@@ -368,6 +368,7 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
-def write_error(path: str | Path, exc: OSError, doing: str) -> RecordingWriteError:
-    """A :class:`RecordingWriteError` for an OS error raised while ``doing`` something."""
+def write_error(path: str | Path, exc: OSError | RuntimeError, doing: str) -> RecordingWriteError:
+    """A :class:`RecordingWriteError` for an OS error (or h5py's RuntimeError wrapping one)
+    raised while ``doing`` something."""
     return RecordingWriteError(path, f"{doing} failed: {describe_os_error(exc)}")

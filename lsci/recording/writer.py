@@ -629,10 +629,16 @@ class RecordingWriter:
                     return
 
     def _guarded(self, action: Callable[[], _T], doing: str) -> _T:
-        """Run a write; on an OS error, remember it, stop writing, and raise it clearly."""
+        """Run a write; on an OS error, remember it, stop writing, and raise it clearly.
+
+        h5py raises a failed flush of the file ("Unable to synchronously flush file", e.g. on
+        a full disk) as RuntimeError, not OSError: it is the same failure. Left unhandled in
+        the flushing thread, appends went on into a file HDF5 had half written, and closing it
+        later crashed the interpreter.
+        """
         try:
             return action()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self._failure = write_error(self.path, exc, doing)
             raise self._failure from None
 
@@ -678,7 +684,7 @@ class RecordingWriter:
                 self._guarded(self._finish, "closing")
             try:
                 self._file.close()
-            except OSError as exc:
+            except (OSError, RuntimeError) as exc:  # RuntimeError: see _guarded
                 self._failure = self._failure or write_error(self.path, exc, "closing")
             if self._failure is not None:
                 # HDF5 could not release the file; freeing its handles now would crash the
