@@ -7,7 +7,6 @@ import pty
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,22 +17,13 @@ from click.testing import CliRunner
 from lsci.cli.acquire import acquire
 from lsci.recording import open_recording
 from lsci.sim.needling import HEALTHY, NeedlingScene
+from tests.helpers.children import LSCI
 
 pytestmark = pytest.mark.serial
 
 
-def command() -> list[str]:
-    """``lsci acquire`` through the ``lsci`` group once it is registered there."""
-    from lsci.cli import main
-
-    if "acquire" in getattr(main, "commands", {}):
-        return [sys.executable, "-c", "from lsci.cli import main; main()", "acquire"]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from lsci.cli.acquire import acquire; "
-        "acquire(sys.argv[1:], prog_name='lsci acquire')",
-    ]
+#: ``lsci acquire`` as started from a terminal.
+ACQUIRE = [*LSCI, "acquire"]
 
 
 def viky() -> str:
@@ -43,7 +33,12 @@ def viky() -> str:
 
 
 def stop_mid_run(
-    args: list[str], signum: signal.Signals, *, lines: str = "", keys: bytes = b""
+    args: list[str],
+    signum: signal.Signals,
+    *,
+    lines: str = "",
+    keys: bytes = b"",
+    command: list[str] = ACQUIRE,
 ) -> tuple[int, str]:
     """Start ``lsci acquire``, let it record 1.5 s, send ``signum``; exit code and stderr.
 
@@ -52,7 +47,7 @@ def stop_mid_run(
     """
     terminal, typist = pty.openpty() if keys else (None, None)
     process = subprocess.Popen(
-        [*command(), *args],
+        [*command, *args],
         stdin=subprocess.PIPE if terminal is None else terminal,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -28,6 +28,7 @@ from lsci.drivers.base import (
     Roi,
     UnsupportedFeatureError,
 )
+from tests.helpers.children import python_child
 
 genicam = pytest.importorskip("genicam", reason="the camera extra (genicam) is not installed")
 pytest.importorskip("harvesters.core", reason="the camera extra (harvesters) is not installed")
@@ -278,15 +279,10 @@ def test_disappearing_while_open_is_reported_on_the_next_call(camera: GenICamCam
 CTRL_C_CHILD = textwrap.dedent(
     """
     import faulthandler
-    import signal
     import time
     from lsci.drivers.base import Roi
     from lsci.drivers.genicam import GenICamCamera
 
-    # Ctrl-C as a program started from a terminal gets it: a test suite started in the
-    # background by a shell script inherits SIGINT ignored, and so would this child.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     faulthandler.dump_traceback_later(20, exit=True)  # a hang then shows every thread's stack
     cam = GenICamCamera(0, producer={producer!r}, num_buffers=8)
     cam.open()
@@ -311,7 +307,7 @@ CTRL_C_CHILD = textwrap.dedent(
 def test_ctrl_c_reaches_the_main_thread_and_the_camera_stops_cleanly() -> None:
     # The with block closes the pipes whatever happens (left open, they fail a later test).
     with subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_CHILD.format(producer=str(VIKY))],
+        python_child(CTRL_C_CHILD.format(producer=str(VIKY))),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

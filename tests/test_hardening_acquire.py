@@ -37,8 +37,9 @@ from lsci.recording import (
     open_recording,
 )
 from lsci.recording.derived import save_derived
+from tests.helpers.children import LSCI_CODE
 from tests.helpers.tmpfs import mounted_tmpfs
-from tests.test_acquire_cli import command, stop_mid_run
+from tests.test_acquire_cli import ACQUIRE, stop_mid_run
 
 pytestmark = pytest.mark.serial
 
@@ -191,6 +192,19 @@ def test_sighup_closes_the_recording_like_sigterm(tmp_path: Path) -> None:
         assert rec.closed_cleanly
         assert len(rec) > 50
     assert helpers_left(tmp_path) == []
+
+
+def test_a_hangup_the_caller_ignores_does_not_stop_the_recording(tmp_path: Path) -> None:
+    """``nohup lsci acquire`` records on when the terminal closes (SIGHUP ignored)."""
+    out = tmp_path / "nohup.h5"
+    args = ["--camera", "sim", "--sim-shape", "32x32", "--fps", "100", "--duration", "3"]
+    nohup = ["nohup", sys.executable, "-c", LSCI_CODE, "acquire"]
+    code, stderr = stop_mid_run([*args, "--out", str(out)], signal.SIGHUP, command=nohup)
+    assert code == 0, stderr
+    assert "stopped by the end of --duration" in stderr
+    with open_recording(out) as rec:
+        assert rec.closed_cleanly
+        assert len(rec) > 250  # 3 s at 100 frames/s, well past the hangup at 1.5 s
 
 
 # -- item 18 and 12: numbers and sizes refused when the options are parsed ------------------
@@ -350,7 +364,7 @@ def test_acquire_on_a_full_disk_reports_what_the_file_holds(tmp_path: Path) -> N
         out = disk / "full.h5"
         args = ["--camera", "sim", "--sim-shape", "128x128", "--fps", "200", "--duration", "20"]
         result = subprocess.run(
-            [*command(), *args, "--out", str(out)],
+            [*ACQUIRE, *args, "--out", str(out)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

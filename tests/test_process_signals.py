@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from lsci.cli import main
 from lsci.recording import AcquisitionMetadata, RecordingWriter, add_event
 from lsci.recording.products import find_product_sets, product_folder
+from tests.helpers.children import LSCI, LSCI_CODE
 from tests.helpers.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.serial
@@ -29,7 +30,6 @@ SHAPE = (128, 160)
 #: Frames of the recording the runs are stopped on: writing its maps takes a good part of a
 #: second, so a signal sent when the first part file appears lands while they are written.
 N_LONG = 1500
-LSCI = [sys.executable, "-c", "from lsci.cli import main; main()"]
 
 
 def _sha256(path: Path) -> str:
@@ -108,6 +108,29 @@ def test_a_killed_run_leaves_the_recording_unchanged_and_a_rerun_completes(
     assert rerun.exit_code == 0, rerun.output
     assert len(find_product_sets(path)) == 1
     assert _sha256(path) == before
+
+
+@pytest.mark.slow
+def test_a_hangup_the_caller_ignores_does_not_stop_the_run(
+    tmp_path: Path, long_recording: Path
+) -> None:
+    """``nohup lsci process`` goes on when the terminal closes (SIGHUP ignored by its caller)."""
+    path = tmp_path / "rec.h5"
+    shutil.copyfile(long_recording, path)
+    args = ["process", str(path), "--average", "1", "--products", "contrast,perfusion"]
+    with subprocess.Popen(
+        ["nohup", sys.executable, "-c", LSCI_CODE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert "writes" in process.stdout.readline()
+        _wait_for_a_part_file(path, process)
+        process.send_signal(signal.SIGHUP)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert len(find_product_sets(path)) == 1
 
 
 FILL_THE_DISK_MID_RUN = """

@@ -5,7 +5,8 @@ Behaviour worth knowing:
 - Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal or the SSH session was closed) stop the
   acquisition like the end of ``--duration``: the camera stops, the frames it still delivers
   are recorded, the file is closed complete, and the command exits with status 0. A second
-  signal while stopping only repeats that it is closing.
+  signal while stopping only repeats that it is closing. A signal ``lsci acquire`` was started
+  with ignored stays ignored (``nohup`` ignores SIGHUP).
 - A mark that cannot be stored is a warning, never the end of the recording; labels of
   ``--mark-at`` are checked (1 to 128 UTF-8 bytes) before anything is recorded.
 - When writing fails (a full disk), the summary counts only the frames in the file; those
@@ -37,7 +38,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -51,6 +51,7 @@ from lsci.acquisition import (
     recording_metadata,
 )
 from lsci.analysis.scale import scale_from_metadata
+from lsci.cli.stop_signals import stop_requests
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
 from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
@@ -181,36 +182,6 @@ def _apply(camera: Camera, name: str, value: Any, option: str) -> None:
         camera.set(name, value)
     except (ValueError, TypeError) as error:
         raise click.UsageError(f"{option}: {error}") from None
-
-
-#: Signals that end an acquisition cleanly. SIGHUP comes when the terminal or the SSH
-#: session closes: the recording must still be closed complete.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class _StopRequests:
-    """Stop signals set a flag instead of interrupting whatever runs at that moment."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._previous: dict[signal.Signals, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.reason is None:
-            self.reason = name
-        else:
-            click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[_StopRequests]:
-        for signum in _STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        try:
-            yield self
-        finally:
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
 
 
 class _EventInput:
@@ -536,9 +507,8 @@ def _record(
     if analysis is not None:
         analysis.events.updated.connect(status.on_analysis)
         analysis.attach(pipeline)
-    stops = _StopRequests()
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
-    with stops.installed():
+    with stop_requests(on_repeat=_closing) as stops:
         try:
             pipeline.start()
         except LsciError as error:
@@ -555,8 +525,8 @@ def _record(
         try:
             with keys.running() if keys is not None else contextlib.nullcontext():
                 while True:
-                    if stops.reason is not None:
-                        stopped_by = stops.reason
+                    if stops.name is not None:
+                        stopped_by = stops.name
                         break
                     if pipeline.wait(0.05):
                         stopped_by = "an error"
@@ -584,6 +554,12 @@ def _record(
             f"acquisition stopped early: {summary.error} (the first "
             f"{summary.stats.frames_recorded} frames are in {out})"
         )
+
+
+def _closing(signum: int) -> None:
+    """A stop signal while the recording is being closed: it is closed complete all the same."""
+    name = signal.Signals(signum).name
+    click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
 
 
 def _mark(pipeline: AcquisitionPipeline, label: str) -> None:

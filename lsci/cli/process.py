@@ -5,7 +5,8 @@
   problem and a non-zero exit.
 - Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the run cleanly: the product set being written is
   removed, those already finished are kept, and the recordings, which are only read, stay as
-  they were.
+  they were. A signal ``lsci process`` was started with ignored stays ignored (``nohup``
+  ignores SIGHUP).
 - Given several recordings (or a folder), a recording that cannot be processed (one still
   being recorded, a damaged one) is reported and the others are processed; a summary at the
   end lists what failed and why, and the exit status is 1 if anything did.
@@ -14,17 +15,16 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
 from lsci.calibration import CalibrationError
+from lsci.cli.stop_signals import Stopped, StopRequests, stop_requests
 from lsci.core.contrast import EDGE_MODES
 from lsci.core.models import MODELS, default_model, get_model
 from lsci.core.modes import MODES
@@ -41,52 +41,6 @@ from lsci.processing.recordings import (
 )
 from lsci.processing.settings import DEFAULT_AVERAGE
 from lsci.recording import open_recording
-
-#: Signals that stop a run as Ctrl-C does.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Stopped(BaseException):
-    """The run was stopped by a signal (a BaseException, like KeyboardInterrupt, so that no
-    handler of ordinary errors swallows it)."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-
-
-class StopRequests:
-    """Signals received: the run stops at the next safe point (between chunks).
-
-    A signal only records itself: raising from a signal handler at an arbitrary point could
-    land inside an HDF5 callback, which would swallow it. A second signal stops at once.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            raise Stopped(signum)
-        self.signum = signum
-
-    def check(self) -> None:
-        """Raise :class:`Stopped` if a signal came."""
-        if self.signum is not None:
-            raise Stopped(self.signum)
-
-
-@contextlib.contextmanager
-def stopped_by_signals() -> Iterator[StopRequests]:
-    """Record SIGINT, SIGTERM and SIGHUP; :meth:`StopRequests.check` turns them into
-    :class:`Stopped`, so that ``with`` blocks clean up."""
-    requests = StopRequests()
-    previous = {signum: signal.signal(signum, requests.handle) for signum in STOP_SIGNALS}
-    try:
-        yield requests
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class StoppedError(click.ClickException):
@@ -287,7 +241,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
     dtype = options.pop("dtype")
     check_options(dict(options, products=products))
     failures: dict[Path, str] = {}
-    with stopped_by_signals() as stops, cluster(scheduler) as client:
+    with stop_requests() as stops, cluster(scheduler) as client:
         for path in paths:
             try:
                 stops.check()

@@ -1,0 +1,76 @@
+"""Stop signals of long commands: SIGINT (Ctrl-C), SIGTERM and SIGHUP end a run cleanly.
+
+A signal only records itself, and the command stops at its next safe point: raising from a
+signal handler at an arbitrary point could land inside an HDF5 callback, which would swallow
+it, or leave a file half closed.
+
+A stop signal the command was started with ignored stays ignored, as the Unix convention
+wants: ``nohup lsci process DIR &`` goes on when the terminal closes (SIGHUP ignored), and a
+background job of a shell script (started with SIGINT ignored) is not stopped by a Ctrl-C
+meant for the script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+#: Signals that stop a run as Ctrl-C does. SIGHUP comes when the terminal or the SSH session
+#: closes.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """The run was stopped by a signal (a BaseException, like KeyboardInterrupt, so that no
+    handler of ordinary errors swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+class StopRequests:
+    """The stop signal received, if any; ``on_repeat`` is called for every further one."""
+
+    def __init__(self, on_repeat: Callable[[int], None]) -> None:
+        self.signum: int | None = None
+        self._on_repeat = on_repeat
+
+    @property
+    def name(self) -> str | None:
+        """The received signal's name (``"SIGTERM"``), or None."""
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        else:
+            self._on_repeat(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` if a signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+
+def stop_at_once(signum: int) -> None:
+    """A repeated signal that stops the run where it is (``with`` blocks still clean up)."""
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_requests(on_repeat: Callable[[int], None] = stop_at_once) -> Iterator[StopRequests]:
+    """Record the stop signals that are not ignored, until the block ends."""
+    requests = StopRequests(on_repeat)
+    previous = {
+        signum: signal.signal(signum, requests.handle)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+    try:
+        yield requests
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
