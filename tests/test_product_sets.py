@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from lsci.recording import AcquisitionMetadata, RecordingWriter, open_recording
-from lsci.recording.errors import RecordingError
+from lsci.recording.errors import RecordingError, RecordingWriteError
 from lsci.recording.products import (
     ProductSetWriter,
     find_product_sets,
@@ -25,6 +26,7 @@ from lsci.recording.products import (
     write_part,
 )
 from tests.helpers.page_cache import cached_bytes, pages_can_be_dropped
+from tests.helpers.tmpfs import mounted_tmpfs
 
 SHAPE = (16, 24)
 META = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, pixel_format="Mono8", bit_depth=8)
@@ -114,6 +116,42 @@ def test_an_error_while_writing_leaves_nothing(recording: Path) -> None:
     assert not writer.path.exists()
     assert list(product_folder(recording).iterdir()) == []  # the temporary folder too
     assert find_product_sets(recording) == []
+
+
+def _fill(disk: Path) -> None:
+    """Take every free byte of ``disk``, as another program writing there would."""
+    with open(disk / "filler", "wb", buffering=0) as out:
+        for size in (1 << 16, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"x" * size)
+
+
+@pytest.mark.serial
+def test_a_full_disk_when_the_last_part_closes_is_a_clear_error(tmp_path: Path) -> None:
+    """HDF5 writes a part's chunk index when the part closes; on a full disk it raises that as
+    RuntimeError, which must be the same clear error as a failed write, and leave nothing."""
+    with mounted_tmpfs(tmp_path / "small", size="16m") as disk:
+        path = disk / "session.h5"
+        with RecordingWriter(path, META, frame_shape=SHAPE, dtype=np.uint8) as writer:
+            writer.append(np.zeros(SHAPE, np.uint8), frame_id=0)
+        before = _sha256(path)
+        maps = np.ones((4000, *SHAPE), dtype=np.float32)  # a chunk index of 4000 entries
+
+        def filled_before_closing() -> None:
+            with ProductSetWriter(
+                path, {"contrast": maps.shape}, algorithm="a", parameters={}
+            ) as out:
+                out.write("contrast", 0, maps)
+                _fill(disk)
+
+        with pytest.raises(RecordingWriteError, match="closing a product file failed: No space"):
+            filled_before_closing()
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "session.h5", "session.lsci"]
+        assert list(product_folder(path).iterdir()) == []
+        assert _sha256(path) == before
+        (disk / "filler").unlink()
+        assert _write_set(path, 7, maps).complete  # once there is room, a rerun completes
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

@@ -26,6 +26,12 @@ from lsci.recording.errors import (
 #: in-process handle modify them behind the writer's back.
 WRITING: set[Path] = set()
 
+#: What h5py raises when writing a file fails: OSError from most calls, RuntimeError when
+#: HDF5's metadata cache cannot write while flushing or closing the file ("Unable to
+#: synchronously flush file", "Disable slist on flush dest failure failed"; errno 28 on a
+#: full disk). Catch these around h5py calls that write, and only there.
+H5_WRITE_ERRORS = (OSError, RuntimeError)
+
 _H5_DETAIL = re.compile(r"error message = '([^']*)'")
 _H5_REASON = re.compile(r"\((.*)\)\s*$", re.DOTALL)
 
@@ -368,7 +374,7 @@ def check_name(kind: str, name: object) -> str:
     return name
 
 
-def write_error(path: str | Path, exc: OSError | RuntimeError, doing: str) -> RecordingWriteError:
-    """A :class:`RecordingWriteError` for an OS error (or h5py's RuntimeError wrapping one)
-    raised while ``doing`` something."""
+def write_error(path: str | Path, exc: Exception, doing: str) -> RecordingWriteError:
+    """A :class:`RecordingWriteError` for one of :data:`H5_WRITE_ERRORS` raised while
+    ``doing`` something."""
     return RecordingWriteError(path, f"{doing} failed: {describe_os_error(exc)}")

@@ -23,7 +23,13 @@ import numpy as np
 from lsci._version import __version__
 from lsci.calibration.stored import BetaCalibration, CameraNoise, DarkFrame
 from lsci.recording import layout
-from lsci.recording._h5 import decode, describe_os_error, open_for_reading, write_error
+from lsci.recording._h5 import (
+    H5_WRITE_ERRORS,
+    decode,
+    describe_os_error,
+    open_for_reading,
+    write_error,
+)
 from lsci.recording.calibration import (
     Calibration,
     check_calibration,
@@ -123,7 +129,7 @@ def _rewrite(recording: Path, edit: Callable[[h5py.File], T]) -> T:
                 target.attrs["lsci_version"] = __version__
                 result = edit(target)
             publish(temporary, final)
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             raise write_error(final, exc, "updating the annotations") from None
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from lsci._version import __version__
 from lsci.recording import layout
 from lsci.recording._h5 import (
+    H5_WRITE_ERRORS,
     check_name,
     check_root,
     decode,
@@ -246,7 +247,7 @@ def save_derived(
                 compression_args,
                 checksum,
             )
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             raise write_error(target, exc, f"saving derived product {name!r}") from None
 
 

@@ -40,7 +40,13 @@ import numpy.typing as npt
 
 from lsci._version import __version__
 from lsci.recording import layout
-from lsci.recording._h5 import check_name, decode, describe_os_error, write_error
+from lsci.recording._h5 import (
+    H5_WRITE_ERRORS,
+    check_name,
+    decode,
+    describe_os_error,
+    write_error,
+)
 from lsci.recording.atomic import sync_file
 from lsci.recording.chunk_io import write_planes
 from lsci.recording.derived import canonical_parameters, write_provenance
@@ -161,7 +167,7 @@ class PartWriter:
             # reported by the write that meets it, and the file can then still be closed.
             self._handle = h5py.File(self.path, "x", libver="latest", rdcc_nbytes=0)
             self._create(self._handle)
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             self.discard()
             raise write_error(self.path, exc, "creating a product file") from None
 
@@ -235,7 +241,7 @@ class PartWriter:
         try:
             self._chunk_buffer = write_planes(dataset, start, array, self._chunk_buffer)
             self._start_writeback()
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             self.discard()
             raise write_error(self.path, exc, f"writing product {name!r}") from None
         self._written[name] += len(array)
@@ -269,12 +275,15 @@ class PartWriter:
             raise RecordingError(
                 self.path, f"product(s) {', '.join(missing)} did not get all {self.n_maps} maps"
             )
+        handle, self._handle = self._handle, None
         try:
-            handle, self._handle = self._handle, None
             handle.close()
             self._release_reserve()
             sync_file(self.path)
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
+            # On a full disk HDF5 cannot write the metadata it holds and the file stays open;
+            # discard frees the reserve, which lets it close, then deletes the part.
+            self._handle = handle if handle.id.valid else None
             self.discard()
             raise write_error(self.path, exc, "closing a product file") from None
 

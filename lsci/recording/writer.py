@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from lsci._version import __version__
 from lsci.recording import layout
-from lsci.recording._h5 import WRITING, describe_os_error, write_error
+from lsci.recording._h5 import H5_WRITE_ERRORS, WRITING, describe_os_error, write_error
 from lsci.recording.atomic import check_target, create_exclusive, hold, in_use, publish
 from lsci.recording.calibration import check_calibration, write_calibration
 from lsci.recording.errors import (
@@ -237,7 +237,7 @@ class RecordingWriter:
             if overwrite:
                 check_target(self.path, overwrite=True)  # not replacing a file in use
             publish(partial, self.path, overwrite=overwrite)
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             self._abandon_partial(opened, partial)
             raise write_error(self.path, exc, "creating the recording") from None
         except BaseException:
@@ -631,14 +631,13 @@ class RecordingWriter:
     def _guarded(self, action: Callable[[], _T], doing: str) -> _T:
         """Run a write; on an OS error, remember it, stop writing, and raise it clearly.
 
-        h5py raises a failed flush of the file ("Unable to synchronously flush file", e.g. on
-        a full disk) as RuntimeError, not OSError: it is the same failure. Left unhandled in
-        the flushing thread, appends went on into a file HDF5 had half written, and closing it
-        later crashed the interpreter.
+        A failed flush is one of :data:`H5_WRITE_ERRORS` too: left unhandled in the flushing
+        thread, appends went on into a file HDF5 had half written, and closing it later crashed
+        the interpreter.
         """
         try:
             return action()
-        except (OSError, RuntimeError) as exc:
+        except H5_WRITE_ERRORS as exc:
             self._failure = write_error(self.path, exc, doing)
             raise self._failure from None
 
@@ -684,7 +683,7 @@ class RecordingWriter:
                 self._guarded(self._finish, "closing")
             try:
                 self._file.close()
-            except (OSError, RuntimeError) as exc:  # RuntimeError: see _guarded
+            except H5_WRITE_ERRORS as exc:
                 self._failure = self._failure or write_error(self.path, exc, "closing")
             if self._failure is not None:
                 # HDF5 could not release the file; freeing its handles now would crash the
@@ -785,7 +784,7 @@ class RecordingWriter:
                     write_calibration(parent, name, arrays, attrs, overwrite=overwrite)
                 handle.flush()
                 os.fsync(handle.id.get_vfd_handle())
-        except OSError as exc:
+        except H5_WRITE_ERRORS as exc:
             raise write_error(self.path, exc, "saving calibrations") from None
         self._calibrations.clear()
 
