@@ -516,7 +516,7 @@ def _record(
         click.echo(
             f"recording to {out}"
             + ("" if duration is None else f" for {duration:g} s")
-            + "; Ctrl-C stops",
+            + ("; Ctrl-C stops" if signal.SIGINT in stops.signals else ""),
             err=True,
         )
         started = time.monotonic()

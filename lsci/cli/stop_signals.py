@@ -36,6 +36,8 @@ class StopRequests:
 
     def __init__(self, on_repeat: Callable[[int], None]) -> None:
         self.signum: int | None = None
+        #: The signals that stop the run (those not ignored when it started).
+        self.signals: frozenset[int] = frozenset()
         self._on_repeat = on_repeat
 
     @property
@@ -69,6 +71,7 @@ def stop_requests(on_repeat: Callable[[int], None] = stop_at_once) -> Iterator[S
         for signum in STOP_SIGNALS
         if signal.getsignal(signum) is not signal.SIG_IGN
     }
+    requests.signals = frozenset(previous)
     try:
         yield requests
     finally:
