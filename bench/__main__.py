@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from bench.report import Report
-from bench.timing import memory_bandwidth, thread_pools
+from bench.timing import cpu_ticks, memory_bandwidth, stolen_percent, thread_pools
 
 SUITES = ("contrast", "recording", "processing", "pipeline")
 
@@ -38,9 +38,13 @@ def main() -> None:
         f"thread, {bandwidth.all_threads_bps / 1e9:.1f} GB/s on {bandwidth.threads}",
         flush=True,
     )
+    stolen: dict[str, float | None] = {}
+    report.extra["cpu_stolen_by_hypervisor_percent"] = stolen
     for name in args.suite or SUITES:
         print(f"running {name} ...", flush=True)
+        before = cpu_ticks()
         importlib.import_module(f"bench.{name}").run(report, bandwidth, quick=args.quick)
+        stolen[name] = stolen_percent(before, cpu_ticks())
     report.extra["load_average_1min_at_end"] = os.getloadavg()[0]
     print(report.table())
     for key, value in report.extra.items():

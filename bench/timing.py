@@ -69,6 +69,29 @@ def thread_limit(n: int) -> Iterator[None]:
         yield
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """Clock ticks of all processors since boot: (stolen by the hypervisor, total); None where
+    ``/proc/stat`` is not available.
+
+    On a virtual machine, time the host gives to other guests is "steal": a run during which
+    much is stolen is slower for reasons outside the code measured.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, counted in user]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def stolen_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of processor time stolen by the hypervisor between two :func:`cpu_ticks`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def thread_pools() -> list[dict[str, object]]:
     """The BLAS/OpenMP pools this process loaded (threadpoolctl), e.g. which OpenBLAS kernel."""
     try:
