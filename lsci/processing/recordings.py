@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsci.core.models import get_model
+from lsci.processing._kernels import count_not_finite
 from lsci.processing.calibrations import Calibrations, resolve
 from lsci.processing.chunks import (
     Chunk,
@@ -125,21 +126,11 @@ def stored_maps(
         with np.errstate(over="ignore"):  # overflow is counted below and reported once
             stored = values if values.dtype == dtype else values.astype(dtype)
         check.values[name] = values.size
-        check.not_finite[name] = _not_finite(values.reshape(-1))
+        check.not_finite[name] = count_not_finite(values.reshape(-1))
         if stored is not values:
             check.overflowed[name] = int(np.count_nonzero(np.isinf(stored) & np.isfinite(values)))
         maps[name] = stored
     return maps, check
-
-
-@numba.njit(cache=True, nogil=True)
-def _not_finite(values: npt.NDArray[np.floating[Any]]) -> int:
-    """NaN and ±inf among 1-D ``values``, counted in one pass that allocates nothing and
-    leaves the GIL to the threads reading and writing meanwhile."""
-    count = 0
-    for i in range(values.shape[0]):
-        count += not np.isfinite(values[i])
-    return count
 
 
 @dataclass(frozen=True)
