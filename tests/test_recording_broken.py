@@ -6,6 +6,7 @@ and read-only conditions use a real small tmpfs (skipped where mounting is not p
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import uuid
@@ -283,3 +284,16 @@ def test_read_only_file_system(small_tmpfs: Path) -> None:
         )
     with open_recording(path) as rec:
         np.testing.assert_array_equal(rec.frames[:], frames)
+
+
+def _subclasses(cls: type[RecordingError]) -> list[type[RecordingError]]:
+    return [cls] + [sub for child in cls.__subclasses__() for sub in _subclasses(child)]
+
+
+@pytest.mark.parametrize("error_class", _subclasses(RecordingError), ids=lambda c: c.__name__)
+def test_recording_errors_cross_processes_whole(error_class: type[RecordingError]) -> None:
+    """A Dask worker's error reaches the client by pickle: same class, file and problem."""
+    error = error_class("/data/run.h5", "closing a product file failed: No space left on device")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is error_class
+    assert (copy.path, copy.problem, str(copy)) == (error.path, error.problem, str(error))

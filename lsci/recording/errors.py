@@ -26,6 +26,11 @@ class RecordingError(LsciError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type[RecordingError], tuple[str, str]]:
+        # Pickled with its own arguments, so that it crosses processes whole (the error of a
+        # task on a Dask worker, raised again in the client).
+        return type(self), (self.path, self.problem)
+
 
 class RecordingFormatError(RecordingError):
     """The file is not a readable lsci recording (not HDF5, truncated, malformed, too new)."""
