@@ -130,3 +130,57 @@ def test_the_cli_sizes_cluster_tasks_by_the_task_budget(
     assert result.exit_code == 0, result.output
     (product_set,) = [p for p in path.with_suffix(".lsci").iterdir() if p.is_dir()]
     assert len(list(product_set.glob("part-*.h5"))) == tasks(TASK_BYTES)
+
+
+@pytest.mark.slow
+def test_a_disk_filling_up_under_the_workers_is_one_clear_error(
+    tmp_path: Path, client: distributed.Client
+) -> None:
+    """Another program fills the disk while the workers write their parts: a RecordingWriteError
+    naming it reaches the caller, no product set and nothing else is left, and the recording
+    is as it was."""
+    import contextlib
+    import hashlib
+    import shutil
+
+    from lsci.errors import LsciError
+    from lsci.recording import AcquisitionMetadata, RecordingWriter
+    from lsci.recording.products import find_product_sets, product_folder
+    from tests.helpers.tmpfs import mounted_tmpfs
+
+    with mounted_tmpfs(tmp_path / "small", size="48m") as disk:
+        path = disk / "rec.h5"  # 8 MB of frames
+        meta = AcquisitionMetadata(exposure_s=0.005, frame_rate_hz=100.0, bit_depth=8)
+        frame = np.random.default_rng(0).integers(1, 255, (256, 256), dtype=np.uint8)
+        with RecordingWriter(path, meta, frame_shape=frame.shape, dtype=np.uint8) as writer:
+            for i in range(128):
+                writer.append(frame, frame_id=i)
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        filler = disk / "filler"
+
+        def fill(done: int, total: int) -> None:
+            # Once the first part is written, the disk fills to its last byte.
+            if done < total and not filler.exists():
+                with open(filler, "wb", buffering=0) as out:
+                    for size in (1 << 16, 1):
+                        with contextlib.suppress(OSError):
+                            while True:
+                                out.write(b"x" * size)
+
+        settings = ProcessingSettings(average=2, exposure_s=0.005)  # 16 MB of maps: they fit
+        with pytest.raises(LsciError, match="No space left on device"):
+            process_recording_distributed(
+                path, settings, scheduler=client, products=["perfusion"],
+                memory_bytes=1 << 20, progress=fill,
+            )  # fmt: skip
+        assert find_product_sets(path) == []
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "rec.h5", "rec.lsci"]
+        assert list(product_folder(path).iterdir()) == []
+        filler.unlink()
+        shutil.rmtree(product_folder(path))
+        result = process_recording_distributed(  # the workers recovered: a rerun completes
+            path, settings, scheduler=client, products=["perfusion"]
+        )
+        assert len(find_product_sets(path)) == 1
+        assert result.maps == 64

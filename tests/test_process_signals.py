@@ -173,7 +173,10 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path: Path) -> No
         )
         # Refused before anything is written, in one line.
         assert result.returncode == 1, result.stderr
-        assert "not enough disk space for the product set: it needs 32.8 MB" in result.stderr
+        assert (
+            "not enough disk space for the product set: it needs 41.2 MB (32.8 MB of maps and "
+            "8.4 MB of working room)" in result.stderr
+        )
         assert "Traceback" not in result.stderr
         assert not list(product_folder(path).iterdir())
         # The disk fills up while a set is being written: an error, not a crash (a negative

@@ -686,11 +686,13 @@ class ProductSetWriter:
         itemsize = np.dtype(self.layout.dtype).itemsize
         needed = sum(int(np.prod(shape)) * itemsize for shape in self.layout.shapes.values())
         free = shutil.disk_usage(folder).free
-        if free < needed + 2 * RESERVE_BYTES:
+        room = 2 * RESERVE_BYTES  # what HDF5 may need to close its files on a full disk
+        if free < needed + room:
             raise RecordingWriteError(
                 folder,
-                f"not enough disk space for the product set: it needs {needed / 1e6:,.1f} MB, "
-                f"{free / 1e6:,.1f} MB are free",
+                f"not enough disk space for the product set: it needs "
+                f"{(needed + room) / 1e6:,.1f} MB ({needed / 1e6:,.1f} MB of maps and "
+                f"{room / 1e6:,.1f} MB of working room), {free / 1e6:,.1f} MB are free",
             )
         self.temporary = create_temporary_folder(self.folder)
         return self
