@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from lsci.demo import HEALTHY, ISCHEMIC, DemoResult, DemoSettings, run_demo
 from lsci.drivers.simulated import SpeckleScene
 from lsci.recording import open_recording
 from lsci.sim.needling import NeedlingScene
+from tests.helpers.children import LSCI
 
 pytestmark = pytest.mark.serial
 
@@ -137,3 +142,42 @@ def test_recording_holds_events_calibrations_and_products(
         assert {"contrast", "perfusion"} <= {name.rsplit("/", 1)[-1] for name in rec.derived}
         assert rec.dropped_frames == 0
         assert rec.product("perfusion").info.parameters["model"] == "inverse_tau"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_demo_closes_its_recording_and_exits(tmp_path: Path, sig: signal.Signals) -> None:
+    """Stopped while it films the needling session: one line, the conventional status, the
+    recording closed complete, no helper file left, and the process ends (it used to hang,
+    its pipeline threads still writing while the interpreter exited)."""
+    out = tmp_path / "demo"
+    with subprocess.Popen(
+        [*LSCI, "demo", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if line.startswith("2/5"):
+                break
+        else:
+            pytest.fail("the demo never started filming:\n" + "".join(seen))
+        time.sleep(1.0)
+        process.send_signal(sig)
+        try:
+            rest = process.stderr.read()
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 128 + sig, rest
+    assert f"stopped by {sig.name}: the demo did not finish" in rest
+    assert "Traceback" not in rest
+    with open_recording(out / "needling_session.h5") as rec:
+        assert rec.closed_cleanly
+        assert len(rec) > 10
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dark.h5", "needling_session.h5", "static_target.h5"
+    ]  # fmt: skip

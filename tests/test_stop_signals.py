@@ -50,3 +50,13 @@ def test_a_repeated_signal_goes_to_the_callers_handler(from_a_terminal: None) ->
         os.kill(os.getpid(), signal.SIGHUP)
     assert stops.signum == signal.SIGINT
     assert repeats == [signal.SIGHUP]
+
+
+def test_at_once_the_first_signal_stops_where_the_main_thread_is(from_a_terminal: None) -> None:
+    repeats: list[int] = []
+    with stop_requests(on_repeat=repeats.append, at_once=True) as stops:
+        with pytest.raises(Stopped, match="stopped by SIGHUP"):
+            os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)  # while cleaning up: reported, not raised
+    assert stops.signum == signal.SIGHUP
+    assert repeats == [signal.SIGTERM]

@@ -51,7 +51,7 @@ from lsci.acquisition import (
     recording_metadata,
 )
 from lsci.analysis.scale import scale_from_metadata
-from lsci.cli.stop_signals import stop_requests
+from lsci.cli.stop_signals import still_closing, stop_requests
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
 from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
@@ -508,7 +508,7 @@ def _record(
         analysis.events.updated.connect(status.on_analysis)
         analysis.attach(pipeline)
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
-    with stop_requests(on_repeat=_closing) as stops:
+    with stop_requests(on_repeat=still_closing) as stops:
         try:
             pipeline.start()
         except LsciError as error:
@@ -554,12 +554,6 @@ def _record(
             f"acquisition stopped early: {summary.error} (the first "
             f"{summary.stats.frames_recorded} frames are in {out})"
         )
-
-
-def _closing(signum: int) -> None:
-    """A stop signal while the recording is being closed: it is closed complete all the same."""
-    name = signal.Signals(signum).name
-    click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
 
 
 def _mark(pipeline: AcquisitionPipeline, label: str) -> None:

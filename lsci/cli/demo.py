@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from lsci.cli.stop_signals import Stopped, StoppedError, still_closing, stop_requests
+
 
 def _report(text: str) -> None:
     # Status lines ("\r..." without a newline) rewrite themselves on a terminal; in a log only
@@ -41,12 +43,21 @@ def demo(out_dir: Path, overwrite: bool, view: bool) -> None:
     after a "needling" event, through the simulated camera and the live pipeline; processes the
     recording with its calibrations; compares perfusion before and after needling; and writes
     figures, a ROI table and a summary that states the recovered factor next to the truth.
+    Ctrl-C, SIGTERM or SIGHUP stop it; the recordings made until then are closed complete.
     """
     # The demo runs the whole pipeline; its modules are loaded when it runs, not for --help.
     from lsci.demo import DemoFolderNotEmptyError, run_demo
 
     try:
-        result = run_demo(out_dir, report=_report, overwrite=overwrite)
+        with stop_requests(on_repeat=still_closing, at_once=True):
+            result = run_demo(out_dir, report=_report, overwrite=overwrite)
+    except Stopped as exc:
+        click.echo(err=True)  # after the status line
+        raise StoppedError(
+            f"{exc}: the demo did not finish; the recordings made so far in {out_dir} are "
+            "closed and complete up to that moment",
+            exc.signum,
+        ) from None
     except DemoFolderNotEmptyError as error:
         raise click.UsageError(
             f"{error.folder} is not empty: the demo would replace the files of its names "

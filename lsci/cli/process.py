@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from lsci.calibration import CalibrationError
-from lsci.cli.stop_signals import Stopped, StopRequests, stop_requests
+from lsci.cli.stop_signals import Stopped, StoppedError, StopRequests, stop_requests
 from lsci.core.contrast import EDGE_MODES
 from lsci.core.models import MODELS, default_model, get_model
 from lsci.core.modes import MODES
@@ -41,14 +41,6 @@ from lsci.processing.recordings import (
 )
 from lsci.processing.settings import DEFAULT_AVERAGE
 from lsci.recording import open_recording
-
-
-class StoppedError(click.ClickException):
-    """The message of a stopped run, with the conventional status 128 + signal number."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def recording_paths(paths: tuple[Path, ...]) -> list[Path]:
@@ -261,7 +253,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
                 raise StoppedError(
                     f"{exc}: {path} not finished (its partial results were removed); "
                     "finished product sets are kept",
-                    128 + exc.signum,
+                    exc.signum,
                 ) from None
             except _FILE_ERRORS as exc:
                 message = _message(exc)

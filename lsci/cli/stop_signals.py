@@ -17,6 +17,8 @@ import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+import click
+
 #: Signals that stop a run as Ctrl-C does. SIGHUP comes when the terminal or the SSH session
 #: closes.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -31,14 +33,23 @@ class Stopped(BaseException):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
+class StoppedError(click.ClickException):
+    """The message of a stopped run, with the conventional status 128 + signal number."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # type: ignore[misc]
+
+
 class StopRequests:
     """The stop signal received, if any; ``on_repeat`` is called for every further one."""
 
-    def __init__(self, on_repeat: Callable[[int], None]) -> None:
+    def __init__(self, on_repeat: Callable[[int], None], *, at_once: bool = False) -> None:
         self.signum: int | None = None
         #: The signals that stop the run (those not ignored when it started).
         self.signals: frozenset[int] = frozenset()
         self._on_repeat = on_repeat
+        self._at_once = at_once
 
     @property
     def name(self) -> str | None:
@@ -48,6 +59,8 @@ class StopRequests:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
+            if self._at_once:
+                raise Stopped(signum)
         else:
             self._on_repeat(signum)
 
@@ -62,10 +75,24 @@ def stop_at_once(signum: int) -> None:
     raise Stopped(signum)
 
 
+def still_closing(signum: int) -> None:
+    """A repeated signal while a recording is being closed: it is closed complete all the
+    same (interrupting that would leave it half closed)."""
+    name = signal.Signals(signum).name
+    click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
+
+
 @contextlib.contextmanager
-def stop_requests(on_repeat: Callable[[int], None] = stop_at_once) -> Iterator[StopRequests]:
-    """Record the stop signals that are not ignored, until the block ends."""
-    requests = StopRequests(on_repeat)
+def stop_requests(
+    on_repeat: Callable[[int], None] = stop_at_once, *, at_once: bool = False
+) -> Iterator[StopRequests]:
+    """Record the stop signals that are not ignored, until the block ends.
+
+    With ``at_once``, the first signal raises :class:`Stopped` wherever the main thread is,
+    as Ctrl-C raises KeyboardInterrupt: for a command whose engine has no safe points to check
+    (the demo), and which cleans up on any exception.
+    """
+    requests = StopRequests(on_repeat, at_once=at_once)
     previous = {
         signum: signal.signal(signum, requests.handle)
         for signum in STOP_SIGNALS

@@ -119,7 +119,13 @@ def record_simulated(
         pipeline = AcquisitionPipeline(camera, writer, live=live)
         pipeline.events.stats_updated.connect(_status(path, report))
         pipeline.start()
-        _run_for(pipeline, duration_s, marks)
+        try:
+            _run_for(pipeline, duration_s, marks)
+        except BaseException:
+            # Interrupted (Ctrl-C): the recording is still closed complete, and no thread is
+            # left writing it while the interpreter exits.
+            pipeline.stop(raise_on_error=False)
+            raise
         summary = pipeline.stop()
     stats = summary.stats
     dropped = stats.frames_dropped_camera + stats.frames_dropped_pipeline
