@@ -201,6 +201,13 @@ def test_a_symlinked_products_folder_is_refused(recording: Path, tmp_path: Path)
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_file_where_the_products_folder_goes_is_named_and_kept(recording: Path) -> None:
+    product_folder(recording).write_bytes(b"notes")
+    with pytest.raises(RecordingError, match=r"session\.lsci: exists and is not a folder"):
+        _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
+    assert product_folder(recording).read_bytes() == b"notes"
+
+
 def test_sets_of_another_recording_or_other_files_are_not_listed(recording: Path) -> None:
     _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
     folder = product_folder(recording)

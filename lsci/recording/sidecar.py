@@ -57,10 +57,16 @@ def make_folder(recording: str | os.PathLike[str]) -> Path:
         )
     try:
         folder.mkdir(exist_ok=True)
+    except FileExistsError:
+        pass  # not a folder: refused below
     except OSError as exc:
         raise RecordingError(folder, f"cannot create the folder: {exc.strerror}") from None
     if not folder.is_dir():
-        raise RecordingError(folder, "exists and is not a folder")
+        raise RecordingError(
+            folder,
+            "exists and is not a folder; lsci keeps the recording's products, events and "
+            "calibrations in a folder of that name: move the file away",
+        )
     return folder
 
 
