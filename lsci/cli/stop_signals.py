@@ -2,7 +2,8 @@
 
 A signal only records itself, and the command stops at its next safe point: raising from a
 signal handler at an arbitrary point could land inside an HDF5 callback, which would swallow
-it, or leave a file half closed.
+it, or leave a file half closed. (A command without such points, the demo, asks for the first
+signal to raise at once, as Ctrl-C does in any Python program, and cleans up on any exception.)
 
 A stop signal the command was started with ignored stays ignored, as the Unix convention
 wants: ``nohup lsci process DIR &`` goes on when the terminal closes (SIGHUP ignored), and a

@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lsci.acquisition import AcquisitionPipeline, LiveSettings, PipelineStats, recording_metadata
+from lsci.acquisition import (
+    AcquisitionPipeline,
+    LiveSettings,
+    PipelineStateError,
+    PipelineStats,
+    recording_metadata,
+)
 from lsci.drivers.simulated import SimulatedCamera, SpeckleScene
 from lsci.recording import AcquisitionMetadata, RecordingWriter
 from lsci.sim.needling import NeedlingScene, simulate_needling
@@ -118,13 +124,16 @@ def record_simulated(
         live = LiveSettings(window=window, model="inverse_k2", max_rate_hz=5.0)
         pipeline = AcquisitionPipeline(camera, writer, live=live)
         pipeline.events.stats_updated.connect(_status(path, report))
-        pipeline.start()
         try:
+            pipeline.start()
             _run_for(pipeline, duration_s, marks)
         except BaseException:
             # Interrupted (Ctrl-C): the recording is still closed complete, and no thread is
             # left writing it while the interpreter exits.
-            pipeline.stop(raise_on_error=False)
+            try:
+                pipeline.stop(raise_on_error=False)
+            except PipelineStateError:  # stopped before the pipeline started
+                writer.close()
             raise
         summary = pipeline.stop()
     stats = summary.stats
