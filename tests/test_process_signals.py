@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from lsci.cli import main
 from lsci.recording import AcquisitionMetadata, RecordingWriter, add_event
 from lsci.recording.products import find_product_sets, product_folder
-from tests.helpers.children import LSCI, LSCI_CODE
+from tests.helpers.children import LSCI, LSCI_CODE, python_child
 from tests.helpers.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.serial
@@ -131,6 +131,88 @@ def test_a_hangup_the_caller_ignores_does_not_stop_the_run(
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert len(find_product_sets(path)) == 1
+
+
+#: ``lsci`` whose product sets take a second to publish, saying when they start: a signal
+#: can then be sent at that moment, which a run otherwise passes in a few milliseconds.
+SLOW_PUBLISH = python_child(
+    "import sys, time\n"
+    "import lsci.recording.products as products\n"
+    "publish = products.publish_folder\n"
+    "def slow(temporary, final):\n"
+    "    print('publishing', file=sys.stderr, flush=True)\n"
+    "    time.sleep(1.0)\n"
+    "    publish(temporary, final)\n"
+    "products.publish_folder = slow\n" + LSCI_CODE
+)
+
+
+def _stop_while_publishing(args: list[str], signals: list[signal.Signals]) -> tuple[int, str]:
+    with subprocess.Popen(
+        [*SLOW_PUBLISH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if line.strip() == "publishing":
+                break
+        else:
+            pytest.fail("the run never published:\n" + "".join(seen))
+        for sig in signals:
+            process.send_signal(sig)
+            time.sleep(0.2)
+        rest = process.stderr.read()
+        process.wait(timeout=60)
+    return process.returncode, rest
+
+
+@pytest.mark.slow
+def test_a_signal_while_the_last_set_is_published_is_reported(tmp_path: Path) -> None:
+    """Too late to stop anything: the set is complete, and the status says the run was
+    stopped, as the caller asked."""
+    path = _recording(tmp_path / "rec.h5", 64)
+    code, stderr = _stop_while_publishing(["process", str(path)], [signal.SIGTERM])
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM once every recording was done" in stderr
+    assert "Traceback" not in stderr
+    assert len(find_product_sets(path)) == 1
+
+
+@pytest.mark.slow
+def test_repeated_signals_while_an_overwrite_publishes_keep_a_complete_set(
+    tmp_path: Path,
+) -> None:
+    """Publishing replaces the old set by moving it aside first; signals then must not
+    interrupt it, or neither set would be left."""
+    path = _recording(tmp_path / "rec.h5", 64)
+    assert CliRunner().invoke(main, ["process", str(path)]).exit_code == 0
+    args = ["process", str(path), "--overwrite"]
+    code, stderr = _stop_while_publishing(args, [signal.SIGTERM, signal.SIGTERM, signal.SIGINT])
+    assert code == 128 + signal.SIGTERM, stderr
+    assert "SIGTERM: already stopping" in stderr
+    assert "Traceback" not in stderr
+    assert len(find_product_sets(path)) == 1
+    assert not list(product_folder(path).glob(".*"))
+
+
+@pytest.mark.parametrize("command", ["process", "info", "export"])
+def test_ctrl_c_while_lsci_starts_is_one_line(tmp_path: Path, command: str) -> None:
+    """Ctrl-C while the program loads its modules: one line, status 130, no traceback."""
+    path = _recording(tmp_path / "rec.h5", 16)
+    args = [command, str(path)]
+    if command == "export":
+        args += ["--what", "raw", "--out", str(tmp_path / "x.tif")]
+    with subprocess.Popen(
+        [*LSCI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as process:
+        time.sleep(0.15)  # past the child's signal set-up, while its modules load
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    if process.returncode != 0:  # not already finished
+        assert process.returncode == 130, stderr
+        assert "stopped by SIGINT" in stderr
 
 
 FILL_THE_DISK_MID_RUN = """

@@ -208,6 +208,24 @@ def test_a_file_where_the_products_folder_goes_is_named_and_kept(recording: Path
     assert product_folder(recording).read_bytes() == b"notes"
 
 
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_something_in_the_way_of_a_set_is_refused_before_any_work(
+    recording: Path, tmp_path: Path, kind: str
+) -> None:
+    maps = np.ones((8, *SHAPE), dtype=np.float32)
+    writer = ProductSetWriter(
+        recording, {"contrast": maps.shape}, algorithm="a", parameters={"window": 7}
+    )
+    product_folder(recording).mkdir()
+    if kind == "file":
+        writer.path.write_bytes(b"notes")
+    else:
+        writer.path.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(RecordingError, match="where this product set's folder goes"):
+        writer.__enter__()
+    assert sorted(p.name for p in product_folder(recording).iterdir()) == [writer.path.name]
+
+
 def test_sets_of_another_recording_or_other_files_are_not_listed(recording: Path) -> None:
     _write_set(recording, 7, np.ones((8, *SHAPE), dtype=np.float32))
     folder = product_folder(recording)

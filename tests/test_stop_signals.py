@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lsci.cli.stop_signals import STOP_SIGNALS, Stopped, stop_requests
+from lsci.cli.stop_signals import STOP_SIGNALS, Stopped, already_stopping, stop_requests
 
 
 @pytest.fixture
@@ -29,27 +29,38 @@ def from_a_terminal() -> Iterator[None]:
 def test_an_ignored_signal_stays_ignored_and_the_others_stop(from_a_terminal: None) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a program
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    with stop_requests() as stops:
+    repeats: list[int] = []
+    with stop_requests(repeats.append) as stops:
         assert stops.signals == {signal.SIGINT, signal.SIGTERM}
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing recorded
         stops.check()
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded, acted on at the next check
         assert stops.name == "SIGTERM"
         with pytest.raises(Stopped, match="stopped by SIGTERM"):
             stops.check()
-        with pytest.raises(Stopped, match="stopped by SIGTERM"):
-            os.kill(os.getpid(), signal.SIGTERM)  # a second one stops at once
+    assert repeats == []
     assert {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} == before
 
 
 def test_a_repeated_signal_goes_to_the_callers_handler(from_a_terminal: None) -> None:
     repeats: list[int] = []
-    with stop_requests(on_repeat=repeats.append) as stops:
+    with stop_requests(repeats.append) as stops:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
     assert stops.signum == signal.SIGINT
-    assert repeats == [signal.SIGHUP]
+    assert repeats == [signal.SIGHUP, signal.SIGTERM]
+
+
+def test_a_burst_of_signals_while_stopping_gets_one_line(
+    from_a_terminal: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with stop_requests(already_stopping("the recording is being closed")):
+        for _ in range(20):
+            os.kill(os.getpid(), signal.SIGTERM)
+    err = capsys.readouterr().err
+    assert err.strip() == "SIGTERM: already stopping; the recording is being closed"
 
 
 def test_at_once_the_first_signal_stops_where_the_main_thread_is(from_a_terminal: None) -> None:

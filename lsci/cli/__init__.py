@@ -10,6 +10,7 @@ without a traceback, and warnings as one line each.
 from __future__ import annotations
 
 import importlib
+import signal
 import warnings
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -17,8 +18,8 @@ from typing import Any, TextIO
 import click
 
 from lsci._version import __version__
+from lsci.cli.stop_signals import StoppedError
 from lsci.errors import LsciError
-from lsci.recording.errors import RecordingWarning
 
 #: Subcommands of ``lsci``: name on the command line → ``"module:attribute"`` of its click
 #: command. A new subcommand is added here.
@@ -51,6 +52,16 @@ class LsciGroup(click.Group):
     """A command group that loads its subcommands from :data:`COMMANDS` when they are used and
     turns lsci's errors into a message and exit status 1."""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # The ``lsci`` program (CliRunner calls ``main.main``, so a test process keeps its
+        # handlers): once the command has ended, a stop signal changes nothing, and must
+        # neither print a traceback while the interpreter exits nor replace the exit status.
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
@@ -60,14 +71,26 @@ class LsciGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke_with_warnings(ctx)
+        except LsciError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C in a command without stop handlers, or while one is loading: one line
+            # and the conventional status, as for the commands that handle it.
+            click.echo(err=True)
+            raise StoppedError("stopped by SIGINT", signal.SIGINT) from None
+
+    def _invoke_with_warnings(self, ctx: click.Context) -> Any:
+        # Imported here, not with this module: Ctrl-C while the ``lsci`` program starts then
+        # comes inside click, not in a traceback; and lsci.recording loads h5py and NumPy.
+        from lsci.recording.errors import RecordingWarning
+
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             # What lsci warns about in a file is for the user to read, once per message.
             warnings.simplefilter("default", RecordingWarning)
-            try:
-                return super().invoke(ctx)
-            except LsciError as exc:
-                raise click.ClickException(str(exc)) from exc
+            return super().invoke(ctx)
 
 
 def _show_warning(

@@ -51,7 +51,12 @@ from lsci.acquisition import (
     recording_metadata,
 )
 from lsci.analysis.scale import scale_from_metadata
-from lsci.cli.stop_signals import still_closing, stop_requests
+from lsci.cli.stop_signals import (
+    CLOSING_THE_RECORDING,
+    StopRequests,
+    already_stopping,
+    stop_requests,
+)
 from lsci.core.models import MODELS
 from lsci.drivers.base import Camera, Capability, FrameInfo
 from lsci.drivers.genicam import ENV_VAR, ProducerNotFoundError
@@ -454,42 +459,49 @@ def acquire(
     except (LsciError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     try:
-        if pixel_format is not None:
-            _apply(camera, "pixel_format", pixel_format, "--pixel-format")
-        if exposure_ms is not None:
-            _apply(camera, "exposure_s", exposure_ms / 1e3, "--exposure-ms")
-        if fps is not None:
-            _apply(camera, "frame_rate_hz", fps, "--fps")
-        producer = None if cti is None else str(cti)
-        metadata = recording_metadata(camera, producer=producer, notes=notes)
-        if pixel_size_um is not None:
-            metadata = dataclasses.replace(metadata, pixel_size_um=pixel_size_um)
-        if magnification is not None:
-            metadata = dataclasses.replace(metadata, magnification=magnification)
-        try:
-            writer = RecordingWriter(
-                out,
-                metadata,
-                frame_shape=camera.frame_shape,
-                dtype=camera.frame_dtype,
-                overwrite=overwrite,
-            )
-        except LsciError as error:
-            raise click.ClickException(str(error)) from None
-        settings = LiveSettings(model=live, max_rate_hz=_LIVE_RATE_HZ)
-        pipeline = AcquisitionPipeline(camera, writer, live=settings)
-        analysis = None
-        if reference is not None:
-            # Delineation needs scikit-image, which only --reference uses.
-            from lsci.analysis.live import LiveAnalysis
+        # From here on a stop signal is recorded, not acted on at once: the recording created
+        # below is then closed complete, however early the signal came.
+        with stop_requests(already_stopping(CLOSING_THE_RECORDING)) as stops:
+            if pixel_format is not None:
+                _apply(camera, "pixel_format", pixel_format, "--pixel-format")
+            if exposure_ms is not None:
+                _apply(camera, "exposure_s", exposure_ms / 1e3, "--exposure-ms")
+            if fps is not None:
+                _apply(camera, "frame_rate_hz", fps, "--fps")
+            producer = None if cti is None else str(cti)
+            metadata = recording_metadata(camera, producer=producer, notes=notes)
+            if pixel_size_um is not None:
+                metadata = dataclasses.replace(metadata, pixel_size_um=pixel_size_um)
+            if magnification is not None:
+                metadata = dataclasses.replace(metadata, magnification=magnification)
+            try:
+                writer = RecordingWriter(
+                    out,
+                    metadata,
+                    frame_shape=camera.frame_shape,
+                    dtype=camera.frame_dtype,
+                    overwrite=overwrite,
+                )
+            except LsciError as error:
+                raise click.ClickException(str(error)) from None
+            try:
+                settings = LiveSettings(model=live, max_rate_hz=_LIVE_RATE_HZ)
+                pipeline = AcquisitionPipeline(camera, writer, live=settings)
+                analysis = None
+                if reference is not None:
+                    # Delineation needs scikit-image, which only --reference uses.
+                    from lsci.analysis.live import LiveAnalysis
 
-            analysis = LiveAnalysis(
-                settings,
-                fit_limits=functools.partial(display_limits, "perfusion"),
-                pixel_scale=scale_from_metadata(metadata),
-                reference=reference,
-            )
-        _record(pipeline, out, duration, marks, event_key, analysis)
+                    analysis = LiveAnalysis(
+                        settings,
+                        fit_limits=functools.partial(display_limits, "perfusion"),
+                        pixel_scale=scale_from_metadata(metadata),
+                        reference=reference,
+                    )
+            except BaseException:
+                writer.close()  # nothing recorded: the file is closed empty, not left open
+                raise
+            _record(pipeline, out, duration, marks, event_key, stops, analysis)
     finally:
         camera.close()
 
@@ -500,6 +512,7 @@ def _record(
     duration: float | None,
     marks: list[tuple[float, str]],
     event_key: bool,
+    stops: StopRequests,
     analysis: LiveAnalysis | None = None,
 ) -> None:
     live = pipeline.live_settings
@@ -508,45 +521,45 @@ def _record(
         analysis.events.updated.connect(status.on_analysis)
         analysis.attach(pipeline)
     keys = _EventInput(pipeline, sys.stdin) if event_key else None
-    with stop_requests(on_repeat=still_closing) as stops:
-        try:
-            pipeline.start()
-        except LsciError as error:
-            raise click.ClickException(str(error)) from None
-        click.echo(
-            f"recording to {out}"
-            + ("" if duration is None else f" for {duration:g} s")
-            + ("; Ctrl-C stops" if signal.SIGINT in stops.signals else ""),
-            err=True,
-        )
-        started = time.monotonic()
-        schedule = list(marks)
-        stopped_by = "the end of --duration"
-        try:
-            with keys.running() if keys is not None else contextlib.nullcontext():
-                while True:
-                    if stops.name is not None:
-                        stopped_by = stops.name
-                        break
-                    if pipeline.wait(0.05):
-                        stopped_by = "an error"
-                        break
-                    elapsed = time.monotonic() - started
-                    if duration is not None and elapsed >= duration:
-                        break
-                    while schedule and schedule[0][0] <= elapsed:
-                        _mark(pipeline, schedule.pop(0)[1])
-                    status.show(pipeline.stats())
-        finally:
-            # Whatever happened here, the recording is closed complete.
-            summary = pipeline.stop(raise_on_error=False)
-            if analysis is not None:
-                analysis.close(timeout_s=5.0)
+    try:
+        pipeline.start()
+    except LsciError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"recording to {out}"
+        + ("" if duration is None else f" for {duration:g} s")
+        + ("; Ctrl-C stops" if signal.SIGINT in stops.signals else ""),
+        err=True,
+    )
+    started = time.monotonic()
+    schedule = list(marks)
+    stopped_by = "the end of --duration"
+    try:
+        with keys.running() if keys is not None else contextlib.nullcontext():
+            while True:
+                if stops.name is not None:
+                    stopped_by = stops.name
+                    break
+                if pipeline.wait(0.05):
+                    stopped_by = "an error"
+                    break
+                elapsed = time.monotonic() - started
+                if duration is not None and elapsed >= duration:
+                    break
+                while schedule and schedule[0][0] <= elapsed:
+                    _mark(pipeline, schedule.pop(0)[1])
+                status.show(pipeline.stats())
+    finally:
+        # Whatever happened here, the recording is closed complete.
+        summary = pipeline.stop(raise_on_error=False)
+        if analysis is not None:
+            analysis.close(timeout_s=5.0)
     status.show(summary.stats, force=True)
     status.end()
     for when, label in schedule:
         click.echo(
-            f"warning: {label!r} at {when:g} s was not marked: the recording ended first", err=True
+            f"warning: {label!r} at {when:g} s was not marked: the recording ended first",
+            err=True,
         )
     click.echo(_summary_text(summary, out, stopped_by), err=True)
     if summary.error is not None:

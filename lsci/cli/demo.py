@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from lsci.cli.stop_signals import Stopped, StoppedError, still_closing, stop_requests
+from lsci.cli.stop_signals import (
+    CLOSING_THE_RECORDING,
+    Stopped,
+    StoppedError,
+    already_stopping,
+    stop_requests,
+)
 
 
 def _report(text: str) -> None:
@@ -49,7 +55,7 @@ def demo(out_dir: Path, overwrite: bool, view: bool) -> None:
     from lsci.demo import DemoFolderNotEmptyError, run_demo
 
     try:
-        with stop_requests(on_repeat=still_closing, at_once=True):
+        with stop_requests(already_stopping(CLOSING_THE_RECORDING), at_once=True):
             result = run_demo(out_dir, report=_report, overwrite=overwrite)
     except Stopped as exc:
         click.echo(err=True)  # after the status line

@@ -24,7 +24,13 @@ from typing import Any
 import click
 
 from lsci.calibration import CalibrationError
-from lsci.cli.stop_signals import Stopped, StoppedError, StopRequests, stop_requests
+from lsci.cli.stop_signals import (
+    Stopped,
+    StoppedError,
+    StopRequests,
+    already_stopping,
+    stop_requests,
+)
 from lsci.core.contrast import EDGE_MODES
 from lsci.core.models import MODELS, default_model, get_model
 from lsci.core.modes import MODES
@@ -140,6 +146,8 @@ def report(result: ProcessingResult) -> str:
 
 #: What makes one recording fail without stopping the others.
 _FILE_ERRORS = (LsciError, CalibrationError, ValueError, OSError)
+#: What a stopped run is doing while a repeated signal arrives.
+_REMOVING = "the unfinished product set is being removed"
 
 
 @click.command("process")
@@ -233,7 +241,7 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
     dtype = options.pop("dtype")
     check_options(dict(options, products=products))
     failures: dict[Path, str] = {}
-    with stop_requests() as stops, cluster(scheduler) as client:
+    with stop_requests(already_stopping(_REMOVING)) as stops, cluster(scheduler) as client:
         for path in paths:
             try:
                 stops.check()
@@ -263,6 +271,14 @@ def process(files: tuple[Path, ...], **options: Any) -> None:
                 failures[path] = message
                 continue
             click.echo(report(result))
+        if stops.signum is not None:
+            # It came while the last set was being published, too late to stop anything: the
+            # work is complete, and the caller, who asked for a stop, is told so.
+            raise StoppedError(
+                f"{Stopped(stops.signum)} once every recording was done; their product sets "
+                "are complete",
+                stops.signum,
+            )
     if failures:
         lines = [f"{len(paths) - len(failures)} of {len(paths)} recordings processed; failed:"]
         lines += [f"  {message}" for message in failures.values()]

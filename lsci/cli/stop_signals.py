@@ -71,21 +71,28 @@ class StopRequests:
             raise Stopped(self.signum)
 
 
-def stop_at_once(signum: int) -> None:
-    """A repeated signal that stops the run where it is (``with`` blocks still clean up)."""
-    raise Stopped(signum)
+#: What a command that records is doing once it stops.
+CLOSING_THE_RECORDING = "the recording is being closed"
 
 
-def still_closing(signum: int) -> None:
-    """A repeated signal while a recording is being closed: it is closed complete all the
-    same (interrupting that would leave it half closed)."""
-    name = signal.Signals(signum).name
-    click.echo(f"\n{name}: stopping, the recording is being closed", err=True)
+def already_stopping(doing: str) -> Callable[[int], None]:
+    """What a repeated signal does while the run cleans up: it says so (``doing``) and lets
+    the cleanup finish. Interrupting it would leave a recording half closed, or the unfinished
+    product set (or, with ``--overwrite``, the set it replaces) half removed."""
+
+    said: list[int] = []
+
+    def notice(signum: int) -> None:
+        if not said:  # once: a burst of signals gets one line
+            said.append(signum)
+            click.echo(f"\n{signal.Signals(signum).name}: already stopping; {doing}", err=True)
+
+    return notice
 
 
 @contextlib.contextmanager
 def stop_requests(
-    on_repeat: Callable[[int], None] = stop_at_once, *, at_once: bool = False
+    on_repeat: Callable[[int], None], *, at_once: bool = False
 ) -> Iterator[StopRequests]:
     """Record the stop signals that are not ignored, until the block ends.
 

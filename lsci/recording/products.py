@@ -683,6 +683,12 @@ class ProductSetWriter:
         if self.complete:
             return self
         folder = make_folder(self.recording)
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
+            # Found now, not when the finished set cannot be renamed to it.
+            kind = "a symbolic link" if self.path.is_symlink() else "a file"
+            raise RecordingWriteError(
+                self.path, f"is {kind}, where this product set's folder goes: move it away"
+            )
         itemsize = np.dtype(self.layout.dtype).itemsize
         needed = sum(int(np.prod(shape)) * itemsize for shape in self.layout.shapes.values())
         free = shutil.disk_usage(folder).free
