@@ -16,6 +16,10 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
+# One build at a time: two test processes building from the same tree at once race on its
+# lsci.egg-info folder.
+pytestmark = pytest.mark.serial
+
 # Where each source folder lands inside the wheel.
 SOURCE_TO_WHEEL = {
     "lsci": "lsci",
