@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from lsci.cli.acquire import acquire
 from lsci.recording import open_recording
 from lsci.sim.needling import HEALTHY, NeedlingScene
-from tests.helpers.children import LSCI
+from tests.helpers.children import LSCI, read_until
 
 pytestmark = pytest.mark.serial
 
@@ -61,14 +61,7 @@ def stop_mid_run(
     else:
         os.close(terminal)
     try:
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith("recording to"):
-                break
-        else:
-            process.wait()
-            pytest.fail("lsci acquire never started recording:\n" + "".join(seen))
+        seen = read_until(process.stderr, "recording to", "lsci acquire never started recording")
         if typist is not None:
             os.write(typist, keys)
         time.sleep(1.5)

@@ -16,7 +16,7 @@ from lsci.demo import HEALTHY, ISCHEMIC, DemoResult, DemoSettings, run_demo
 from lsci.drivers.simulated import SpeckleScene
 from lsci.recording import open_recording
 from lsci.sim.needling import NeedlingScene
-from tests.helpers.children import LSCI
+from tests.helpers.children import LSCI, read_until
 
 pytestmark = pytest.mark.serial
 
@@ -159,13 +159,7 @@ def test_a_stopped_demo_closes_its_recording_and_exits(tmp_path: Path) -> None:
         text=True,
     ) as process:
         assert process.stderr is not None
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith("2/5"):
-                break
-        else:
-            pytest.fail("the demo never started filming:\n" + "".join(seen))
+        read_until(process.stderr, "2/5", "the demo never started filming")
         time.sleep(1.0)
         process.send_signal(sig)
         try:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from lsci.cli import main
 from lsci.recording import AcquisitionMetadata, RecordingWriter, add_event
 from lsci.recording.products import find_product_sets, product_folder
-from tests.helpers.children import LSCI, LSCI_CODE, python_child
+from tests.helpers.children import LSCI, LSCI_CODE, python_child, read_until
 from tests.helpers.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.serial
@@ -152,13 +152,7 @@ def _stop_while_publishing(args: list[str], signals: list[signal.Signals]) -> tu
         [*SLOW_PUBLISH, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as process:
         assert process.stderr is not None
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if line.strip() == "publishing":
-                break
-        else:
-            pytest.fail("the run never published:\n" + "".join(seen))
+        read_until(process.stderr, "publishing", "the run never published")
         for sig in signals:
             process.send_signal(sig)
             time.sleep(0.2)

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import click
 
 from lsci._version import __version__
-from lsci.cli.stop_signals import StoppedError
+from lsci.cli.stop_signals import STOP_SIGNALS, StoppedError
 from lsci.errors import LsciError
 
 #: Subcommands of ``lsci``: name on the command line → ``"module:attribute"`` of its click
@@ -59,7 +59,7 @@ class LsciGroup(click.Group):
         try:
             return super().__call__(*args, **kwargs)
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -9,6 +9,9 @@ SIGINT, SIGTERM and SIGHUP to what a terminal gives it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
+
+import pytest
 
 _AS_FROM_A_TERMINAL = (
     "import signal\n"
@@ -29,3 +32,14 @@ def python_child(code: str) -> list[str]:
 
 #: ``lsci`` as started from a terminal.
 LSCI = python_child(LSCI_CODE)
+
+
+def read_until(lines: Iterable[str], start: str, awaited: str) -> list[str]:
+    """The lines of a child's output up to the first that begins with ``start``; the test
+    fails, showing them, if the output ends first (``awaited`` says what never came)."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line.startswith(start):
+            return seen
+    pytest.fail(f"{awaited}:\n" + "".join(seen))
